@@ -1,0 +1,210 @@
+"""Turning parameters and results into stored text and back, without configuration.
+
+Supported as-is: JSON values (None, bool, int, float, str, list, dict), tuples, sets,
+frozensets, dicts with non-string keys, bytes, datetime/date/time/timedelta, Decimal, UUID,
+Path, Enum members, dataclasses and pydantic models. Non-JSON values are written as tagged
+objects ``{"$t": tag, ...}`` so they come back as the same type in a fresh process.
+Anything else raises SerializationError, unless the task chose ``serializer="pickle"``
+(opt-in: unpickling runs code, so never point Stead at a database you do not trust).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from enum import Enum
+from pathlib import PurePath
+from typing import Any
+from uuid import UUID
+
+from stead.errors import SerializationError
+
+TAG = "$t"
+_SCALARS = (str, int, float, bool, type(None))
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_loads = json.loads
+_module_aliases: dict[str, Any] = {}
+_class_cache: dict[str, Any] = {}
+
+
+def register_module_alias(name: str, module: Any) -> None:
+    """Resolve classes recorded under module `name` (usually ``__main__``) in `module`."""
+    _module_aliases[name] = module
+    _class_cache.clear()
+
+
+def class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_class(path: str) -> Any:
+    cached = _class_cache.get(path)
+    if cached is not None:
+        return cached
+    module_name, _, qualname = path.partition(":")
+    candidates = []
+    if module_name in _module_aliases:
+        candidates.append(_module_aliases[module_name])
+    try:
+        candidates.append(importlib.import_module(module_name))
+    except ImportError:
+        pass
+    for module in candidates:
+        obj: Any = module
+        try:
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        _class_cache[path] = obj
+        return obj
+    raise SerializationError(
+        f"cannot rebuild a stored value of type {path}: the class is not importable here. "
+        "Make sure the module that defines it is on sys.path (run from the project folder)."
+    )
+
+
+def _encode_obj(value: Any, pickle_ok: bool) -> Any:  # noqa: C901 - one branch per type
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    if cls is list:
+        return [_encode_obj(v, pickle_ok) for v in value]
+    if cls is dict:
+        if all(type(k) is str for k in value) and TAG not in value:
+            return {k: _encode_obj(v, pickle_ok) for k, v in value.items()}
+        return {TAG: "dict", "v": [[_encode_obj(k, pickle_ok), _encode_obj(v, pickle_ok)]
+                                   for k, v in value.items()]}
+    if cls is tuple:
+        return {TAG: "tuple", "v": [_encode_obj(v, pickle_ok) for v in value]}
+    if cls is set or cls is frozenset:
+        items = sorted((_encode_obj(v, pickle_ok) for v in value), key=_dumps)
+        return {TAG: cls.__name__, "v": items}
+    if cls is bytes or cls is bytearray:
+        return {TAG: cls.__name__, "v": base64.b64encode(value).decode("ascii")}
+    if cls is dt.datetime:
+        return {TAG: "datetime", "v": value.isoformat()}
+    if cls is dt.date:
+        return {TAG: "date", "v": value.isoformat()}
+    if cls is dt.time:
+        return {TAG: "time", "v": value.isoformat()}
+    if cls is dt.timedelta:
+        return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
+    if cls is Decimal:
+        return {TAG: "decimal", "v": str(value)}
+    if cls is UUID:
+        return {TAG: "uuid", "v": str(value)}
+    if isinstance(value, PurePath):
+        return {TAG: "path", "c": class_path(cls), "v": str(value)}
+    if isinstance(value, Enum):
+        return {TAG: "enum", "c": class_path(cls), "v": _encode_obj(value.value, pickle_ok)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: _encode_obj(getattr(value, f.name), pickle_ok)
+                  for f in dataclasses.fields(value)}
+        return {TAG: "dataclass", "c": class_path(cls), "v": fields}
+    if "pydantic" in sys.modules and _is_pydantic_model(value):
+        return {TAG: "pydantic", "c": class_path(cls), "v": value.model_dump(mode="json")}
+    if pickle_ok:
+        import pickle
+
+        return {TAG: "pickle", "v": base64.b64encode(pickle.dumps(value)).decode("ascii")}
+    raise SerializationError(
+        f"a value of type {cls.__module__}.{cls.__qualname__} cannot be stored. Return JSON "
+        "values, dataclasses, pydantic models, datetimes or bytes, or opt in to pickle with "
+        "@task(serializer='pickle') (unsafe if the database is not trusted)."
+    )
+
+
+def _is_pydantic_model(value: Any) -> bool:
+    from pydantic import BaseModel
+
+    return isinstance(value, BaseModel)
+
+
+def _decode_obj(value: Any, pickle_ok: bool) -> Any:
+    cls = type(value)
+    if cls is list:
+        return [_decode_obj(v, pickle_ok) for v in value]
+    if cls is not dict:
+        return value
+    tag = value.get(TAG)
+    if tag is None:
+        return {k: _decode_obj(v, pickle_ok) for k, v in value.items()}
+    decoder = _DECODERS.get(tag)
+    if decoder is None:
+        raise SerializationError(
+            f"stored value has unknown type tag {tag!r}; it was written by a newer Stead"
+        )
+    return decoder(value, pickle_ok)
+
+
+def _dataclass(v: dict[str, Any], p: bool) -> Any:
+    cls = _import_class(v["c"])
+    data = {k: _decode_obj(x, p) for k, x in v["v"].items()}
+    init = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.init and f.name in data}
+    obj = cls(**init)
+    for f in dataclasses.fields(cls):
+        if not f.init and f.name in data:
+            object.__setattr__(obj, f.name, data[f.name])
+    return obj
+
+
+def _pickle(v: dict[str, Any], p: bool) -> Any:
+    if not p:
+        return PickledValue(v["v"])
+    import pickle
+
+    return pickle.loads(base64.b64decode(v["v"]))
+
+
+class PickledValue:
+    """A pickled value shown without unpickling it (the CLI never runs stored code)."""
+
+    def __init__(self, data: str) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<pickled value, {len(self.data) * 3 // 4} bytes>"
+
+
+_DECODERS: dict[str, Callable[[dict[str, Any], bool], Any]] = {
+    "dict": lambda v, p: {_hashable(_decode_obj(k, p)): _decode_obj(x, p) for k, x in v["v"]},
+    "tuple": lambda v, p: tuple(_decode_obj(x, p) for x in v["v"]),
+    "set": lambda v, p: {_hashable(_decode_obj(x, p)) for x in v["v"]},
+    "frozenset": lambda v, p: frozenset(_hashable(_decode_obj(x, p)) for x in v["v"]),
+    "bytes": lambda v, p: base64.b64decode(v["v"]),
+    "bytearray": lambda v, p: bytearray(base64.b64decode(v["v"])),
+    "datetime": lambda v, p: dt.datetime.fromisoformat(v["v"]),
+    "date": lambda v, p: dt.date.fromisoformat(v["v"]),
+    "time": lambda v, p: dt.time.fromisoformat(v["v"]),
+    "timedelta": lambda v, p: dt.timedelta(*v["v"]),
+    "decimal": lambda v, p: Decimal(v["v"]),
+    "uuid": lambda v, p: UUID(v["v"]),
+    "path": lambda v, p: _import_class(v["c"])(v["v"]),
+    "enum": lambda v, p: _import_class(v["c"])(_decode_obj(v["v"], p)),
+    "dataclass": _dataclass,
+    "pydantic": lambda v, p: _import_class(v["c"]).model_validate(v["v"]),
+    "pickle": _pickle,
+}
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if type(value) is list else value
+
+
+def encode(value: Any, *, pickle_ok: bool = False) -> str:
+    """Encode `value` as JSON text; raise SerializationError for unsupported types."""
+    if type(value) in _SCALARS:
+        return _dumps(value)
+    return _dumps(_encode_obj(value, pickle_ok))
+
+
+def decode(text: str, *, pickle_ok: bool = False) -> Any:
+    """Rebuild a value written by `encode`. Pickled values stay opaque unless pickle_ok."""
+    return _decode_obj(_loads(text), pickle_ok)

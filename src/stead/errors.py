@@ -1,0 +1,50 @@
+"""Every error Stead raises, in one place. Each message says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class SteadError(Exception):
+    """Base class of all Stead errors."""
+
+
+class ConfigError(SteadError):
+    """A setting or environment variable has a value Stead cannot use."""
+
+
+class StoreError(SteadError):
+    """The database cannot be opened or used (corrupt, newer schema, unreachable)."""
+
+
+class RunNotFound(SteadError):
+    """No run with the given id (or id prefix) exists."""
+
+
+class SerializationError(SteadError):
+    """A value cannot be stored: not one of the supported types and no pickle serializer chosen."""
+
+
+class NonDeterminismError(SteadError):
+    """A resumed flow called a different task at a position than the recorded run did."""
+
+
+class ParameterError(SteadError, TypeError):
+    """A flow was called with arguments that do not match its signature."""
+
+
+class RunConflict(SteadError):
+    """A run id is already in use in a way that forbids this start (other parameters, or live)."""
+
+
+class TaskTimeout(SteadError, TimeoutError):
+    """A task or flow attempt ran longer than its timeout."""
+
+
+class FlowRunFailed(SteadError):
+    """A flow run ended Failed; `run_id`, `step` and `attempts` say where and how often."""
+
+    def __init__(self, message: str, *, run_id: str, step: str | None = None,
+                 attempts: int | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.step = step
+        self.attempts = attempts

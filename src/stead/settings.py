@@ -1,0 +1,97 @@
+"""Every setting Stead reads: its default, its environment variable, and what it means.
+
+Plain dataclass rather than pydantic-settings: `import stead` must stay cheap
+(pydantic adds ~80 ms at import), and these few fields need no validation library.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from stead.errors import ConfigError
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number; unset it or give e.g. {default}")
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a yes/no value; use 1 or 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # STEAD_HOME: folder for the default database and large results (default ~/.stead).
+    home: Path
+    # STEAD_DATABASE_URL: where runs are recorded; sqlite:///PATH (default $STEAD_HOME/stead.db).
+    database_url: str
+    # STEAD_RESULTS_DIR: where results larger than result_inline_max go ($STEAD_HOME/results).
+    results_dir: Path
+    # STEAD_RESULT_INLINE_MAX: results up to this many bytes are stored in the database row.
+    result_inline_max: int = 64 * 1024
+    # STEAD_SQLITE_SYNCHRONOUS: NORMAL survives process crashes; FULL also survives power loss.
+    sqlite_synchronous: str = "NORMAL"
+    # STEAD_CONSOLE: print a line per state change to stderr (1) or stay silent (0).
+    console: bool = True
+    # STEAD_CONSOLE_TASKS: also print a line when each task completes (failures always print).
+    console_tasks: bool = False
+    # STEAD_LOG_LEVEL: lowest level of run-logger lines that are recorded and shown.
+    log_level: str = "INFO"
+    # STEAD_PARAM_MAX: recorded task parameters larger than this are stored as a short repr.
+    param_max: int = 16 * 1024
+    # STEAD_SLOW_STEP_MS: a task still running after this long gets a visible Running row.
+    slow_step_ms: int = 500
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(_env("STEAD_HOME", str(Path.home() / ".stead"))).expanduser()
+        sync = _env("STEAD_SQLITE_SYNCHRONOUS", "NORMAL").upper()
+        if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ConfigError(
+                f"STEAD_SQLITE_SYNCHRONOUS={sync!r} is not one of NORMAL, FULL, EXTRA, OFF"
+            )
+        return cls(
+            home=home,
+            database_url=_env("STEAD_DATABASE_URL", f"sqlite:///{home / 'stead.db'}"),
+            results_dir=Path(_env("STEAD_RESULTS_DIR", str(home / "results"))).expanduser(),
+            result_inline_max=_env_int("STEAD_RESULT_INLINE_MAX", 64 * 1024),
+            sqlite_synchronous=sync,
+            console=_env_bool("STEAD_CONSOLE", True),
+            console_tasks=_env_bool("STEAD_CONSOLE_TASKS", False),
+            log_level=_env("STEAD_LOG_LEVEL", "INFO").upper(),
+            param_max=_env_int("STEAD_PARAM_MAX", 16 * 1024),
+            slow_step_ms=_env_int("STEAD_SLOW_STEP_MS", 500),
+        )
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = Settings.from_env()
+    return _current
+
+
+def reset_settings() -> None:
+    """Forget cached settings so the next use re-reads the environment (tests, CLI options)."""
+    global _current
+    _current = None

@@ -1,0 +1,25 @@
+"""Persistence behind one interface (`Store`); `open_store(url)` picks the backend by URL."""
+
+from __future__ import annotations
+
+from stead.errors import ConfigError
+from stead.store.base import LogRecord, RunFilter, RunRecord, StateChange, StepRecord, Store
+
+__all__ = ["LogRecord", "RunFilter", "RunRecord", "StateChange", "StepRecord", "Store",
+           "open_store"]
+
+
+def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
+    """Open the store at `url`: ``sqlite:///path/to/file.db`` (or a bare file path)."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+    elif "://" not in url:
+        path = url
+    else:
+        scheme = url.split("://", 1)[0]
+        raise ConfigError(
+            f"database URL scheme {scheme!r} is not supported yet; use sqlite:///PATH "
+            f"(got {url!r})")
+    from stead.store.sqlite import SQLiteStore
+
+    return SQLiteStore(path, synchronous=synchronous)

@@ -1,0 +1,262 @@
+"""The SQLite store: one file in WAL mode, safe for several processes writing at once.
+
+Writes that touch more than one row use BEGIN IMMEDIATE, so a writer waits for the lock
+(busy_timeout) instead of failing with "database is locked" when it upgrades a read
+transaction. Each thread gets its own connection; a forked child opens fresh ones.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+from dataclasses import fields
+from pathlib import Path
+
+from stead.errors import RunConflict, RunNotFound, StoreError
+from stead.store.base import LogRecord, RunFilter, RunRecord, StateChange, StepRecord
+from stead.store.migrate import SCHEMA_HEAD, upgrade
+
+RUN_COLUMNS = [f.name for f in fields(RunRecord)]
+STEP_COLUMNS = [f.name for f in fields(StepRecord)]
+_RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+_RUN_INSERT = (
+    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
+    "ON CONFLICT(id) DO NOTHING"
+)
+_RUN_UPDATE = (
+    f"UPDATE runs SET {', '.join(f'{c} = ?' for c in RUN_COLUMNS[1:])} WHERE id = ?"
+)
+_STEP_UPSERT = (
+    f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(STEP_COLUMNS))}) ON CONFLICT(run_id, key) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS[2:])
+)
+_STEP_IF_ABSENT = (
+    f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(STEP_COLUMNS))}) ON CONFLICT(run_id, key) DO NOTHING"
+)
+_LOG_INSERT = "INSERT INTO logs (run_id, step_key, at, level, message) VALUES (?, ?, ?, ?, ?)"
+BUSY_TIMEOUT_MS = 60_000
+
+
+def _run_values(run: RunRecord) -> tuple:
+    return tuple(getattr(run, c) for c in RUN_COLUMNS)
+
+
+def _step_values(s: StepRecord) -> tuple:
+    return (s.run_id, s.key, s.name, s.kind, s.state, s.attempts, s.started_at, s.ended_at,
+            s.params, s.result, s.result_ref, s.error, s.history, s.child_run_id)
+
+
+class SQLiteStore:
+    """Store implementation on one SQLite file. Create with `SQLiteStore(path)`."""
+
+    def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL") -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.url = f"sqlite:///{self.path}"
+        self.synchronous = synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._ensure_schema()
+
+    # -- connections ---------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.DatabaseError as exc:
+            raise self._broken(exc) from exc
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._pid != os.getpid():
+            if self._pid != os.getpid():  # forked: never share the parent's connections
+                self._pid, self._all, self._local = os.getpid(), [], threading.local()
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _broken(self, exc: Exception) -> StoreError:
+        return StoreError(
+            f"the Stead database {self.path} cannot be used: {exc}. If the file is damaged, "
+            "move it aside (nothing in it is deleted) and Stead will start a new one, or set "
+            "STEAD_DATABASE_URL to another file."
+        )
+
+    def _ensure_schema(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for {self.path}: {exc}") from exc
+        if self._revision() == SCHEMA_HEAD:
+            return
+        lock_path = self.path.with_name(self.path.name + ".migrate-lock")
+        with open(lock_path, "w") as lock:  # one process migrates; the others wait for it
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = self._revision()
+            if current != SCHEMA_HEAD:
+                try:
+                    self._conn().execute("PRAGMA journal_mode = WAL")
+                except sqlite3.DatabaseError as exc:
+                    raise self._broken(exc) from exc
+                upgrade(f"sqlite:///{self.path}", current, str(self.path))
+
+    def _revision(self) -> str | None:
+        conn = self._conn()
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise self._broken(exc) from exc
+            tables = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            if tables:
+                raise StoreError(
+                    f"{self.path} is an SQLite database but not a Stead one (it has tables "
+                    "and no Stead schema). Point STEAD_DATABASE_URL at a new file."
+                ) from exc
+            return None
+        except sqlite3.DatabaseError as exc:
+            raise self._broken(exc) from exc
+        return row[0] if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all = []
+        self._local = threading.local()
+
+    # -- runs ----------------------------------------------------------------------------
+    def create_run(self, run: RunRecord, message: str | None = None) -> tuple[RunRecord, bool]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            created = conn.execute(_RUN_INSERT, _run_values(run)).rowcount == 1
+            if created:
+                conn.execute("INSERT INTO run_history (run_id, state, at, message) "
+                             "VALUES (?, ?, ?, ?)", (run.id, run.state, run.created_at, message))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return (run, True) if created else (self.get_run(run.id), False)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        row = self._conn().execute(f"{_RUN_SELECT} WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
+        return RunRecord(*row)
+
+    def resolve_run_id(self, prefix: str) -> str:
+        rows = self._conn().execute(
+            "SELECT id FROM runs WHERE id = ? UNION SELECT id FROM runs WHERE substr(id, 1, ?) = ?"
+            " LIMIT 3", (prefix, len(prefix), prefix)).fetchall()
+        ids = sorted({r[0] for r in rows})
+        if prefix in ids:
+            return prefix
+        if not ids:
+            raise RunNotFound(
+                f"no run with id {prefix!r} in {self.path}; `stead runs ls` lists the runs")
+        if len(ids) > 1:
+            raise RunNotFound(f"{prefix!r} matches several runs ({', '.join(ids[:2])}, ...); "
+                              "give more characters of the id")
+        return ids[0]
+
+    def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        where, args = [], []
+        for column, value in (("state", flt.state), ("flow_name", flt.flow_name),
+                              ("parent_id", flt.parent_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = _RUN_SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        return [RunRecord(*row) for row in self._conn().execute(sql, (*args, flt.limit))]
+
+    def transition_run(self, run: RunRecord, state: str, at: float,
+                       message: str | None = None,
+                       expected: tuple[str, ...] | None = None) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if expected is not None:
+                row = conn.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
+                if row is None or row[0] not in expected:
+                    raise RunConflict(
+                        f"run {run.id} is {row[0] if row else 'gone'}, expected "
+                        f"{' or '.join(expected)}; another process changed it")
+            run.state = state
+            values = _run_values(run)
+            conn.execute(_RUN_UPDATE, (*values[1:], run.id))
+            conn.execute("INSERT INTO run_history (run_id, state, at, message) VALUES (?, ?, ?, ?)",
+                         (run.id, state, at, message))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def run_history(self, run_id: str) -> list[StateChange]:
+        rows = self._conn().execute(
+            "SELECT run_id, state, at, message FROM run_history WHERE run_id = ? ORDER BY id",
+            (run_id,))
+        return [StateChange(*row) for row in rows]
+
+    # -- steps ---------------------------------------------------------------------------
+    def load_steps(self, run_id: str) -> dict[str, StepRecord]:
+        rows = self._conn().execute(
+            f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE run_id = ?", (run_id,))
+        return {row[1]: StepRecord(*row) for row in rows}
+
+    def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None) -> None:
+        conn = self._conn()
+        if not logs:  # the hot path: one statement, one implicit transaction, one commit
+            conn.execute(_STEP_UPSERT, _step_values(step))
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_STEP_UPSERT, _step_values(step))
+            conn.executemany(_LOG_INSERT, [(g.run_id, g.step_key, g.at, g.level, g.message)
+                                           for g in logs])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def mark_steps_running(self, steps: list[StepRecord]) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_STEP_IF_ABSENT, [_step_values(s) for s in steps])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- logs ----------------------------------------------------------------------------
+    def append_logs(self, logs: list[LogRecord]) -> None:
+        if not logs:
+            return
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_LOG_INSERT, [(g.run_id, g.step_key, g.at, g.level, g.message)
+                                           for g in logs])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def read_logs(self, run_id: str, after_id: int = 0, limit: int = 10_000) -> list[LogRecord]:
+        rows = self._conn().execute(
+            "SELECT run_id, step_key, at, level, message, id FROM logs "
+            "WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", (run_id, after_id, limit))
+        return [LogRecord(*row) for row in rows]
