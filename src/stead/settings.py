@@ -23,7 +23,8 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number; unset it or give e.g. {default}")
+        raise ConfigError(
+            f"{name}={raw!r} is not a whole number; unset it or give e.g. {default}") from None
 
 
 def _env_bool(name: str, default: bool) -> bool:

@@ -17,11 +17,8 @@ import importlib
 import json
 import sys
 from collections.abc import Callable
-from decimal import Decimal
 from enum import Enum
-from pathlib import PurePath
 from typing import Any
-from uuid import UUID
 
 from stead.errors import SerializationError
 
@@ -70,7 +67,7 @@ def _import_class(path: str) -> Any:
     )
 
 
-def _encode_obj(value: Any, pickle_ok: bool) -> Any:  # noqa: C901 - one branch per type
+def _encode_obj(value: Any, pickle_ok: bool) -> Any:
     cls = type(value)
     if cls in _SCALARS:
         return value
@@ -96,11 +93,13 @@ def _encode_obj(value: Any, pickle_ok: bool) -> Any:  # noqa: C901 - one branch 
         return {TAG: "time", "v": value.isoformat()}
     if cls is dt.timedelta:
         return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
-    if cls is Decimal:
+    module = cls.__module__
+    if module == "decimal" and cls.__name__ == "Decimal":
         return {TAG: "decimal", "v": str(value)}
-    if cls is UUID:
+    if module == "uuid" and cls.__name__ == "UUID":
         return {TAG: "uuid", "v": str(value)}
-    if isinstance(value, PurePath):
+    if module.startswith("pathlib") and "pathlib" in sys.modules and isinstance(
+            value, sys.modules["pathlib"].PurePath):
         return {TAG: "path", "c": class_path(cls), "v": str(value)}
     if isinstance(value, Enum):
         return {TAG: "enum", "c": class_path(cls), "v": _encode_obj(value.value, pickle_ok)}
@@ -184,8 +183,8 @@ _DECODERS: dict[str, Callable[[dict[str, Any], bool], Any]] = {
     "date": lambda v, p: dt.date.fromisoformat(v["v"]),
     "time": lambda v, p: dt.time.fromisoformat(v["v"]),
     "timedelta": lambda v, p: dt.timedelta(*v["v"]),
-    "decimal": lambda v, p: Decimal(v["v"]),
-    "uuid": lambda v, p: UUID(v["v"]),
+    "decimal": lambda v, p: importlib.import_module("decimal").Decimal(v["v"]),
+    "uuid": lambda v, p: importlib.import_module("uuid").UUID(v["v"]),
     "path": lambda v, p: _import_class(v["c"])(v["v"]),
     "enum": lambda v, p: _import_class(v["c"])(_decode_obj(v["v"], p)),
     "dataclass": _dataclass,

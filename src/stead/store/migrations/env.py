@@ -1,4 +1,4 @@
-"""Alembic environment: runs Stead's migrations on the connection handed in by stead.store.migrate."""
+"""Alembic environment: runs Stead's migrations on the connection from stead.store.migrate."""
 
 from alembic import context
 

@@ -1,0 +1,62 @@
+"""Stead: workflow orchestration and durable execution for plain Python.
+
+Example:
+    >>> from stead import flow, task
+    >>> @task(retries=3, retry_delay=1)
+    ... def fetch(n: int) -> int:
+    ...     return n * 2
+    >>> @flow
+    ... def pipeline(count: int) -> int:
+    ...     return sum(fetch(i) for i in range(count))
+    >>> pipeline(3)
+    6
+"""
+
+from stead.core.clock import FakeClock, SystemClock
+from stead.core.console import get_logger
+from stead.core.context import in_flow, step_idempotency_key
+from stead.core.flow import Flow, flow
+from stead.core.recorded import now, uuid
+from stead.core.retries import exponential_backoff
+from stead.core.states import State
+from stead.core.task import Task, task
+from stead.errors import (
+    ConfigError,
+    FlowRunFailed,
+    NonDeterminismError,
+    ParameterError,
+    RunConflict,
+    RunNotFound,
+    SerializationError,
+    SteadError,
+    StoreError,
+    TaskTimeout,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "FakeClock",
+    "Flow",
+    "FlowRunFailed",
+    "NonDeterminismError",
+    "ParameterError",
+    "RunConflict",
+    "RunNotFound",
+    "SerializationError",
+    "State",
+    "SteadError",
+    "StoreError",
+    "SystemClock",
+    "Task",
+    "TaskTimeout",
+    "exponential_backoff",
+    "flow",
+    "get_logger",
+    "in_flow",
+    "now",
+    "step_idempotency_key",
+    "task",
+    "uuid",
+]

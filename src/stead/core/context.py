@@ -1,0 +1,86 @@
+"""The state of the run being executed, carried in context variables.
+
+A `RunContext` belongs to one execution of one flow run. A `Frame` numbers the calls made at
+one level: the flow body, or the body of a task attempt (whose calls get keys "7.1", "7.2"...).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from stead.core.clock import Clock
+from stead.core.results import ResultFiles
+from stead.store.base import LogRecord, RunRecord, StepRecord, Store
+
+
+@dataclass(slots=True)
+class Frame:
+    prefix: str  # "" for the flow body, "7." inside step 7
+    counter: int = 0
+
+    def next_key(self) -> str:
+        self.counter += 1
+        return f"{self.prefix}{self.counter}"
+
+
+@dataclass(slots=True, weakref_slot=True, eq=False)
+class RunContext:
+    run: RunRecord
+    store: Store
+    clock: Clock
+    results: ResultFiles
+    pickle_ok: bool
+    param_max: int
+    console_tasks: bool
+    recorded: dict[str, StepRecord] = field(default_factory=dict)
+    logs: list[LogRecord] = field(default_factory=list)
+    logs_since: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_logs(self) -> list[LogRecord] | None:
+        if not self.logs:
+            return None
+        with self.lock:
+            logs, self.logs = self.logs, []
+        return logs
+
+    def flush_logs(self) -> None:
+        logs = self.take_logs()
+        if logs:
+            self.store.append_logs(logs)
+
+
+current_run: ContextVar[RunContext | None] = ContextVar("stead_run", default=None)
+current_frame: ContextVar[Frame] = ContextVar("stead_frame")  # set by every run
+current_step: ContextVar[str | None] = ContextVar("stead_step", default=None)
+
+
+def in_flow() -> bool:
+    """True while code runs inside a flow run."""
+    return current_run.get() is not None
+
+
+def get_run_context() -> RunContext | None:
+    return current_run.get()
+
+
+def step_idempotency_key() -> str | None:
+    """A key unique to the current step of the current run, stable across resumes and retries.
+
+    Pass it to external APIs that de-duplicate requests (payments, emails) so a step that
+    runs twice after a crash does not act twice. Returns None outside a flow.
+
+    Example:
+        >>> @task
+        ... def charge(amount):
+        ...     payments.charge(amount, idempotency_key=stead.step_idempotency_key())
+    """
+    ctx = current_run.get()
+    step = current_step.get()
+    if ctx is None:
+        return None
+    return f"{ctx.run.id}/{step or 'flow'}"
+
+

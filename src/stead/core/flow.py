@@ -1,0 +1,484 @@
+"""`@flow`: a function whose run is recorded, retried, and resumable from its last finished step.
+
+Resuming calls the flow function again from the top with the recorded parameters; task calls
+whose steps are recorded Completed return their stored results at once, and the first
+unrecorded (or failed) step runs for real. See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from stead.core import console
+from stead.core.clock import SYSTEM_CLOCK, Clock
+from stead.core.context import Frame, RunContext, current_frame, current_run, current_step
+from stead.core.process import current_owner, describe_owner, owner_is_alive
+from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
+from stead.core.runtime import configure_console, result_files, store_for
+from stead.core.serialization import decode, encode
+from stead.core.states import State
+from stead.core.steps import ACTIVE_RUNS, Step, error_json, params_text, start_watcher
+from stead.core.task import positional_names
+from stead.core.timeouts import deadline
+from stead.errors import (
+    ConfigError,
+    FlowRunFailed,
+    ParameterError,
+    RunConflict,
+    SerializationError,
+    TaskTimeout,
+)
+from stead.store.base import RunRecord, Store
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_LIVE_STATES = (State.RUNNING.value, State.PENDING.value, State.RETRYING.value)
+
+
+def new_run_id() -> str:
+    return os.urandom(16).hex()
+
+
+class Flow(Generic[P, R]):
+    """A decorated flow. Calling it starts (or resumes) a recorded run and returns its result.
+
+    Example:
+        >>> from stead import flow
+        >>> @flow(retries=1)
+        ... def nightly(day: str) -> int: ...
+        >>> nightly("2026-11-22")                                   # a new run
+        >>> nightly.with_options(run_id="nightly-2026-11-22")("2026-11-22")  # idempotent
+    """
+
+    def __init__(self, fn: Callable[P, R], *, name: str | None = None, retries: int = 0,
+                 retry_delay: DelaySpec = None, retry_on: RetryOn | None = None,
+                 timeout: float | None = None, log_prints: bool = False,
+                 run_id: str | None = None, clock: Clock | None = None,
+                 database_url: str | None = None) -> None:
+        if not callable(fn):
+            raise ConfigError(f"@flow needs a function, got {fn!r}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", repr(fn))
+        self.retry = RetryPolicy.build(retries, retry_delay, retry_on, f"flow '{self.name}'")
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise ConfigError(f"flow '{self.name}': timeout must be seconds > 0, got {timeout!r}")
+        self.timeout = timeout
+        self.log_prints = log_prints
+        self.run_id = run_id
+        self.clock = clock or SYSTEM_CLOCK
+        self.database_url = database_url
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        self.arg_names = positional_names(fn)
+        self._options = {"name": name, "retries": retries, "retry_delay": retry_delay,
+                         "retry_on": retry_on, "timeout": timeout, "log_prints": log_prints,
+                         "run_id": run_id, "clock": clock, "database_url": database_url}
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def with_options(self, **options: Any) -> Flow[P, R]:
+        """A copy with options changed: run_id (idempotency key), retries, timeout, clock,
+        database_url, log_prints, name, retry_delay, retry_on."""
+        unknown = set(options) - set(self._options)
+        if unknown:
+            raise ConfigError(f"flow '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
+                              f" known: {', '.join(self._options)}")
+        return Flow(self.fn, **{**self._options, **options})
+
+    def __repr__(self) -> str:
+        return f"<Flow {self.name}>"
+
+    @property
+    def entrypoint(self) -> str:
+        return f"{self.fn.__module__}:{self.fn.__qualname__}"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ParameterError(f"flow '{self.name}' was called with wrong arguments: {exc}. "
+                                 f"It takes {self.name}{self.signature}.") from None
+        bound.apply_defaults()
+        run = _Execution(self, bound, self.run_id, explicit_resume=False)
+        return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
+
+    def resume(self, run_id: str, *, force: bool = False) -> R:
+        """Resume the recorded run `run_id` of this flow (crashed, failed or interrupted).
+
+        Completed steps return their recorded results; the rest run. With `force`, a run that
+        looks alive on another host is taken over (use only when that host is gone).
+        """
+        store = store_for(self.database_url)
+        stored = store.get_run(run_id)
+        params = decode(stored.params)
+        bound = inspect.BoundArguments(self.signature, params)  # type: ignore[arg-type]
+        run = _Execution(self, bound, run_id, explicit_resume=True, force=force)
+        return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
+
+
+class _Execution:
+    """One execution of a flow run: start or resume it, run attempts, record the outcome."""
+
+    def __init__(self, flow: Flow[Any, Any], bound: inspect.BoundArguments, run_id: str | None,
+                 *, explicit_resume: bool, force: bool = False) -> None:
+        self.flow = flow
+        self.bound = bound
+        self.requested_id = run_id
+        self.explicit_resume = explicit_resume
+        self.force = force
+        self.parent = current_run.get()
+        self.parent_step: Step | None = None
+        self.ctx: RunContext | None = None
+        self.done = False
+        self.value: Any = None
+        self.started = 0.0
+
+    # -- start ---------------------------------------------------------------------------
+    def begin(self) -> None:
+        flow, parent = self.flow, self.parent
+        settings = configure_console()
+        params = dict(self.bound.arguments)
+        try:
+            params_json = encode(params)
+        except SerializationError as exc:
+            bad = _unstorable(params)
+            raise ParameterError(
+                f"flow '{flow.name}': parameter {bad!r} cannot be recorded ({exc}). Flow "
+                "parameters must be storable so the run can be resumed; pass an identifier "
+                "(a path, a URL, a key) and open the resource inside the flow.") from None
+        if parent is not None:
+            step = Step(parent, flow.name, "flow",
+                        params_text(flow.arg_names, self.bound.args, self.bound.kwargs,
+                                    parent.param_max))
+            if step.replayed:
+                self.done, self.value = True, step.value
+                return
+            self.parent_step = step
+            step.start_attempt()
+            store = parent.store
+            run_id = self.requested_id or f"{parent.run.id}:{step.key}"
+        else:
+            store = store_for(flow.database_url)
+            run_id = self.requested_id or new_run_id()
+        clock = flow.clock
+        now = clock.now()
+        script = None
+        if flow.fn.__module__ == "__main__":
+            script = getattr(sys.modules.get("__main__"), "__file__", None)
+        record = RunRecord(
+            id=run_id, flow_name=flow.name, state=State.RUNNING.value,
+            entrypoint=flow.entrypoint, script_path=script, params=params_json,
+            parent_id=parent.run.id if parent else None,
+            parent_step=self.parent_step.key if self.parent_step else None,
+            created_at=now, started_at=now, attempts=1, owner=current_owner())
+        run, created = store.create_run(record, "started")
+        recorded = {}
+        label = console.run_label(flow.name, run_id)
+        if created:
+            console.say(label, f"Flow '{flow.name}' Running (run {run_id})")
+        else:
+            try:
+                self._check_same_call(run, params_json)
+                finished = self._existing_outcome(store, run, settings)
+            except BaseException:
+                if self.parent_step is not None:
+                    self.parent_step.abandoned()
+                raise
+            if finished:
+                if self.parent_step is not None:
+                    self.parent_step.succeeded(self.value, pickle_ok=False, child_run_id=run_id)
+                return
+            recorded = store.load_steps(run_id)
+            previous = run.state
+            run.resumes += 1
+            run.owner = current_owner()
+            run.started_at = now
+            run.ended_at = None
+            run.attempts = max(run.attempts, 0) + 1
+            run.error = None
+            store.transition_run(run, State.RUNNING.value, now,
+                                 f"resumed ({len(recorded)} steps recorded)", expected=(previous,))
+            done = sum(1 for s in recorded.values() if s.state in ("Completed", "Cached"))
+            console.say(label, f"Flow '{flow.name}' resumed from {previous} "
+                               f"({done} finished steps will be reused)")
+        self.started = now
+        self.ctx = RunContext(
+            run=run, store=store, clock=clock, results=result_files(settings),
+            pickle_ok=False, param_max=settings.param_max,
+            console_tasks=settings.console_tasks, recorded=recorded)
+        ACTIVE_RUNS.add(self.ctx)
+        start_watcher(settings.slow_step_ms / 1000)
+
+    def _check_same_call(self, run: RunRecord, params_json: str) -> None:
+        if run.flow_name != self.flow.name:
+            raise RunConflict(f"run id {run.id!r} belongs to flow '{run.flow_name}', not "
+                              f"'{self.flow.name}'; choose another run id")
+        if run.params != params_json:
+            raise RunConflict(
+                f"run id {run.id!r} was started with parameters {run.params}; this call passes "
+                f"{params_json}. A run id names one call: pass the same parameters to resume "
+                "or fetch that run, or use a new run id.")
+
+    def _existing_outcome(self, store: Store, run: RunRecord, settings: Any) -> bool:
+        """Handle a start whose run id exists. True if the run's recorded outcome is the answer."""
+        label = console.run_label(run.flow_name, run.id)
+        if run.state == State.COMPLETED.value:
+            text = result_files(settings).load(run.result, run.result_ref)
+            self.done, self.value = True, decode(text)
+            console.say(label, f"Flow '{run.flow_name}' already Completed; returning its result")
+            return True
+        if run.state == State.CANCELLED.value:
+            raise RunConflict(f"run {run.id} was cancelled; start a new run id to run it again")
+        if run.state == State.FAILED.value and not self.explicit_resume and self.parent is None:
+            raise FlowRunFailed(
+                f"run {run.id} already Failed: {_error_summary(run.error)}. Resume it with "
+                f"`stead runs resume {run.id}` (or flow.resume(run_id)).", run_id=run.id)
+        if run.state in _LIVE_STATES:
+            alive = owner_is_alive(run.owner)
+            if alive or (alive is None and not self.force):
+                raise RunConflict(
+                    f"run {run.id} is {run.state} in {describe_owner(run.owner)}"
+                    + ("" if alive else " (another host; use --force if that host is gone)")
+                    + ". Wait for it to finish, or stop that process and resume.")
+            store.transition_run(run, State.CRASHED.value, self.flow.clock.now(),
+                                 f"{describe_owner(run.owner)} is gone", expected=(run.state,))
+            console.say(label, f"Flow '{run.flow_name}' Crashed: "
+                               f"{describe_owner(run.owner)} is gone")
+        return False
+
+    # -- attempts ------------------------------------------------------------------------
+    def run_sync(self) -> Any:
+        self.begin()
+        if self.done:
+            return self.value
+        flow, ctx = self.flow, self.ctx
+        assert ctx is not None
+        capture = _start_print_capture() if flow.log_prints else None
+        try:
+            while True:
+                tokens = self._enter()
+                try:
+                    if flow.timeout is None:
+                        result = flow.fn(*self.bound.args, **self.bound.kwargs)
+                    else:
+                        with deadline(flow.timeout, f"flow '{flow.name}'"):
+                            result = flow.fn(*self.bound.args, **self.bound.kwargs)
+                except Exception as exc:
+                    delay = self._attempt_failed(exc)
+                    if delay is None:
+                        raise
+                    ctx.clock.sleep(delay)
+                    self._retry_started()
+                    continue
+                except BaseException as exc:
+                    self._interrupted(exc)
+                    raise
+                finally:
+                    self._leave(tokens)
+                return self._completed(result)
+        finally:
+            _stop_print_capture(capture)
+            ACTIVE_RUNS.discard(ctx)
+
+    async def run_async(self) -> Any:
+        import asyncio
+
+        self.begin()
+        if self.done:
+            return self.value
+        flow, ctx = self.flow, self.ctx
+        assert ctx is not None
+        capture = _start_print_capture() if flow.log_prints else None
+        try:
+            while True:
+                tokens = self._enter()
+                try:
+                    try:
+                        async with asyncio.timeout(flow.timeout):
+                            result = await flow.fn(*self.bound.args, **self.bound.kwargs)
+                    except TimeoutError as exc:
+                        if isinstance(exc, TaskTimeout):
+                            raise
+                        raise TaskTimeout(f"flow '{flow.name}' (limit {flow.timeout:g} s) "
+                                          "timed out") from exc
+                except Exception as exc:
+                    delay = self._attempt_failed(exc)
+                    if delay is None:
+                        raise
+                    await ctx.clock.asleep(delay)
+                    self._retry_started()
+                    continue
+                except BaseException as exc:
+                    self._interrupted(exc)
+                    raise
+                finally:
+                    self._leave(tokens)
+                return self._completed(result)
+        finally:
+            _stop_print_capture(capture)
+            ACTIVE_RUNS.discard(ctx)
+
+    def _enter(self) -> tuple[Any, ...]:
+        return (current_run.set(self.ctx), current_frame.set(Frame("")),
+                current_step.set(None))
+
+    def _leave(self, tokens: tuple[Any, ...]) -> None:
+        run_t, frame_t, step_t = tokens
+        current_step.reset(step_t)
+        current_frame.reset(frame_t)
+        current_run.reset(run_t)
+
+    # -- outcomes ------------------------------------------------------------------------
+    def _completed(self, result: Any) -> Any:
+        ctx = self.ctx
+        assert ctx is not None
+        run = ctx.run
+        try:
+            text = encode(result)
+        except SerializationError as exc:
+            error = SerializationError(f"flow '{self.flow.name}' (run {run.id}) returned a value "
+                                       f"Stead cannot store: {exc}")
+            self._failed_for_good(error)
+            raise error from None
+        run.result, run.result_ref = ctx.results.place(run.id, "result", text)
+        now = ctx.clock.now()
+        run.ended_at = now
+        ctx.flush_logs()
+        ctx.store.transition_run(run, State.COMPLETED.value, now)
+        console.say(console.run_label(run.flow_name, run.id),
+                    f"Flow '{run.flow_name}' Completed in {now - self.started:.2f} s "
+                    f"({len(ctx.recorded)} steps)")
+        if self.parent_step is not None:
+            self.parent_step.succeeded(result, pickle_ok=False, child_run_id=run.id)
+        return result
+
+    def _attempt_failed(self, exc: Exception) -> float | None:
+        """Record a failed flow attempt; return the delay before a retry, or None if final."""
+        ctx = self.ctx
+        assert ctx is not None
+        run = ctx.run
+        retry = self.flow.retry
+        if retry.should_retry(exc, run.attempts) and not isinstance(exc, SerializationError):
+            delay = retry.delay_before(run.attempts + 1)
+            message = f"attempt {run.attempts} failed: {type(exc).__name__}: {exc}; " \
+                      f"retrying in {delay:g} s"
+            ctx.flush_logs()
+            ctx.store.transition_run(run, State.RETRYING.value, ctx.clock.now(), message)
+            console.say(console.run_label(run.flow_name, run.id), f"Flow Retrying: {message}")
+            return delay
+        self._failed_for_good(exc)
+        return None
+
+    def _retry_started(self) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        ctx.run.attempts += 1
+        ctx.store.transition_run(ctx.run, State.RUNNING.value, ctx.clock.now(),
+                                 f"attempt {ctx.run.attempts}")
+
+    def _failed_for_good(self, exc: BaseException) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        run = ctx.run
+        where = getattr(exc, "__stead_step__", None)
+        step_name, step_key, attempts = where if where else (None, None, None)
+        run.error = error_json(exc, step_key, attempts)
+        run.ended_at = ctx.clock.now()
+        ctx.flush_logs()
+        ctx.store.transition_run(run, State.FAILED.value, run.ended_at,
+                                 f"{type(exc).__name__}: {exc}")
+        origin = (f"task '{step_name}' [{step_key}] raised " if step_name else "")
+        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
+        console.say(console.run_label(run.flow_name, run.id),
+                    f"Flow '{run.flow_name}' Failed: {origin}{type(exc).__name__}: {exc}{tries}"
+                    f"  (stead runs show {run.id[:12]})")
+        if self.parent_step is not None:
+            self.parent_step.failed(exc, retry=False, child_run_id=run.id)
+
+    def _interrupted(self, exc: BaseException) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        run = ctx.run
+        run.ended_at = ctx.clock.now()
+        reason = type(exc).__name__
+        try:
+            ctx.flush_logs()
+            ctx.store.transition_run(run, State.CRASHED.value, run.ended_at,
+                                     f"interrupted by {reason}")
+        except Exception as write_error:  # the interrupt matters more; resume still works
+            console.say("stead", f"could not record the interruption: {write_error}")
+        console.say(console.run_label(run.flow_name, run.id),
+                    f"Flow '{run.flow_name}' Crashed: interrupted by {reason}. "
+                    f"Resume with: stead runs resume {run.id}")
+        if self.parent_step is not None:
+            self.parent_step.abandoned()
+
+
+def _error_summary(error: str | None) -> str:
+    if not error:
+        return "no error recorded"
+    import json
+
+    data = json.loads(error)
+    where = f" in step {data['step']}" if data.get("step") else ""
+    return f"{data['type'].rsplit('.', 1)[-1]}: {data['message']}{where}"
+
+
+def _unstorable(params: dict[str, Any]) -> str:
+    for name, value in params.items():
+        try:
+            encode(value)
+        except SerializationError:
+            return name
+    return "?"
+
+
+def _start_print_capture() -> Any:
+    from stead.core.runlog import PrintCapture
+
+    if isinstance(sys.stdout, PrintCapture):
+        return None
+    original = sys.stdout
+    sys.stdout = PrintCapture(original)
+    return original
+
+
+def _stop_print_capture(original: Any) -> None:
+    if original is not None:
+        sys.stdout = original
+
+
+@overload
+def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
+@overload
+def flow(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = None,
+         retry_on: RetryOn | None = None, timeout: float | None = None,
+         log_prints: bool = False, run_id: str | None = None, clock: Clock | None = None,
+         database_url: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    """Make `fn` a flow. Use bare (``@flow``) or with options (``@flow(retries=1)``).
+
+    Options: name, retries, retry_delay, retry_on, timeout (seconds per attempt),
+    log_prints (record print() output as log lines), run_id (fixed id: starting it again
+    returns the recorded result or resumes it), clock (for tests), database_url.
+
+    Example:
+        >>> from stead import flow, task
+        >>> @task
+        ... def extract() -> list[int]:
+        ...     return [1, 2, 3]
+        >>> @flow
+        ... def etl() -> int:
+        ...     return sum(extract())
+        >>> etl()
+        6
+    """
+    if fn is not None:
+        return Flow(fn, **options)
+    return lambda f: Flow(f, **options)

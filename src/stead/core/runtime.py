@@ -1,0 +1,47 @@
+"""Process-wide handles the engine shares between runs: open stores and result folders."""
+
+from __future__ import annotations
+
+import threading
+
+from stead.core import console
+from stead.core.results import ResultFiles
+from stead.settings import Settings, get_settings
+from stead.store.base import Store
+
+_stores: dict[str, Store] = {}
+_lock = threading.Lock()
+
+
+def store_for(url: str | None = None) -> Store:
+    """The process's store for `url` (default: STEAD_DATABASE_URL), opened on first use."""
+    settings = get_settings()
+    url = url or settings.database_url
+    store = _stores.get(url)
+    if store is None:
+        with _lock:
+            store = _stores.get(url)
+            if store is None:
+                from stead.store import open_store
+
+                store = _stores[url] = open_store(url, synchronous=settings.sqlite_synchronous)
+    return store
+
+
+def result_files(settings: Settings | None = None) -> ResultFiles:
+    settings = settings or get_settings()
+    return ResultFiles(settings.results_dir, settings.result_inline_max)
+
+
+def configure_console() -> Settings:
+    settings = get_settings()
+    console.configure(settings.console)
+    return settings
+
+
+def close_stores() -> None:
+    """Close every store this process opened (tests; long-lived processes switching databases)."""
+    with _lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()

@@ -1,0 +1,230 @@
+"""One step of a run: numbering, replay of recorded outcomes, and recording new ones.
+
+A step costs one durable write when it finishes (result, timings, attempts and any buffered
+log lines in a single commit). Its Running state is not written up front: a watcher thread
+makes steps visible once they have run longer than STEAD_SLOW_STEP_MS, so quick steps never
+pay for a second write. History is stored only when a step had more than one attempt; for
+the common case it is derived from started_at/ended_at.
+"""
+
+from __future__ import annotations
+
+import json
+import reprlib
+import threading
+import time
+import weakref
+from typing import Any
+
+from stead.core import console
+from stead.core.context import RunContext, current_frame
+from stead.core.serialization import decode, encode
+from stead.core.states import State
+from stead.errors import NonDeterminismError, SerializationError
+from stead.store.base import StepRecord
+
+COMPLETED, CACHED, RETRYING, FAILED, RUNNING = (
+    State.COMPLETED.value, State.CACHED.value, State.RETRYING.value, State.FAILED.value,
+    State.RUNNING.value)
+_repr = reprlib.Repr()
+_repr.maxstring, _repr.maxother = 200, 200
+
+
+def error_json(exc: BaseException, step: str | None = None, attempts: int | None = None) -> str:
+    """The stored form of an exception: type, message, traceback, and where it happened."""
+    import traceback
+
+    return json.dumps({
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+        "step": step,
+        "attempts": attempts,
+    })
+
+
+def params_text(names: tuple[str, ...], args: tuple, kwargs: dict, limit: int) -> str:
+    """Encode a call's arguments by parameter name; unstorable or huge ones become a repr."""
+    if not args and not kwargs:
+        return "{}"
+    values = dict(zip(names, args, strict=False))
+    if len(args) > len(names):
+        values["*args"] = list(args[len(names):])
+    values.update(kwargs)
+    try:
+        text = encode(values)
+    except SerializationError:
+        text = None
+    if text is None or len(text) > limit:
+        text = json.dumps({"$repr": _repr.repr(values)})
+    return text
+
+
+class Step:
+    """The bookkeeping of one task call (or child flow, or recorded value) inside a run."""
+
+    __slots__ = (
+        "__weakref__",
+        "attempts",
+        "ctx",
+        "history",
+        "key",
+        "kind",
+        "name",
+        "params",
+        "started",
+        "value",
+    )
+
+    def __init__(self, ctx: RunContext, name: str, kind: str, params: str | None) -> None:
+        self.ctx, self.name, self.kind, self.params = ctx, name, kind, params
+        self.key = current_frame.get().next_key()
+        self.attempts = 0
+        self.history: list[list[Any]] | None = None
+        self.started = 0.0
+        self.value: Any = _MISSING
+        rec = ctx.recorded.get(self.key)
+        if rec is None:
+            return
+        if rec.name != name or rec.kind != kind:
+            raise NonDeterminismError(
+                f"run {ctx.run.id}: call #{self.key} is {kind} '{name}', but when this run was "
+                f"recorded call #{self.key} was {rec.kind} '{rec.name}'. The flow's code or "
+                "inputs changed between executions, so the recorded steps no longer line up. "
+                "Restore the code the run started with, or start a new run (new run id).")
+        if rec.state == COMPLETED or rec.state == CACHED:
+            self.value = decode(ctx.results.load(rec.result, rec.result_ref),
+                                pickle_ok=ctx.pickle_ok)
+            return
+        if rec.history != "[]":
+            self.history = json.loads(rec.history)
+        if rec.state == RETRYING:  # the retry budget carries over; a Failed step starts afresh
+            self.attempts = rec.attempts
+
+    @property
+    def replayed(self) -> bool:
+        return self.value is not _MISSING
+
+    def start_attempt(self) -> None:
+        self.attempts += 1
+        self.started = now = self.ctx.clock.now()
+        if self.attempts > 1 or self.history is not None:
+            if self.history is None:
+                self.history = []
+            self.history.append([RUNNING, now, f"attempt {self.attempts}"])
+        INFLIGHT[id(self)] = (self, time.monotonic())
+
+    def succeeded(self, result: Any, *, pickle_ok: bool, child_run_id: str | None = None) -> Any:
+        ctx = self.ctx
+        try:
+            text = encode(result, pickle_ok=pickle_ok)
+        except SerializationError as exc:
+            error = SerializationError(f"{self.kind} '{self.name}' (step {self.key} of run "
+                                       f"{ctx.run.id}) returned a value Stead cannot store: {exc}")
+            self.failed(error, retry=False)
+            raise error from None
+        inline, ref = ctx.results.place(ctx.run.id, self.key, text)
+        ended = ctx.clock.now()
+        history = "[]"
+        if self.history is not None:
+            self.history.append([COMPLETED, ended, None])
+            history = json.dumps(self.history)
+        rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, COMPLETED, self.attempts,
+                         self.started, ended, self.params, inline, ref, None, history,
+                         child_run_id)
+        ctx.store.record_step(rec, ctx.take_logs())
+        INFLIGHT.pop(id(self), None)
+        ctx.recorded[self.key] = rec
+        if ctx.console_tasks:
+            console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
+                        f"{self.kind.capitalize()} '{self.name}' [{self.key}] Completed in "
+                        f"{_ms(ended - self.started)}")
+        return result
+
+    def failed(self, exc: BaseException, *, retry: bool, delay: float = 0.0,
+               child_run_id: str | None = None) -> None:
+        """Record a failed attempt: Retrying (the caller then waits `delay`) or Failed."""
+        ctx = self.ctx
+        ended = ctx.clock.now()
+        if self.history is None:
+            self.history = [[RUNNING, self.started, None]]
+        summary = f"{type(exc).__name__}: {exc}"
+        if retry:
+            state = RETRYING
+            note = f"attempt {self.attempts} failed: {summary}; retrying in {delay:g} s"
+        else:
+            state = FAILED
+            note = f"{summary} (after {self.attempts} attempt{'s' if self.attempts != 1 else ''})"
+            if getattr(exc, "__stead_step__", None) is None:
+                exc.__stead_step__ = (self.name, self.key, self.attempts)  # type: ignore[attr-defined]
+                exc.add_note(f"stead: {self.kind} '{self.name}' (step {self.key}) failed after "
+                             f"{self.attempts} attempt(s) in run {ctx.run.id}")
+        self.history.append([state, ended, note])
+        rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, state, self.attempts,
+                         self.started, ended, self.params, None, None,
+                         error_json(exc, self.key, self.attempts), json.dumps(self.history),
+                         child_run_id)
+        ctx.store.record_step(rec, ctx.take_logs())
+        INFLIGHT.pop(id(self), None)
+        ctx.recorded[self.key] = rec
+        console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
+                    f"{self.kind.capitalize()} '{self.name}' [{self.key}] {state}: {note}")
+
+    def abandoned(self) -> None:
+        """The attempt was interrupted (Ctrl-C, cancellation): nothing is recorded."""
+        INFLIGHT.pop(id(self), None)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+_MISSING = object()
+INFLIGHT: dict[int, tuple[Step, float]] = {}
+ACTIVE_RUNS: weakref.WeakSet[RunContext] = weakref.WeakSet()
+_watcher: threading.Thread | None = None
+_watcher_lock = threading.Lock()
+
+
+def start_watcher(slow_step_s: float) -> None:
+    """Start (once per process) the thread that shows slow steps and flushes old log lines."""
+    global _watcher
+    if _watcher is not None and _watcher.is_alive():
+        return
+    with _watcher_lock:
+        if _watcher is not None and _watcher.is_alive():
+            return
+        _watcher = threading.Thread(target=_watch, args=(slow_step_s,), name="stead-watcher",
+                                    daemon=True)
+        _watcher.start()
+
+
+def _watch(slow_step_s: float) -> None:
+    shown: set[int] = set()
+    while True:
+        time.sleep(min(0.25, max(slow_step_s / 2, 0.01)))
+        try:
+            _watch_once(slow_step_s, shown)
+        except Exception as exc:  # the watcher only improves visibility; never crash a run
+            console.say("stead", f"watcher: {type(exc).__name__}: {exc}")
+
+
+def _watch_once(slow_step_s: float, shown: set[int]) -> None:
+    now = time.monotonic()
+    by_store: dict[int, tuple[Any, list[StepRecord]]] = {}
+    live = set()
+    for ident, (step, since) in list(INFLIGHT.items()):
+        live.add(ident)
+        if ident in shown or now - since < slow_step_s:
+            continue
+        shown.add(ident)
+        ctx = step.ctx
+        rec = StepRecord(ctx.run.id, step.key, step.name, step.kind, RUNNING, step.attempts,
+                         step.started, None, step.params)
+        by_store.setdefault(id(ctx.store), (ctx.store, []))[1].append(rec)
+    shown &= live
+    for store, recs in by_store.values():
+        store.mark_steps_running(recs)
+    for ctx in list(ACTIVE_RUNS):
+        if ctx.logs and now - ctx.logs_since > console.LOG_FLUSH_AFTER_S:
+            ctx.flush_logs()

@@ -1,0 +1,187 @@
+"""`@task`: a function whose calls inside a flow are recorded steps with retries and timeouts.
+
+Called outside any flow, a task is a plain function call: nothing is recorded, no retries.
+That keeps tasks usable in tests, notebooks and other code (documented choice).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from stead.core.context import Frame, RunContext, current_frame, current_run, current_step
+from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
+from stead.core.steps import Step, params_text
+from stead.core.timeouts import deadline
+from stead.errors import ConfigError, SerializationError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+SERIALIZERS = ("json", "pickle")
+
+
+def positional_names(fn: Callable[..., Any]) -> tuple[str, ...]:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return ()
+    return tuple(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+
+
+class Task(Generic[P, R]):
+    """A decorated task. Call it like the function; inside a flow each call is a step.
+
+    Example:
+        >>> from stead import task
+        >>> @task(retries=3, retry_delay=[1, 5, 30], timeout=60)
+        ... def fetch(url: str) -> bytes: ...
+    """
+
+    def __init__(self, fn: Callable[P, R], *, name: str | None = None, retries: int = 0,
+                 retry_delay: DelaySpec = None, retry_on: RetryOn | None = None,
+                 timeout: float | None = None, serializer: str = "json") -> None:
+        if not callable(fn):
+            raise ConfigError(f"@task needs a function, got {fn!r}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", repr(fn))
+        self.retry = RetryPolicy.build(retries, retry_delay, retry_on, f"task '{self.name}'")
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise ConfigError(f"task '{self.name}': timeout must be seconds > 0, got {timeout!r}")
+        if serializer not in SERIALIZERS:
+            raise ConfigError(f"task '{self.name}': serializer must be one of "
+                              f"{', '.join(SERIALIZERS)}, got {serializer!r}")
+        self.timeout = timeout
+        self.serializer = serializer
+        self.pickle_ok = serializer == "pickle"
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.arg_names = positional_names(fn)
+        self._options = {"name": name, "retries": retries, "retry_delay": retry_delay,
+                         "retry_on": retry_on, "timeout": timeout, "serializer": serializer}
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def with_options(self, **options: Any) -> Task[P, R]:
+        """A copy of this task with some options changed, e.g. ``fetch.with_options(retries=5)``."""
+        unknown = set(options) - set(self._options)
+        if unknown:
+            raise ConfigError(f"task '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
+                              f" known: {', '.join(self._options)}")
+        return Task(self.fn, **{**self._options, **options})
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(self.__call__, obj)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = current_run.get()
+        if ctx is None:
+            return self.fn(*args, **kwargs)
+        params = params_text(self.arg_names, args, kwargs, ctx.param_max)
+        if self.is_async:
+            return self._run_async(ctx, params, args, kwargs)  # type: ignore[return-value]
+        step = Step(ctx, self.name, "task", params)
+        if step.replayed:
+            return step.value
+        fn, timeout, retry = self.fn, self.timeout, self.retry
+        while True:
+            step.start_attempt()
+            frame_token = current_frame.set(Frame(step.key + "."))
+            step_token = current_step.set(step.key)
+            try:
+                if timeout is None:
+                    result = fn(*args, **kwargs)
+                else:
+                    with deadline(timeout, f"task '{self.name}' (step {step.key})"):
+                        result = fn(*args, **kwargs)
+            except Exception as exc:
+                again = _should_retry(retry, exc, step.attempts)
+                delay = retry.delay_before(step.attempts + 1) if again else 0.0
+                step.failed(exc, retry=again, delay=delay)
+                if not again:
+                    raise
+                ctx.clock.sleep(delay)
+                continue
+            except BaseException:
+                step.abandoned()
+                raise
+            finally:
+                current_step.reset(step_token)
+                current_frame.reset(frame_token)
+            return step.succeeded(result, pickle_ok=self.pickle_ok)
+
+    async def _run_async(self, ctx: RunContext, params: str, args: Any, kwargs: Any) -> R:
+        import asyncio
+
+        step = Step(ctx, self.name, "task", params)
+        if step.replayed:
+            return step.value
+        while True:
+            step.start_attempt()
+            frame_token = current_frame.set(Frame(step.key + "."))
+            step_token = current_step.set(step.key)
+            try:
+                if self.timeout is None:
+                    result = await self.fn(*args, **kwargs)  # type: ignore[misc]
+                else:
+                    try:
+                        async with asyncio.timeout(self.timeout):
+                            result = await self.fn(*args, **kwargs)  # type: ignore[misc]
+                    except TimeoutError as exc:
+                        from stead.errors import TaskTimeout
+
+                        raise TaskTimeout(f"task '{self.name}' (step {step.key}) (limit "
+                                          f"{self.timeout:g} s) timed out") from exc
+            except Exception as exc:
+                again = _should_retry(self.retry, exc, step.attempts)
+                delay = self.retry.delay_before(step.attempts + 1) if again else 0.0
+                step.failed(exc, retry=again, delay=delay)
+                if not again:
+                    raise
+                await ctx.clock.asleep(delay)
+                continue
+            except BaseException:
+                step.abandoned()
+                raise
+            finally:
+                current_step.reset(step_token)
+                current_frame.reset(frame_token)
+            return step.succeeded(result, pickle_ok=self.pickle_ok)
+
+
+def _should_retry(retry: RetryPolicy, exc: Exception, attempts: int) -> bool:
+    if isinstance(exc, SerializationError):  # the same value would fail again
+        return False
+    return retry.should_retry(exc, attempts)
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = None,
+         retry_on: RetryOn | None = None, timeout: float | None = None,
+         serializer: str = "json") -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    """Make `fn` a task. Use bare (``@task``) or with options (``@task(retries=3)``).
+
+    Options: name, retries, retry_delay (seconds, a list of seconds, or a function of the
+    attempt such as exponential_backoff()), retry_on (exception types or a predicate),
+    timeout (seconds per attempt), serializer ("json", or "pickle" to opt in to pickle).
+
+    Example:
+        >>> from stead import flow, task
+        >>> @task(retries=2, retry_delay=0.5)
+        ... def double(x: int) -> int:
+        ...     return 2 * x
+        >>> @flow
+        ... def pipeline(n: int) -> list[int]:
+        ...     return [double(i) for i in range(n)]
+    """
+    if fn is not None:
+        return Task(fn, **options)
+    return lambda f: Task(f, **options)
