@@ -36,7 +36,14 @@ class ExponentialBackoff:
 
 def exponential_backoff(base: float = 1.0, factor: float = 2.0, maximum: float = 60.0,
                         jitter: float = 0.2) -> ExponentialBackoff:
-    """A retry_delay that doubles (by `factor`) each attempt, with random jitter."""
+    """A retry_delay that doubles (by `factor`) each attempt, with random jitter.
+
+    Example:
+        >>> @task(retries=4, retry_delay=exponential_backoff(base=2, maximum=60))
+        ... def fetch(url): ...
+        >>> exponential_backoff(base=1, jitter=0)(3)   # seconds before the 4th attempt
+        4.0
+    """
     return ExponentialBackoff(base, factor, maximum, jitter)
 
 
