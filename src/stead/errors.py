@@ -48,3 +48,7 @@ class FlowRunFailed(SteadError):
         self.run_id = run_id
         self.step = step
         self.attempts = attempts
+
+
+class FlowNotLoadable(SteadError):
+    """The flow function of a recorded run cannot be imported (to resume it from the CLI)."""

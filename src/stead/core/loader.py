@@ -1,0 +1,107 @@
+"""Finding the flow function of a recorded run, so a process other than the original can resume it.
+
+A run records its flow's entrypoint ("module:qualname") and, when the flow was defined in a
+script run as ``__main__``, the script's path. `load_flow` imports that module or script and
+returns the `Flow` object it defines.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from stead.core.flow import Flow
+from stead.core.serialization import register_module_alias
+from stead.errors import FlowNotLoadable
+from stead.store.base import RunRecord
+
+SCRIPT_MODULE = "__stead_main__"
+
+
+def load_flow(run: RunRecord) -> Flow[Any, Any]:
+    """The `Flow` that ran `run`, imported from its recorded module or script.
+
+    Raises FlowNotLoadable when the script is gone, the module cannot be imported, the name
+    is not found or is not a flow, or the flow was defined inside a function.
+    """
+    module_name, _, qualname = run.entrypoint.partition(":")
+    what = f"flow '{run.flow_name}' of run {run.id}"
+    if not module_name or not qualname:
+        raise FlowNotLoadable(f"{what} has no recorded entrypoint ({run.entrypoint!r}); "
+                              "call flow.resume(run_id) from Python instead")
+    if "<locals>" in qualname:
+        raise FlowNotLoadable(
+            f"{what} was defined inside a function ({run.entrypoint}); flows defined inside "
+            "functions cannot be resumed from the CLI. Call flow.resume(run_id) from Python.")
+    if run.script_path:
+        module = _import_script(Path(run.script_path), what)
+        where = str(run.script_path)
+    elif module_name == "__main__":
+        raise FlowNotLoadable(
+            f"{what} was defined in an interactive session (module __main__ without a file); "
+            "it cannot be resumed from the CLI. Call flow.resume(run_id) from Python.")
+    else:
+        module = _import_module(module_name, what)
+        where = f"module {module_name}"
+    obj: Any = module
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise FlowNotLoadable(
+                f"{what}: {where} has no {qualname!r} (the entrypoint was {run.entrypoint}). "
+                "Was the flow renamed or moved? Restore it, or call flow.resume(run_id) "
+                "from Python.") from None
+    if not isinstance(obj, Flow):
+        raise FlowNotLoadable(
+            f"{what}: {qualname} in {where} is {type(obj).__name__}, not a stead flow "
+            "(is it still decorated with @flow?)")
+    return obj
+
+
+def _import_script(path: Path, what: str) -> ModuleType:
+    if not path.is_file():
+        raise FlowNotLoadable(
+            f"{what} was defined in the script {path}, which no longer exists. Restore the "
+            "file, or call flow.resume(run_id) from Python.")
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(SCRIPT_MODULE, path)
+    if spec is None or spec.loader is None:
+        raise FlowNotLoadable(f"{what}: cannot import {path} as Python source")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before running the script: classes it defines are recorded as "__main__:...".
+    sys.modules[SCRIPT_MODULE] = module
+    register_module_alias("__main__", module)
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # a script that exits on import (argparse) too
+        sys.modules.pop(SCRIPT_MODULE, None)
+        raise FlowNotLoadable(
+            f"{what}: importing the script {path} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _import_module(name: str, what: str) -> ModuleType:
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+            raise FlowNotLoadable(
+                f"{what}: module {name!r} is not importable from {cwd}. Run stead from the "
+                "project folder (or install the project) so the flow's module can be "
+                "imported.") from exc
+        raise FlowNotLoadable(f"{what}: importing module {name!r} failed: "
+                              f"ModuleNotFoundError: {exc}") from exc
+    except Exception as exc:
+        raise FlowNotLoadable(
+            f"{what}: importing module {name!r} failed: {type(exc).__name__}: {exc}") from exc
