@@ -1,0 +1,122 @@
+"""What every command shares: consoles, opening the database, resolving run ids, errors."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from stead.core.runtime import store_for
+from stead.errors import RunNotFound, SteadError, StoreError
+from stead.settings import get_settings
+from stead.store.base import RunFilter, RunRecord, Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+DB_HELP = ("Database URL (sqlite:///PATH or a file path). "
+           "Default: STEAD_DATABASE_URL, else $STEAD_HOME/stead.db.")
+# How many runs a prefix lookup scans when Store.resolve_run_id is ambiguous (see resolve_run).
+_SCAN_LIMIT = 100_000
+
+
+def out() -> Console:
+    """The console for results (stdout). Made per command, so COLUMNS and tty are read afresh."""
+    return Console(highlight=False)
+
+
+def err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one red ``error: ...`` line on stderr and exit with `code`."""
+    err().print(f"[bold red]error:[/] [red]{escape(message)}[/]")
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn Stead's errors (and database/OS errors) into one red line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SteadError as exc:
+            fail(str(exc))
+        except BrokenPipeError:  # `stead logs ID | head`: stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
+        except (sqlite3.Error, OSError) as exc:
+            fail(f"{type(exc).__name__}: {exc}")
+        except KeyboardInterrupt:
+            err().print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def database_url(db: str | None) -> str:
+    """The URL to use: the command's --db, else the top-level --db, else the settings."""
+    if db:
+        return db
+    ctx = click.get_current_context(silent=True)
+    top = ctx.find_root().params.get("db") if ctx is not None else None
+    return top or get_settings().database_url
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):]).expanduser()
+    if "://" not in url:
+        return Path(url).expanduser()
+    return None  # another scheme: open_store reports it
+
+
+def open_db(db: str | None) -> Store:
+    """The store for the chosen database. A missing SQLite file is an error, not created."""
+    url = database_url(db)
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        raise StoreError(f"no Stead database at {path}: nothing has been recorded there yet. "
+                         "Set STEAD_DATABASE_URL or pass --db to read another database.")
+    return store_for(url)
+
+
+def resolve_run(store: Store, text: str) -> RunRecord:
+    """The run named by a full id, a unique id prefix, or a shortened child id "ROOT:KEY".
+
+    Store.resolve_run_id treats the child runs of a run ("<id>:3") as extra matches of the
+    parent's prefix, so a short id of any run with child flows is "ambiguous". When it fails
+    we scan the run ids ourselves, ignoring child runs the prefix does not reach into.
+    """
+    try:
+        return store.get_run(store.resolve_run_id(text))
+    except RunNotFound as exc:
+        ids = sorted(r.id for r in store.list_runs(RunFilter(limit=_SCAN_LIMIT))
+                     if _matches(r.id, text))
+        if len(ids) == 1:
+            return store.get_run(ids[0])
+        if len(ids) > 1:
+            shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+            raise RunNotFound(f"{text!r} matches {len(ids)} runs ({shown}); give more "
+                              "characters of the id") from None
+        raise exc from None
+
+
+def _matches(run_id: str, text: str) -> bool:
+    if run_id.startswith(text):
+        return ":" not in run_id[len(text):]
+    root, sep, rest = text.partition(":")
+    if not sep:
+        return False
+    run_root, _, run_rest = run_id.partition(":")
+    return run_root.startswith(root) and run_rest == rest

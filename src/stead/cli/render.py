@@ -1,0 +1,186 @@
+"""Formatting helpers for the commands: times, durations, ids, states, stored values, errors."""
+
+from __future__ import annotations
+
+import json
+import reprlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+
+from stead.core.process import owner_is_alive
+from stead.core.runtime import result_files
+from stead.core.serialization import decode
+from stead.errors import SteadError
+from stead.store.base import RunRecord, StepRecord
+
+FINAL_STATES = frozenset({"Completed", "Cached", "Failed", "Cancelled"})
+LIVE_STATES = frozenset({"Running", "Retrying", "Pending", "Cancelling"})
+STATE_STYLES = {
+    "Completed": "green", "Cached": "green", "Running": "cyan", "Retrying": "yellow",
+    "Pending": "blue", "Scheduled": "blue", "Late": "yellow", "Paused": "magenta",
+    "Failed": "bold red", "Crashed": "red", "Cancelling": "magenta", "Cancelled": "dim",
+}
+_repr = reprlib.Repr()
+_repr.maxstring, _repr.maxother, _repr.maxlist, _repr.maxdict = 60, 60, 8, 8
+_repr.maxlevel = 3
+
+
+# -- times ---------------------------------------------------------------------------------
+def fmt_time(at: float | None, *, date: bool = True, ms: bool = False) -> str:
+    """Local time: ``2026-11-22 18:47:01`` (or only the time of day, optionally with ms)."""
+    if at is None:
+        return "-"
+    text = time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", time.localtime(at))
+    return text + f".{int(at % 1 * 1000):03d}" if ms else text
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def span(started: float | None, ended: float | None, live: bool = False) -> str:
+    """The duration between two times; a live item without an end counts up to now (``…``)."""
+    if started is None:
+        return "-"
+    if ended is None:
+        return fmt_duration(time.time() - started) + "…" if live else "-"
+    return fmt_duration(ended - started)
+
+
+# -- ids and steps -------------------------------------------------------------------------
+def short_id(run_id: str) -> str:
+    """First 12 characters of the root id; a child run keeps its ``:KEY`` suffix."""
+    root, sep, rest = run_id.partition(":")
+    return root[:12] + sep + rest
+
+
+def step_order(key: str) -> tuple[int, ...]:
+    """Sort key for dotted step positions: "2" < "2.1" < "10"."""
+    try:
+        return tuple(int(part) for part in key.split("."))
+    except ValueError:
+        return (1 << 62,)
+
+
+def step_history(step: StepRecord) -> list[tuple[str, float | None, str | None]]:
+    """The step's (state, at, message) changes; derived from its times when not stored."""
+    if step.history and step.history != "[]":
+        try:
+            return [(entry[0], entry[1], entry[2]) for entry in json.loads(step.history)]
+        except (ValueError, TypeError, IndexError):
+            pass
+    changes: list[tuple[str, float | None, str | None]] = [("Running", step.started_at, None)]
+    if step.state != "Running":
+        changes.append((step.state, step.ended_at, None))
+    return changes
+
+
+# -- states --------------------------------------------------------------------------------
+@dataclass(slots=True)
+class RunStatus:
+    state: str
+    alive: bool | None  # the owner process, for live states; None when unknown or not live
+
+    @property
+    def gone(self) -> bool:
+        """A live-looking run whose process is dead: it crashed without recording it."""
+        return self.state in LIVE_STATES and self.alive is False
+
+    def label(self, *, short: bool) -> str:
+        if not self.gone:
+            return self.state
+        return "Crashed?" if short else f"{self.state} (process gone)"
+
+    def text(self, *, short: bool = True) -> Text:
+        style = "bold red" if self.gone else STATE_STYLES.get(self.state, "")
+        return Text(self.label(short=short), style=style)
+
+
+def run_status(run: RunRecord) -> RunStatus:
+    if run.state not in LIVE_STATES:
+        return RunStatus(run.state, None)
+    return RunStatus(run.state, owner_is_alive(run.owner))
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+# -- values and errors ---------------------------------------------------------------------
+def clip(text: str, limit: int) -> str:
+    text = " ".join(text.split()) if "\n" in text else text
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def value_summary(text: str | None, ref: str | None = None, limit: int = 80) -> str:
+    """A short repr of a stored (encoded) value; never unpickles.
+
+    Values whose class cannot be imported here are shown as their stored JSON.
+    """
+    try:
+        raw = result_files().load(text, ref)
+    except SteadError as exc:
+        return f"<result unavailable: {exc}>"
+    try:
+        value = decode(raw)
+    except Exception:  # class not importable (or its module failed to import): show the JSON
+        return clip(raw, limit)
+    return clip(_repr.repr(value), limit)
+
+
+def params_summary(text: str | None, limit: int = 200) -> str:
+    if not text or text == "{}":
+        return "(none)"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return clip(text, limit)
+    if isinstance(data, dict) and set(data) == {"$repr"}:  # stored as a repr (too large)
+        return clip(str(data["$repr"]), limit)
+    try:
+        values = decode(text)
+    except Exception:
+        return clip(text, limit)
+    if isinstance(values, dict):
+        return clip(", ".join(f"{k}={_repr.repr(v)}" for k, v in values.items()), limit)
+    return clip(_repr.repr(values), limit)
+
+
+def parse_error(error: str | None) -> dict[str, Any] | None:
+    """The stored error JSON as a dict (type, message, traceback, step, attempts)."""
+    if not error:
+        return None
+    try:
+        data = json.loads(error)
+    except ValueError:
+        return {"type": "?", "message": error}
+    return data if isinstance(data, dict) else {"type": "?", "message": str(data)}
+
+
+def error_type(data: dict[str, Any]) -> str:
+    name = str(data.get("type") or "?")
+    return name.removeprefix("builtins.")
+
+
+def error_summary(data: dict[str, Any] | None, limit: int = 100) -> str:
+    if not data:
+        return "no error recorded"
+    return clip(f"{error_type(data)}: {data.get('message', '')}", limit)

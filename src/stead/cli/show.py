@@ -1,0 +1,205 @@
+"""`stead runs show`: everything recorded about one run, as Rich renderables."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from stead.cli.render import (
+    RunStatus,
+    clip,
+    error_summary,
+    error_type,
+    fmt_duration,
+    fmt_time,
+    params_summary,
+    parse_error,
+    run_status,
+    short_id,
+    span,
+    state_text,
+    step_history,
+    step_order,
+    value_summary,
+)
+from stead.core.process import describe_owner
+from stead.store.base import RunFilter, RunRecord, StepRecord, Store
+
+
+def render_run(store: Store, run: RunRecord) -> list[RenderableType]:
+    status = run_status(run)
+    steps = sorted(store.load_steps(run.id).values(), key=lambda s: step_order(s.key))
+    children = store.list_runs(RunFilter(parent_id=run.id, limit=1000))
+    parts: list[RenderableType] = [header(run, status, len(steps)), timeline(store, run)]
+    parts.append(steps_table(steps, status) if steps else Text("No steps recorded.", "dim"))
+    retried = [s for s in steps if s.history and s.history != "[]"]
+    if retried:
+        parts.append(attempts_table(retried))
+    if children:
+        parts.append(children_table(children))
+    if run.state == "Failed" or (run.error and run.state != "Completed"):
+        parts.append(failure(run, {s.key: s for s in steps}))
+    elif run.state == "Crashed" or status.gone:
+        parts.append(Text.assemble(
+            ("The run crashed", "bold red"),
+            f" ({describe_owner(run.owner)} stopped without finishing it). "
+            f"Resume it with: stead runs resume {short_id(run.id)}"))
+    return parts
+
+
+def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("Run", run.id)
+    grid.add_row("Flow", run.flow_name)
+    grid.add_row("State", status.text(short=False))
+    entry = run.entrypoint or "-"
+    if run.script_path:
+        entry += f"  (script {run.script_path})"
+    grid.add_row("Entrypoint", entry)
+    grid.add_row("Parameters", params_summary(run.params))
+    if run.resumes and run.created_at != run.started_at:
+        grid.add_row("Created", fmt_time(run.created_at, ms=True))
+    grid.add_row("Started", fmt_time(run.started_at, ms=True))
+    grid.add_row("Ended", fmt_time(run.ended_at, ms=True))
+    grid.add_row("Duration", span(run.started_at, run.ended_at, live=status.alive is not False
+                                  and run.state in ("Running", "Retrying")))
+    grid.add_row("Attempts", str(run.attempts))
+    grid.add_row("Resumes", str(run.resumes))
+    grid.add_row("Steps", str(n_steps))
+    grid.add_row("Owner", _owner(run, status))
+    if run.parent_id:
+        grid.add_row("Parent", f"{run.parent_id} (step {run.parent_step})")
+    if run.state in ("Completed", "Cached"):
+        grid.add_row("Result", value_summary(run.result, run.result_ref, limit=200))
+    error = parse_error(run.error)
+    if error:
+        grid.add_row("Error", Text(error_summary(error, 200), style="red"))
+    if run.tags and run.tags != "[]":
+        grid.add_row("Tags", run.tags)
+    return Panel(grid, title=f"Run {short_id(run.id)}", title_align="left",
+                 border_style=status.text().style or "none")
+
+
+def _owner(run: RunRecord, status: RunStatus) -> Text:
+    text = Text(describe_owner(run.owner))
+    if status.alive is True:
+        text.append(" (alive)", "green")
+    elif status.gone:
+        text.append(" (gone: the run crashed)", "bold red")
+    elif status.alive is None and run.state in ("Running", "Retrying", "Pending"):
+        text.append(" (another host: cannot tell if it is alive)", "yellow")
+    return text
+
+
+def timeline(store: Store, run: RunRecord) -> Table:
+    table = Table(title="State timeline", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("Time", no_wrap=True)
+    table.add_column("State", no_wrap=True)
+    table.add_column("After", justify="right", no_wrap=True)
+    table.add_column("Message", overflow="fold")
+    previous: float | None = None
+    for change in store.run_history(run.id):
+        after = "" if previous is None else "+" + fmt_duration(change.at - previous)
+        table.add_row(fmt_time(change.at, ms=True), state_text(change.state), after,
+                      change.message or "")
+        previous = change.at
+    return table
+
+
+def steps_table(steps: list[StepRecord], status: RunStatus) -> Table:
+    table = Table(title="Steps (call order)", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("Key", no_wrap=True)
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Kind", no_wrap=True)
+    table.add_column("State", no_wrap=True)
+    table.add_column("Tries", justify="right", no_wrap=True)
+    table.add_column("Started", no_wrap=True)
+    table.add_column("Duration", justify="right", no_wrap=True)
+    table.add_column("Result / error", overflow="fold")
+    run_live = status.state in ("Running", "Retrying") and not status.gone
+    for step in steps:
+        depth = step.key.count(".")
+        first_start = step_history(step)[0][1] or step.started_at
+        state = state_text(step.state)
+        if step.state in ("Running", "Retrying") and not run_live:
+            state = Text(f"{step.state}?", "red")  # the run is not running any more
+        table.add_row(step.key, "  " * depth + step.name, step.kind, state, str(step.attempts),
+                      fmt_time(first_start, date=False, ms=True),
+                      span(first_start, step.ended_at, live=run_live), _outcome(step))
+    return table
+
+
+def _outcome(step: StepRecord) -> Text:
+    text = Text()
+    if step.child_run_id:
+        text.append(f"run {short_id(step.child_run_id)}", "cyan")
+        text.append(" · ")
+    if step.state in ("Completed", "Cached"):
+        text.append(value_summary(step.result, step.result_ref))
+    elif step.error:
+        text.append(error_summary(parse_error(step.error)), "red")
+    elif step.state == "Running":
+        text.append("in progress when last seen", "dim")
+    return text
+
+
+def attempts_table(steps: list[StepRecord]) -> Table:
+    table = Table(title="Attempts of retried steps", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("Key", no_wrap=True)
+    table.add_column("Time", no_wrap=True)
+    table.add_column("State", no_wrap=True)
+    table.add_column("Message", overflow="fold")
+    for step in steps:
+        for i, (state, at, message) in enumerate(step_history(step)):
+            table.add_row(step.key if i == 0 else "", fmt_time(at, date=False, ms=True),
+                          state_text(state), message or "")
+    return table
+
+
+def children_table(children: list[RunRecord]) -> Table:
+    table = Table(title="Child runs", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("Run", no_wrap=True)
+    table.add_column("Flow", no_wrap=True)
+    table.add_column("State", no_wrap=True)
+    table.add_column("Step", no_wrap=True)
+    table.add_column("Duration", justify="right", no_wrap=True)
+    for child in sorted(children, key=lambda c: step_order(c.parent_step or "")):
+        status = run_status(child)
+        table.add_row(short_id(child.id), child.flow_name, status.text(),
+                      child.parent_step or "-", span(child.started_at, child.ended_at))
+    return table
+
+
+def failure(run: RunRecord, steps: dict[str, StepRecord]) -> Panel:
+    error = parse_error(run.error) or {}
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    key = error.get("step")
+    if key:
+        step = steps.get(str(key))
+        name = f" '{step.name}' ({step.kind})" if step else ""
+        where = f"step {key}{name}"
+        if step and step.child_run_id:
+            where += f", child run {step.child_run_id}"
+    else:
+        where = "the flow body (not inside a task)"
+    grid.add_row("Failed in", where)
+    grid.add_row("Exception", Text(error_type(error), style="bold red"))
+    grid.add_row("Message", clip(str(error.get("message", "")), 2000))
+    if error.get("attempts"):
+        grid.add_row("Attempts", str(error["attempts"]))
+    grid.add_row("Resume", f"stead runs resume {short_id(run.id)}")
+    parts: list[RenderableType] = [grid]
+    tb = str(error.get("traceback") or "").rstrip()
+    if tb:
+        parts += [Text(""), Text("Traceback", style="bold"),
+                  Syntax(tb, "pytb", theme="ansi_dark", word_wrap=True,
+                         background_color="default")]
+    return Panel(Group(*parts), title="Failure", title_align="left", border_style="red")
