@@ -130,6 +130,10 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def short_repr(value: Any, limit: int = 80) -> str:
+    return clip(_repr.repr(value), limit)
+
+
 def value_summary(text: str | None, ref: str | None = None, limit: int = 80) -> str:
     """A short repr of a stored (encoded) value; never unpickles.
 
@@ -143,7 +147,7 @@ def value_summary(text: str | None, ref: str | None = None, limit: int = 80) -> 
         value = decode(raw)
     except Exception:  # class not importable (or its module failed to import): show the JSON
         return clip(raw, limit)
-    return clip(_repr.repr(value), limit)
+    return short_repr(value, limit)
 
 
 def params_summary(text: str | None, limit: int = 200) -> str:

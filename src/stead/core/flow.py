@@ -136,6 +136,7 @@ class _Execution:
         self.done = False
         self.value: Any = None
         self.started = 0.0
+        self.attempt = 1  # attempts in this execution: the flow's retry budget
 
     # -- start ---------------------------------------------------------------------------
     def begin(self) -> None:
@@ -198,7 +199,7 @@ class _Execution:
             run.owner = current_owner()
             run.started_at = now
             run.ended_at = None
-            run.attempts = max(run.attempts, 0) + 1
+            run.attempts += 1
             run.error = None
             store.transition_run(run, State.RUNNING.value, now,
                                  f"resumed ({len(recorded)} steps recorded)", expected=(previous,))
@@ -362,9 +363,9 @@ class _Execution:
         assert ctx is not None
         run = ctx.run
         retry = self.flow.retry
-        if retry.should_retry(exc, run.attempts) and not isinstance(exc, SerializationError):
-            delay = retry.delay_before(run.attempts + 1)
-            message = f"attempt {run.attempts} failed: {type(exc).__name__}: {exc}; " \
+        if retry.should_retry(exc, self.attempt) and not isinstance(exc, SerializationError):
+            delay = retry.delay_before(self.attempt + 1)
+            message = f"attempt {self.attempt} failed: {type(exc).__name__}: {exc}; " \
                       f"retrying in {delay:g} s"
             ctx.flush_logs()
             ctx.store.transition_run(run, State.RETRYING.value, ctx.clock.now(), message)
@@ -376,9 +377,10 @@ class _Execution:
     def _retry_started(self) -> None:
         ctx = self.ctx
         assert ctx is not None
+        self.attempt += 1
         ctx.run.attempts += 1
         ctx.store.transition_run(ctx.run, State.RUNNING.value, ctx.clock.now(),
-                                 f"attempt {ctx.run.attempts}")
+                                 f"attempt {self.attempt}")
 
     def _failed_for_good(self, exc: BaseException) -> None:
         ctx = self.ctx
