@@ -21,7 +21,7 @@ def new_run(run_id: str, state: str = "Running") -> RunRecord:
 
 
 def test_schema_head_constant_matches_the_migrations() -> None:
-    assert SCHEMA_HEAD == script_head()
+    assert script_head() == SCHEMA_HEAD
 
 
 def test_new_database_is_created_in_wal_mode(tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_unknown_and_ambiguous_run_ids(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "s.db"))
     store.create_run(new_run("abc1"))
     store.create_run(new_run("abc2"))
-    with pytest.raises(RunNotFound, match="no run with id 'zzz'.*stead runs ls"):
+    with pytest.raises(RunNotFound, match=r"no run with id 'zzz'.*stead runs ls"):
         store.resolve_run_id("zzz")
     with pytest.raises(RunNotFound, match="matches several runs"):
         store.resolve_run_id("abc")

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -64,13 +63,16 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _Options:
+    top_db: str | None = None  # `stead --db URL ...`, set by the top-level callback
+
+
+OPTIONS = _Options()
+
+
 def database_url(db: str | None) -> str:
     """The URL to use: the command's --db, else the top-level --db, else the settings."""
-    if db:
-        return db
-    ctx = click.get_current_context(silent=True)
-    top = ctx.find_root().params.get("db") if ctx is not None else None
-    return top or get_settings().database_url
+    return db or OPTIONS.top_db or get_settings().database_url
 
 
 def _sqlite_path(url: str) -> Path | None:

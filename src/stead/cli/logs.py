@@ -17,10 +17,18 @@ POLL_S = 0.5
 _BATCH = 10_000  # Store.read_logs' default page size
 
 
+HELP = (
+    "Print the log lines a run recorded (time, level, step key, message), oldest first.\n\n"
+    "Lines come from stead's run logger (stead.get_logger()) and, with "
+    "@flow(log_prints=True), from print(). With --follow, new lines are printed as they are "
+    "stored until the run reaches a final state (or is found crashed).\n\n"
+    "Example: [bold]stead logs 3f2a9c1e4b5d --follow --level WARNING[/]")
+
+
 @handle_errors
 def logs(
     run_id: Annotated[str, typer.Argument(
-        metavar="RUN_ID", help="A run id, or a unique prefix of one.")],
+        metavar="RUN_ID", show_default=False, help="A run id, or a unique prefix of one.")],
     follow: Annotated[bool, typer.Option(
         "--follow", "-f", help="Keep printing new lines until the run finishes.")] = False,
     level: Annotated[str | None, typer.Option(
@@ -28,14 +36,7 @@ def logs(
         help="Only lines at this level or above: DEBUG, INFO, WARNING, ERROR, CRITICAL.")] = None,
     db: Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)] = None,
 ) -> None:
-    """Print the log lines a run recorded (time, level, step key, message), oldest first.
-
-    Lines come from stead's run logger (get_logger()) and, with @flow(log_prints=True),
-    from print(). With --follow, new lines are printed as they are stored until the run
-    reaches a final state (or is found crashed).
-
-    Example: [bold]stead logs 3f2a9c1e4b5d --follow --level WARNING[/]
-    """
+    """Print a run\'s log lines (see HELP)."""
     threshold = _threshold(level)
     _print_logs(run_id, follow, threshold, db)
 
@@ -70,12 +71,14 @@ def _print_logs(run_id: str, follow: bool, threshold: int, db: str | None) -> No
             break
         if _stopped(current):
             label = run_status(current).label(short=False)
-            err().print(f"[dim]run {current.id} is {label}; stopped following[/]")
+            err().print(f"run {current.id} is {label}; stopped following", style="dim",
+                        markup=False)
             break
         time.sleep(POLL_S)
     if not shown:
         what = " at this level or above" if threshold else ""
-        err().print(f"[dim]no log lines{what} recorded for run {run.id}[/]")
+        err().print(f"no log lines{what} recorded for run {run.id}", style="dim",
+                    markup=False)
 
 
 def _read_all(store: Store, run_id: str, after_id: int) -> list[LogRecord]:

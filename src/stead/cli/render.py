@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rich import box
+from rich.table import Table
 from rich.text import Text
 
 from stead.core.process import owner_is_alive
@@ -26,6 +28,28 @@ STATE_STYLES = {
 _repr = reprlib.Repr()
 _repr.maxstring, _repr.maxother, _repr.maxlist, _repr.maxdict = 60, 60, 8, 8
 _repr.maxlevel = 3
+
+
+class PlainTable(Table):
+    """A table whose string cells are plain text: stored names, values and messages may
+    contain square brackets, which Rich would otherwise read as markup."""
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        super().add_row(*(Text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
+
+
+def grid() -> Table:
+    """Two columns, label and value, for a run's header."""
+    table = PlainTable.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    return table
+
+
+def table(title: str | None = None) -> Table:
+    """A compact table: one space between columns, a rule under the header."""
+    return PlainTable(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
+                 padding=(0, 1), collapse_padding=True, pad_edge=False)
 
 
 # -- times ---------------------------------------------------------------------------------
@@ -134,6 +158,37 @@ def short_repr(value: Any, limit: int = 80) -> str:
     return clip(_repr.repr(value), limit)
 
 
+class _Shown:
+    """A stand-in whose repr is fixed: how a value of a class not importable here looks."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def preview(data: Any) -> Any:
+    """Rebuild decoded JSON for display only: classes become look-alikes, never imported."""
+    if isinstance(data, list):
+        return [preview(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    tag = data.get("$t")
+    if tag is None:
+        return {k: preview(v) for k, v in data.items()}
+    name = str(data.get("c", "?")).rpartition(":")[2]
+    if tag in ("dataclass", "pydantic") and isinstance(data.get("v"), dict):
+        fields = ", ".join(f"{k}={preview(v)!r}" for k, v in data["v"].items())
+        return _Shown(f"{name}({fields})")
+    if tag in ("enum", "path"):
+        return _Shown(f"{name}({preview(data.get('v'))!r})")
+    try:
+        return decode(json.dumps(data))
+    except Exception:
+        return _Shown(json.dumps(data))
+
+
 def value_summary(text: str | None, ref: str | None = None, limit: int = 80) -> str:
     """A short repr of a stored (encoded) value; never unpickles.
 
@@ -145,8 +200,11 @@ def value_summary(text: str | None, ref: str | None = None, limit: int = 80) -> 
         return f"<result unavailable: {exc}>"
     try:
         value = decode(raw)
-    except Exception:  # class not importable (or its module failed to import): show the JSON
-        return clip(raw, limit)
+    except Exception:  # class not importable here (e.g. defined in a script): a look-alike
+        try:
+            value = preview(json.loads(raw))
+        except ValueError:
+            return clip(raw, limit)
     return short_repr(value, limit)
 
 
@@ -162,7 +220,7 @@ def params_summary(text: str | None, limit: int = 200) -> str:
     try:
         values = decode(text)
     except Exception:
-        return clip(text, limit)
+        values = preview(data)
     if isinstance(values, dict):
         return clip(", ".join(f"{k}={_repr.repr(v)}" for k, v in values.items()), limit)
     return clip(_repr.repr(values), limit)

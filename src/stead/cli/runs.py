@@ -1,12 +1,12 @@
 """`stead runs ...`: list, inspect and resume recorded flow runs."""
 
+import asyncio
+import inspect
 import time
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.markup import escape
-from rich.table import Table
 
 from stead.cli.common import (
     DB_HELP,
@@ -27,6 +27,7 @@ from stead.cli.render import (
     short_id,
     short_repr,
     span,
+    table,
     value_summary,
 )
 from stead.cli.show import render_run
@@ -39,11 +40,30 @@ app = typer.Typer(
 
 DbOption = Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)]
 RunIdArg = Annotated[str, typer.Argument(
-    metavar="RUN_ID", help="A run id, or a unique prefix of one (e.g. the 12 characters "
-                           "`stead runs ls` shows).")]
+    metavar="RUN_ID", show_default=False,
+    help="A run id, or a unique prefix of one (e.g. the 12 characters `stead runs ls` shows).")]
 
 
-@app.command("ls")
+LS_HELP = (
+    "List recorded runs, newest first.\n\n"
+    "A run still marked Running whose process is gone is shown as [bold red]Crashed?[/]; "
+    "resume it with `stead runs resume RUN_ID`. --state Crashed includes those runs.\n\n"
+    "Example: [bold]stead runs ls --flow etl --state Failed --limit 5[/]")
+SHOW_HELP = (
+    "Show one run: parameters, state timeline, steps in call order with their results, "
+    "child runs, and, if the run failed, the failing step with its exception and traceback."
+    "\n\nExample: [bold]stead runs show 3f2a9c1e4b5d[/]")
+RESUME_HELP = (
+    "Resume a crashed or failed run in this process: finished steps return their recorded "
+    "results, the rest run.\n\n"
+    "The flow is imported from its recorded module (run stead from the project folder, where "
+    "`import your_module` works) or from the script it was defined in. Flows defined inside "
+    "functions cannot be resumed from here; call flow.resume(run_id) from Python.\n\n"
+    "Exit code: 0 when the run completes, 1 when it fails again, 2 when it cannot be resumed."
+    "\n\nExample: [bold]stead runs resume 3f2a9c1e4b5d[/]")
+
+
+@app.command("ls", help=LS_HELP)
 @handle_errors
 def list_runs(
     state: Annotated[str | None, typer.Option(
@@ -55,13 +75,7 @@ def list_runs(
         "--limit", "-n", min=1, help="Show at most this many runs.")] = 20,
     db: DbOption = None,
 ) -> None:
-    """List recorded runs, newest first.
-
-    A run still marked Running whose process is gone is shown as [bold red]Crashed?[/]:
-    resume it with `stead runs resume RUN_ID`.
-
-    Example: [bold]stead runs ls --flow etl --state Failed --limit 5[/]
-    """
+    """List recorded runs (see LS_HELP)."""
     if state is not None:
         state = _state_name(state)
     store = open_db(db)
@@ -76,19 +90,25 @@ def list_runs(
         what = " matching the filters" if state or flow else ""
         console.print(f"No runs{what} in {escape(store.url)}.")
         return
-    table = Table(box=box.SIMPLE_HEAD)
-    for name, justify in (("Run", "left"), ("Flow", "left"), ("State", "left"),
-                          ("Started", "left"), ("Duration", "right"), ("Steps", "right"),
-                          ("Parent", "left")):
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    rows = []
     for run in runs:
         status = run_status(run)
         live = status.state in ("Running", "Retrying") and not status.gone
-        parent = short_id(run.parent_id) + f" [{run.parent_step}]" if run.parent_id else ""
-        table.add_row(short_id(run.id), run.flow_name, status.text(),
-                      fmt_time(run.started_at), span(run.started_at, run.ended_at, live),
-                      str(len(store.load_steps(run.id))), parent)
-    console.print(table)
+        rows.append((short_id(run.id), run.flow_name, status.text(), fmt_time(run.started_at),
+                     span(run.started_at, run.ended_at, live),
+                     str(len(store.load_steps(run.id))),
+                     short_id(run.parent_id) if run.parent_id else ""))
+    tbl = table()
+    # Ids, states and times are never cut short; flow and parent names give way on narrow screens.
+    for i, (name, justify, keep) in enumerate((
+            ("Run", "left", True), ("Flow", "left", False), ("State", "left", True),
+            ("Started", "left", True), ("Duration", "right", True), ("Steps", "right", True),
+            ("Parent", "left", False))):
+        width = max(len(name), *(len(str(row[i])) for row in rows)) if keep else None
+        tbl.add_column(name, justify=justify, no_wrap=True, min_width=width)  # type: ignore[arg-type]
+    for row in rows:
+        tbl.add_row(*row)
+    console.print(tbl)
 
 
 def _state_name(text: str) -> str:
@@ -99,14 +119,10 @@ def _state_name(text: str) -> str:
                              f"{', '.join(s.value for s in State)}", param_hint="--state")
 
 
-@app.command("show")
+@app.command("show", help=SHOW_HELP)
 @handle_errors
 def show_run(run_id: RunIdArg, db: DbOption = None) -> None:
-    """Show one run: parameters, state timeline, steps in call order, child runs, and the
-    failing step with its traceback if the run failed.
-
-    Example: [bold]stead runs show 3f2a9c1e4b5d[/]
-    """
+    """Show one run (see SHOW_HELP)."""
     store = open_db(db)
     run = resolve_run(store, run_id)
     console = out()
@@ -114,7 +130,7 @@ def show_run(run_id: RunIdArg, db: DbOption = None) -> None:
         console.print(part)
 
 
-@app.command("resume")
+@app.command("resume", help=RESUME_HELP)
 @handle_errors
 def resume_run(
     run_id: RunIdArg,
@@ -123,21 +139,14 @@ def resume_run(
                         "host is gone).")] = False,
     db: DbOption = None,
 ) -> None:
-    """Resume a crashed or failed run in this process: finished steps are reused, the rest
-    run. The flow is imported from its recorded module (run stead from the project folder)
-    or from the script it was defined in.
-
-    Exit code 0 if the run completes, 1 if it fails again.
-
-    Example: [bold]stead runs resume 3f2a9c1e4b5d[/]
-    """
+    """Resume a run (see RESUME_HELP)."""
     from stead.core.loader import load_flow  # imports the engine's flow machinery
 
     store = open_db(db)
     run = resolve_run(store, run_id)
     console = out()
     if run.state in ("Completed", "Cached"):
-        console.print(f"Run {run.id} is already {run.state}; result: "
+        console.print(f"Run {escape(run.id)} is already {run.state}; result: "
                       f"{escape(value_summary(run.result, run.result_ref))}")
         return
     if run.parent_id:
@@ -148,26 +157,28 @@ def resume_run(
     before = len(store.run_history(run.id))
     steps = store.load_steps(run.id)
     done = sum(1 for s in steps.values() if s.state in ("Completed", "Cached"))
-    console.print(f"Resuming run [bold]{run.id}[/] of flow '{escape(run.flow_name)}' "
-                  f"({run_status(run).label(short=False)}, {done} finished steps will be "
-                  "reused)")
+    console.print(f"Resuming run [bold]{escape(run.id)}[/] of flow '{escape(run.flow_name)}' "
+                  f"(state {run_status(run).label(short=False)}; {done} finished steps will "
+                  "be reused)")
     started = time.time()
     try:
         result = flow_obj.resume(run.id, force=force)
+        if inspect.iscoroutine(result):  # an async flow
+            result = asyncio.run(result)
     except BaseException as exc:
         after = store.get_run(run.id)
         changed = len(store.run_history(run.id)) > before
         if changed and after.state == "Failed":
             error = parse_error(after.error)
             where = f" in step {error['step']}" if error and error.get("step") else ""
-            err().print(f"[bold red]Run {run.id} Failed{where}:[/] "
+            err().print(f"[bold red]Run {escape(run.id)} Failed{escape(where)}:[/] "
                         f"[red]{escape(error_summary(error, 500))}[/]  "
                         f"(stead runs show {short_id(run.id)})")
             raise typer.Exit(1) from None
         if isinstance(exc, KeyboardInterrupt):
-            err().print(f"Interrupted; run {run.id} is {after.state}. Resume it again with: "
-                        f"stead runs resume {short_id(run.id)}")
+            err().print(escape(f"Interrupted; run {run.id} is {after.state}. Resume it "
+                               f"again with: stead runs resume {short_id(run.id)}"))
             raise typer.Exit(130) from None
         raise
-    console.print(f"[green]Run {run.id} Completed[/] in {span(started, time.time())}; "
+    console.print(f"[green]Run {escape(run.id)} Completed[/] in {span(started, time.time())}; "
                   f"result: {escape(short_repr(result, 200))}")

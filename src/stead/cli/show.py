@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.syntax import Syntax
@@ -16,6 +15,7 @@ from stead.cli.render import (
     error_type,
     fmt_duration,
     fmt_time,
+    grid as make_grid,
     params_summary,
     parse_error,
     run_status,
@@ -24,6 +24,7 @@ from stead.cli.render import (
     state_text,
     step_history,
     step_order,
+    table,
     value_summary,
 )
 from stead.core.process import describe_owner
@@ -52,9 +53,7 @@ def render_run(store: Store, run: RunRecord) -> list[RenderableType]:
 
 
 def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
+    grid = make_grid()
     grid.add_row("Run", run.id)
     grid.add_row("Flow", run.flow_name)
     grid.add_row("State", status.text(short=False))
@@ -82,7 +81,7 @@ def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
         grid.add_row("Error", Text(error_summary(error, 200), style="red"))
     if run.tags and run.tags != "[]":
         grid.add_row("Tags", run.tags)
-    return Panel(grid, title=f"Run {short_id(run.id)}", title_align="left",
+    return Panel(grid, title=Text(f"Run {short_id(run.id)}"), title_align="left",
                  border_style=status.text().style or "none")
 
 
@@ -98,30 +97,30 @@ def _owner(run: RunRecord, status: RunStatus) -> Text:
 
 
 def timeline(store: Store, run: RunRecord) -> Table:
-    table = Table(title="State timeline", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("Time", no_wrap=True)
-    table.add_column("State", no_wrap=True)
-    table.add_column("After", justify="right", no_wrap=True)
-    table.add_column("Message", overflow="fold")
+    tbl = table("State timeline")
+    tbl.add_column("Time", no_wrap=True)
+    tbl.add_column("State", no_wrap=True)
+    tbl.add_column("After", justify="right", no_wrap=True)
+    tbl.add_column("Message", overflow="fold")
     previous: float | None = None
     for change in store.run_history(run.id):
         after = "" if previous is None else "+" + fmt_duration(change.at - previous)
-        table.add_row(fmt_time(change.at, ms=True), state_text(change.state), after,
+        tbl.add_row(fmt_time(change.at, ms=True), state_text(change.state), after,
                       change.message or "")
         previous = change.at
-    return table
+    return tbl
 
 
 def steps_table(steps: list[StepRecord], status: RunStatus) -> Table:
-    table = Table(title="Steps (call order)", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("Key", no_wrap=True)
-    table.add_column("Name", no_wrap=True)
-    table.add_column("Kind", no_wrap=True)
-    table.add_column("State", no_wrap=True)
-    table.add_column("Tries", justify="right", no_wrap=True)
-    table.add_column("Started", no_wrap=True)
-    table.add_column("Duration", justify="right", no_wrap=True)
-    table.add_column("Result / error", overflow="fold")
+    tbl = table("Steps (call order)")
+    tbl.add_column("Key", no_wrap=True)
+    tbl.add_column("Name", no_wrap=True)
+    tbl.add_column("Kind", no_wrap=True)
+    tbl.add_column("State", no_wrap=True)
+    tbl.add_column("Tries", justify="right", no_wrap=True)
+    tbl.add_column("Started", no_wrap=True)
+    tbl.add_column("Duration", justify="right", no_wrap=True)
+    tbl.add_column("Result / error", overflow="fold", min_width=24)
     run_live = status.state in ("Running", "Retrying") and not status.gone
     for step in steps:
         depth = step.key.count(".")
@@ -129,10 +128,10 @@ def steps_table(steps: list[StepRecord], status: RunStatus) -> Table:
         state = state_text(step.state)
         if step.state in ("Running", "Retrying") and not run_live:
             state = Text(f"{step.state}?", "red")  # the run is not running any more
-        table.add_row(step.key, "  " * depth + step.name, step.kind, state, str(step.attempts),
+        tbl.add_row(step.key, "  " * depth + step.name, step.kind, state, str(step.attempts),
                       fmt_time(first_start, date=False, ms=True),
                       span(first_start, step.ended_at, live=run_live), _outcome(step))
-    return table
+    return tbl
 
 
 def _outcome(step: StepRecord) -> Text:
@@ -150,37 +149,35 @@ def _outcome(step: StepRecord) -> Text:
 
 
 def attempts_table(steps: list[StepRecord]) -> Table:
-    table = Table(title="Attempts of retried steps", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("Key", no_wrap=True)
-    table.add_column("Time", no_wrap=True)
-    table.add_column("State", no_wrap=True)
-    table.add_column("Message", overflow="fold")
+    tbl = table("Attempts of retried steps")
+    tbl.add_column("Key", no_wrap=True)
+    tbl.add_column("Time", no_wrap=True)
+    tbl.add_column("State", no_wrap=True)
+    tbl.add_column("Message", overflow="fold")
     for step in steps:
         for i, (state, at, message) in enumerate(step_history(step)):
-            table.add_row(step.key if i == 0 else "", fmt_time(at, date=False, ms=True),
+            tbl.add_row(step.key if i == 0 else "", fmt_time(at, date=False, ms=True),
                           state_text(state), message or "")
-    return table
+    return tbl
 
 
 def children_table(children: list[RunRecord]) -> Table:
-    table = Table(title="Child runs", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("Run", no_wrap=True)
-    table.add_column("Flow", no_wrap=True)
-    table.add_column("State", no_wrap=True)
-    table.add_column("Step", no_wrap=True)
-    table.add_column("Duration", justify="right", no_wrap=True)
+    tbl = table("Child runs")
+    tbl.add_column("Run", no_wrap=True)
+    tbl.add_column("Flow", no_wrap=True)
+    tbl.add_column("State", no_wrap=True)
+    tbl.add_column("Step", no_wrap=True)
+    tbl.add_column("Duration", justify="right", no_wrap=True)
     for child in sorted(children, key=lambda c: step_order(c.parent_step or "")):
         status = run_status(child)
-        table.add_row(short_id(child.id), child.flow_name, status.text(),
+        tbl.add_row(short_id(child.id), child.flow_name, status.text(),
                       child.parent_step or "-", span(child.started_at, child.ended_at))
-    return table
+    return tbl
 
 
 def failure(run: RunRecord, steps: dict[str, StepRecord]) -> Panel:
     error = parse_error(run.error) or {}
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
+    grid = make_grid()
     key = error.get("step")
     if key:
         step = steps.get(str(key))

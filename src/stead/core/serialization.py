@@ -218,6 +218,20 @@ def encode(value: Any, *, pickle_ok: bool = False) -> str:
     return _dumps(_encode_obj(value, pickle_ok))
 
 
+def encode_arguments(values: dict[str, Any]) -> str:
+    """Encode a dict of call arguments; flat dicts of plain scalars skip the tagging walk."""
+    for v in values.values():
+        cls = type(v)
+        if cls is str or cls is bool or v is None:
+            continue
+        if cls is int and _INT_MIN <= v <= _INT_MAX:
+            continue
+        if cls is float and math.isfinite(v):
+            continue
+        return encode(values)
+    return _dumps(values)
+
+
 def decode(text: str, *, pickle_ok: bool = False) -> Any:
     """Rebuild a value written by `encode`. Pickled values stay opaque unless pickle_ok."""
     return _decode_obj(_loads(text), pickle_ok)

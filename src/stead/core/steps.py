@@ -18,7 +18,7 @@ from typing import Any
 
 from stead.core import console
 from stead.core.context import RunContext, current_frame
-from stead.core.serialization import decode, encode
+from stead.core.serialization import decode, encode, encode_arguments
 from stead.core.states import State
 from stead.errors import NonDeterminismError, SerializationError
 from stead.store.base import StepRecord
@@ -52,7 +52,7 @@ def params_text(names: tuple[str, ...], args: tuple, kwargs: dict, limit: int) -
         values["*args"] = list(args[len(names):])
     values.update(kwargs)
     try:
-        text = encode(values)
+        text = encode_arguments(values)
     except SerializationError:
         text = None
     if text is None or len(text) > limit:

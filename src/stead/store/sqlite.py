@@ -35,12 +35,12 @@ _STEP_UPSERT = (
     f"VALUES ({', '.join('?' * len(STEP_COLUMNS))}) ON CONFLICT(run_seq, key) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS[2:])
 )
-# The common outcome (completed, small result, first attempt, no child run) binds 10 values
-# instead of 14: each bound parameter costs ~0.4 us on the hot path.
-_STEP_DONE = (
+# The common outcome (a task completed on its first attempt with a small result) binds 7
+# values instead of 14: each bound parameter costs ~0.4 us on the hot path.
+_TASK_DONE = (
     "INSERT INTO steps (run_seq, key, name, kind, state, attempts, started_at, ended_at, params,"
-    " result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_seq, key) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS[2:])
+    " result) VALUES (?, ?, ?, 'task', 'Completed', 1, ?, ?, ?, ?) ON CONFLICT(run_seq, key) DO "
+    "UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS[2:])
 )
 _STEP_IF_ABSENT = (
     f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) "
@@ -250,11 +250,11 @@ class SQLiteStore:
         conn = self._conn()
         seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
         if not logs:  # the hot path: one statement, one implicit transaction, one commit
-            if (step.result_ref is None and step.error is None and step.child_run_id is None
+            if (step.attempts == 1 and step.state == "Completed" and step.kind == "task"
+                    and step.result_ref is None and step.child_run_id is None
                     and step.history == "[]"):
-                conn.execute(_STEP_DONE, (seq, _db_key(step.key), step.name, step.kind, step.state,
-                                          step.attempts, step.started_at, step.ended_at,
-                                          step.params, step.result))
+                conn.execute(_TASK_DONE, (seq, _db_key(step.key), step.name, step.started_at,
+                                          step.ended_at, step.params, step.result))
             else:
                 conn.execute(_STEP_UPSERT, _step_values(seq, step))
             return

@@ -1,0 +1,1 @@
+"""The `stead` command line (Typer + Rich). Only this package imports them."""

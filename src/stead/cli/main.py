@@ -1,0 +1,55 @@
+"""The `stead` command line: `stead runs ls|show|resume`, `stead logs`.
+
+Run as ``stead ...`` (installed script) or ``python -m stead.cli.main ...``.
+"""
+
+from typing import Annotated
+
+import typer
+
+from stead.cli import logs as logs_cmd
+from stead.cli import runs
+from stead.cli.common import DB_HELP, OPTIONS
+
+app = typer.Typer(
+    name="stead",
+    help="Stead: inspect and resume recorded flow runs.\n\n"
+         "Runs are read from STEAD_DATABASE_URL (default $STEAD_HOME/stead.db, "
+         "$STEAD_HOME defaults to ~/.stead); --db chooses another database.\n\n"
+         "Example: [bold]stead runs ls[/], then [bold]stead runs show RUN_ID[/]",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(runs.app, name="runs")
+app.command("logs", help=logs_cmd.HELP)(logs_cmd.logs)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from stead import __version__
+
+        typer.echo(f"stead {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    db: Annotated[str | None, typer.Option(
+        "--db", metavar="URL", help=DB_HELP + " A command's own --db wins.")] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Stead: inspect and resume recorded flow runs."""
+    OPTIONS.top_db = db
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
