@@ -140,6 +140,21 @@ def test_async_flow_with_async_tasks_and_gather(store) -> None:
     assert len(store.load_steps(run.id)) == 5
 
 
+def test_async_task_inside_sync_flow_runs_to_completion(store) -> None:
+    @task
+    async def fetch(x: int) -> int:
+        await asyncio.sleep(0)
+        return x + 1
+
+    @flow
+    def main() -> list[int]:
+        return [fetch(1), fetch(2)]
+
+    assert main() == [2, 3]
+    [run] = store.list_runs(RunFilter())
+    assert sorted(store.load_steps(run.id)) == ["1", "2"]
+
+
 def test_sync_task_inside_async_flow(store) -> None:
     @flow
     async def main() -> int:

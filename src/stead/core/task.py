@@ -82,7 +82,7 @@ class Task(Generic[P, R]):
             return self.fn(*args, **kwargs)
         params = params_text(self.arg_names, args, kwargs, ctx.param_max)
         if self.is_async:
-            return self._run_async(ctx, params, args, kwargs)  # type: ignore[return-value]
+            return _await_or_run(self._run_async(ctx, params, args, kwargs))
         step = Step(ctx, self.name, "task", params)
         if step.replayed:
             return step.value
@@ -150,6 +150,17 @@ class Task(Generic[P, R]):
                 current_step.reset(step_token)
                 current_frame.reset(frame_token)
             return step.succeeded(result, pickle_ok=self.pickle_ok)
+
+
+def _await_or_run(coro: Any) -> Any:
+    """In async code, hand back the coroutine to await; in a sync flow, run it to the end."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)  # asyncio.run copies this context: the run and frame go along
+    return coro
 
 
 def _should_retry(retry: RetryPolicy, exc: Exception, attempts: int) -> bool:
