@@ -38,7 +38,7 @@ class PlainTable(Table):
         super().add_row(*(Text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
 
 
-def grid() -> Table:
+def kv_grid() -> Table:
     """Two columns, label and value, for a run's header."""
     table = PlainTable.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
@@ -48,8 +48,8 @@ def grid() -> Table:
 
 def table(title: str | None = None) -> Table:
     """A compact table: one space between columns, a rule under the header."""
-    return PlainTable(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
-                 padding=(0, 1), collapse_padding=True, pad_edge=False)
+    return PlainTable(title=title, title_justify="left", title_style="bold",
+                      box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
 
 
 # -- times ---------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def step_history(step: StepRecord) -> list[tuple[str, float | None, str | None]]
 @dataclass(slots=True)
 class RunStatus:
     state: str
-    alive: bool | None  # the owner process, for live states; None when unknown or not live
+    alive: bool | None  # is the owner process alive (live states only); None: unknown or n/a
 
     @property
     def gone(self) -> bool:
@@ -139,7 +139,7 @@ class RunStatus:
 
 
 def run_status(run: RunRecord) -> RunStatus:
-    if run.state not in LIVE_STATES:
+    if run.state not in LIVE_STATES or not run.owner:  # e.g. a Pending run no process took yet
         return RunStatus(run.state, None)
     return RunStatus(run.state, owner_is_alive(run.owner))
 

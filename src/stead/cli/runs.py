@@ -31,6 +31,7 @@ from stead.cli.render import (
     value_summary,
 )
 from stead.cli.show import render_run
+from stead.core.process import describe_owner
 from stead.core.states import State
 from stead.store.base import RunFilter
 
@@ -94,7 +95,7 @@ def list_runs(
     for run in runs:
         status = run_status(run)
         live = status.state in ("Running", "Retrying") and not status.gone
-        rows.append((short_id(run.id), run.flow_name, status.text(), fmt_time(run.started_at),
+        rows.append((short_id(run.id), run.flow_name, status.text(), fmt_time(run.created_at),
                      span(run.started_at, run.ended_at, live),
                      str(len(store.load_steps(run.id))),
                      short_id(run.parent_id) if run.parent_id else ""))
@@ -153,12 +154,16 @@ def resume_run(
         root = run.parent_id.partition(":")[0]
         fail(f"run {run.id} is a child run of {run.parent_id}; resume the top-level run "
              f"(stead runs resume {short_id(root)}), which resumes its child runs")
+    status = run_status(run)
+    if status.alive:  # checked again by the engine; here it saves importing the flow's code
+        fail(f"run {run.id} is {run.state} in {describe_owner(run.owner)}, which is alive. "
+             "Wait for it to finish, or stop that process and resume the run.")
     flow_obj = load_flow(run).with_options(database_url=database_url(db))
     before = len(store.run_history(run.id))
     steps = store.load_steps(run.id)
     done = sum(1 for s in steps.values() if s.state in ("Completed", "Cached"))
     console.print(f"Resuming run [bold]{escape(run.id)}[/] of flow '{escape(run.flow_name)}' "
-                  f"(state {run_status(run).label(short=False)}; {done} finished steps will "
+                  f"(state {status.label(short=False)}; {done} finished steps will "
                   "be reused)")
     started = time.time()
     try:

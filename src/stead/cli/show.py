@@ -15,7 +15,7 @@ from stead.cli.render import (
     error_type,
     fmt_duration,
     fmt_time,
-    grid as make_grid,
+    kv_grid,
     params_summary,
     parse_error,
     run_status,
@@ -53,7 +53,7 @@ def render_run(store: Store, run: RunRecord) -> list[RenderableType]:
 
 
 def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
-    grid = make_grid()
+    grid = kv_grid()
     grid.add_row("Run", run.id)
     grid.add_row("Flow", run.flow_name)
     grid.add_row("State", status.text(short=False))
@@ -91,7 +91,7 @@ def _owner(run: RunRecord, status: RunStatus) -> Text:
         text.append(" (alive)", "green")
     elif status.gone:
         text.append(" (gone: the run crashed)", "bold red")
-    elif status.alive is None and run.state in ("Running", "Retrying", "Pending"):
+    elif status.alive is None and run.owner and run.state in ("Running", "Retrying"):
         text.append(" (another host: cannot tell if it is alive)", "yellow")
     return text
 
@@ -149,7 +149,7 @@ def _outcome(step: StepRecord) -> Text:
 
 
 def attempts_table(steps: list[StepRecord]) -> Table:
-    tbl = table("Attempts of retried steps")
+    tbl = table("Attempt history")
     tbl.add_column("Key", no_wrap=True)
     tbl.add_column("Time", no_wrap=True)
     tbl.add_column("State", no_wrap=True)
@@ -177,7 +177,7 @@ def children_table(children: list[RunRecord]) -> Table:
 
 def failure(run: RunRecord, steps: dict[str, StepRecord]) -> Panel:
     error = parse_error(run.error) or {}
-    grid = make_grid()
+    grid = kv_grid()
     key = error.get("step")
     if key:
         step = steps.get(str(key))
@@ -196,7 +196,6 @@ def failure(run: RunRecord, steps: dict[str, StepRecord]) -> Panel:
     parts: list[RenderableType] = [grid]
     tb = str(error.get("traceback") or "").rstrip()
     if tb:
-        parts += [Text(""), Text("Traceback", style="bold"),
-                  Syntax(tb, "pytb", theme="ansi_dark", word_wrap=True,
+        parts += [Text(""), Syntax(tb, "pytb", theme="ansi_dark", word_wrap=True,
                          background_color="default")]
     return Panel(Group(*parts), title="Failure", title_align="left", border_style="red")

@@ -15,10 +15,15 @@ from stead.core.results import ResultFiles
 from stead.store.base import LogRecord, RunRecord, StepRecord, Store
 
 
-@dataclass(slots=True)
 class Frame:
-    prefix: str  # "" for the flow body, "7." inside step 7
-    counter: int = 0
+    """Numbers the calls made at one level; `step` is the key of the step whose body this is."""
+
+    __slots__ = ("counter", "prefix", "step")
+
+    def __init__(self, step: str | None) -> None:
+        self.step = step  # None in the flow body, "7" inside step 7
+        self.prefix = "" if step is None else step + "."
+        self.counter = 0
 
     def next_key(self) -> str:
         self.counter += 1
@@ -54,7 +59,12 @@ class RunContext:
 
 current_run: ContextVar[RunContext | None] = ContextVar("stead_run", default=None)
 current_frame: ContextVar[Frame] = ContextVar("stead_frame")  # set by every run
-current_step: ContextVar[str | None] = ContextVar("stead_step", default=None)
+
+
+def current_step() -> str | None:
+    """Key of the step being executed in this context, None in a flow body or outside runs."""
+    frame = current_frame.get(None)
+    return None if frame is None else frame.step
 
 
 def in_flow() -> bool:
@@ -78,7 +88,7 @@ def step_idempotency_key() -> str | None:
         ...     payments.charge(amount, idempotency_key=stead.step_idempotency_key())
     """
     ctx = current_run.get()
-    step = current_step.get()
+    step = current_step()
     if ctx is None:
         return None
     return f"{ctx.run.id}/{step or 'flow'}"

@@ -16,7 +16,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core import console
 from stead.core.clock import SYSTEM_CLOCK, Clock
-from stead.core.context import Frame, RunContext, current_frame, current_run, current_step
+from stead.core.context import Frame, RunContext, current_frame, current_run
 from stead.core.process import current_owner, describe_owner, owner_is_alive
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.runtime import configure_console, result_files, store_for
@@ -324,12 +324,10 @@ class _Execution:
             ACTIVE_RUNS.discard(ctx)
 
     def _enter(self) -> tuple[Any, ...]:
-        return (current_run.set(self.ctx), current_frame.set(Frame("")),
-                current_step.set(None))
+        return current_run.set(self.ctx), current_frame.set(Frame(None))
 
     def _leave(self, tokens: tuple[Any, ...]) -> None:
-        run_t, frame_t, step_t = tokens
-        current_step.reset(step_t)
+        run_t, frame_t = tokens
         current_frame.reset(frame_t)
         current_run.reset(run_t)
 

@@ -27,7 +27,7 @@ class RunLogHandler(logging.Handler):
         if ctx is None:
             say("-", f"{record.levelname:<7} {message}")
             return
-        line = LogRecord(ctx.run.id, current_step.get(), record.created, record.levelno, message)
+        line = LogRecord(ctx.run.id, current_step(), record.created, record.levelno, message)
         with ctx.lock:
             if not ctx.logs:
                 ctx.logs_since = time.monotonic()

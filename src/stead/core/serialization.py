@@ -213,6 +213,8 @@ def _hashable(value: Any) -> Any:
 def encode(value: Any, *, pickle_ok: bool = False) -> str:
     """Encode `value` as JSON text; raise SerializationError for unsupported types."""
     cls = type(value)
+    if cls is int and _INT_MIN <= value <= _INT_MAX:
+        return str(value)
     if cls is str or cls is bool or value is None:
         return _dumps(value)
     return _dumps(_encode_obj(value, pickle_ok))

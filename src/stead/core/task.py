@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from stead.core.context import Frame, RunContext, current_frame, current_run, current_step
+from stead.core.context import Frame, RunContext, current_frame, current_run
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.steps import Step, params_text
 from stead.core.timeouts import deadline
@@ -89,8 +89,7 @@ class Task(Generic[P, R]):
         fn, timeout, retry = self.fn, self.timeout, self.retry
         while True:
             step.start_attempt()
-            frame_token = current_frame.set(Frame(step.key + "."))
-            step_token = current_step.set(step.key)
+            frame_token = current_frame.set(Frame(step.key))
             try:
                 if timeout is None:
                     result = fn(*args, **kwargs)
@@ -109,7 +108,6 @@ class Task(Generic[P, R]):
                 step.abandoned()
                 raise
             finally:
-                current_step.reset(step_token)
                 current_frame.reset(frame_token)
             return step.succeeded(result, pickle_ok=self.pickle_ok)
 
@@ -121,8 +119,7 @@ class Task(Generic[P, R]):
             return step.value
         while True:
             step.start_attempt()
-            frame_token = current_frame.set(Frame(step.key + "."))
-            step_token = current_step.set(step.key)
+            frame_token = current_frame.set(Frame(step.key))
             try:
                 if self.timeout is None:
                     result = await self.fn(*args, **kwargs)  # type: ignore[misc]
@@ -147,7 +144,6 @@ class Task(Generic[P, R]):
                 step.abandoned()
                 raise
             finally:
-                current_step.reset(step_token)
                 current_frame.reset(frame_token)
             return step.succeeded(result, pickle_ok=self.pickle_ok)
 

@@ -3,6 +3,11 @@
 Writes that touch more than one row use BEGIN IMMEDIATE, so a writer waits for the lock
 (busy_timeout) instead of failing with "database is locked" when it upgrades a read
 transaction. Each thread gets its own connection; a forked child opens fresh ones.
+
+WAL checkpoints (copying the log back into the database file, with an fsync) run in a
+background thread, not inside a step's commit: measured, this takes the per-step write from
+~32 us to ~25 us (bench/bench_core.py). SQLite's own automatic checkpoint stays as a safety
+net at a larger size, should the thread fall behind.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import weakref
 from dataclasses import fields
 from pathlib import Path
 
@@ -48,10 +54,18 @@ _STEP_IF_ABSENT = (
 )
 _LOG_INSERT = "INSERT INTO logs (run_id, step_key, at, level, message) VALUES (?, ?, ?, ?, ?)"
 BUSY_TIMEOUT_MS = 60_000
+AUTOCHECKPOINT_PAGES = 10_000  # SQLite checkpoints by itself only past this (~40 MB of WAL)
+CHECKPOINT_EVERY_S = 0.5
 
 
 def _run_values(run: RunRecord) -> tuple:
     return tuple(getattr(run, c) for c in RUN_COLUMNS)
+
+
+def _call_if_alive(ref: weakref.ref[SQLiteStore], method: str) -> None:
+    obj = ref()
+    if obj is not None:
+        getattr(obj, method)()
 
 
 def _db_key(key: str) -> int | str:
@@ -74,9 +88,11 @@ class SQLiteStore:
         self.synchronous = synchronous
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
-        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._seqs: dict[str, int] = {}  # run id -> seq, for the step writes
+        self._checkpointer: _Checkpointer | None = None
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _call_if_alive(me, "_forget_after_fork"))
         self._ensure_schema()
 
     # -- connections ---------------------------------------------------------------------
@@ -86,6 +102,7 @@ class SQLiteStore:
                                    timeout=BUSY_TIMEOUT_MS / 1000)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
         except sqlite3.DatabaseError as exc:
             raise self._broken(exc) from exc
         with self._lock:
@@ -94,11 +111,16 @@ class SQLiteStore:
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None or self._pid != os.getpid():
-            if self._pid != os.getpid():  # forked: never share the parent's connections
-                self._pid, self._all, self._local = os.getpid(), [], threading.local()
+        if conn is None:
             conn = self._local.conn = self._connect()
+            if self._checkpointer is None:
+                self._checkpointer = _Checkpointer(self)
         return conn
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: never use the parent's connections or threads."""
+        self._all, self._local, self._checkpointer = [], threading.local(), None
+        self._lock = threading.Lock()
 
     def _broken(self, exc: Exception) -> StoreError:
         return StoreError(
@@ -145,6 +167,9 @@ class SQLiteStore:
         return row[0] if row else None
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         with self._lock:
             for conn in self._all:
                 conn.close()
@@ -298,3 +323,38 @@ class SQLiteStore:
             "SELECT run_id, step_key, at, level, message, id FROM logs "
             "WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", (run_id, after_id, limit))
         return [LogRecord(*row) for row in rows]
+
+
+class _Checkpointer:
+    """A daemon thread that checkpoints the WAL every CHECKPOINT_EVERY_S while writes happen.
+
+    PASSIVE checkpoints never block writers or readers; they copy what they can.
+    """
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="stead-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        conn: sqlite3.Connection | None = None
+        seen = None
+        while not self._stopped.wait(CHECKPOINT_EVERY_S):
+            try:
+                if conn is None:
+                    conn = sqlite3.connect(self._store.path, isolation_level=None,
+                                           check_same_thread=False)
+                    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                # data_version changes when any other connection has committed since.
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != seen:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    seen = version
+            except sqlite3.Error:
+                pass  # SQLite's own autocheckpoint remains as the fallback
+        if conn is not None:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
