@@ -42,8 +42,9 @@ class Settings:
     home: Path
     # STEAD_DATABASE_URL: where runs are recorded; sqlite:///PATH (default $STEAD_HOME/stead.db).
     database_url: str
-    # STEAD_RESULTS_DIR: where results larger than result_inline_max go ($STEAD_HOME/results).
-    results_dir: Path
+    # STEAD_RESULTS_DIR: where results larger than result_inline_max go (default: a `results`
+    # folder beside the SQLite database file, so a database and its results move together).
+    results_dir: Path | None
     # STEAD_RESULT_INLINE_MAX: results up to this many bytes are stored in the database row.
     result_inline_max: int = 64 * 1024
     # STEAD_SQLITE_SYNCHRONOUS: NORMAL survives process crashes; FULL also survives power loss.
@@ -70,7 +71,8 @@ class Settings:
         return cls(
             home=home,
             database_url=_env("STEAD_DATABASE_URL", f"sqlite:///{home / 'stead.db'}"),
-            results_dir=Path(_env("STEAD_RESULTS_DIR", str(home / "results"))).expanduser(),
+            results_dir=(Path(os.environ["STEAD_RESULTS_DIR"]).expanduser()
+                         if os.environ.get("STEAD_RESULTS_DIR") else None),
             result_inline_max=_env_int("STEAD_RESULT_INLINE_MAX", 64 * 1024),
             sqlite_synchronous=sync,
             console=_env_bool("STEAD_CONSOLE", True),

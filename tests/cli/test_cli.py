@@ -325,13 +325,13 @@ def work(i: int) -> Point:
     return Point(i, i * i)
 
 @flow
-def crashy(n: int) -> int:
+def crashy(n: int, origin: Point) -> int:
     points = [work(i) for i in range(n)]
     assert all(isinstance(p, Point) for p in points)  # replayed results are Points again
-    return sum(p.y for p in points)
+    return sum(p.y for p in points) + origin.x
 
 if __name__ == "__main__":
-    print(crashy.with_options(run_id=sys.argv[1])(int(sys.argv[2])))
+    print(crashy.with_options(run_id=sys.argv[1])(int(sys.argv[2]), Point(0, 0)))
 """
 
 
@@ -368,6 +368,9 @@ def test_resume_of_a_crashed_run_completes_it_without_rerunning_finished_steps(
     assert run.state == "Completed" and run.resumes == 1
     states = [change.state for change in store.run_history("crash-run")]
     assert states == ["Running", "Crashed", "Running", "Completed"]
+    # Steps recorded by the CLI's resume name the script's classes as __main__, like the
+    # original process did, so the script itself can still read them.
+    assert '"c":"__main__:Point"' in store.load_steps("crash-run")["5"].result
     again = stead_cli("runs", "resume", "crash-run")
     assert again.returncode == 0 and "already Completed" in again.stdout
 

@@ -62,10 +62,21 @@ def test_unknown_and_ambiguous_run_ids(tmp_path: Path) -> None:
     store.create_run(new_run("abc2"))
     with pytest.raises(RunNotFound, match=r"no run with id 'zzz'.*stead runs ls"):
         store.resolve_run_id("zzz")
-    with pytest.raises(RunNotFound, match="matches several runs"):
+    with pytest.raises(RunNotFound, match=r"'abc' matches 2 runs \(abc1, abc2\)"):
         store.resolve_run_id("abc")
     with pytest.raises(RunNotFound):
         store.get_run("nope")
+
+
+def test_child_runs_are_named_by_root_prefix_and_key(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "s.db"))
+    for run_id in ("3f2a9c1e77", "3f2a9c1e77:2", "3f2a9c1e77:2:1", "3f2a9c1e77:10"):
+        store.create_run(new_run(run_id))
+    assert store.resolve_run_id("3f2a") == "3f2a9c1e77"  # children do not make it ambiguous
+    assert store.resolve_run_id("3f2a:2") == "3f2a9c1e77:2"
+    assert store.resolve_run_id("3f2a:2:1") == "3f2a9c1e77:2:1"
+    with pytest.raises(RunNotFound):
+        store.resolve_run_id("3f2a:3")
 
 
 def test_corrupt_file_gives_one_clear_error_and_is_left_alone(tmp_path: Path) -> None:

@@ -15,15 +15,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from stead.core.runtime import store_for
-from stead.errors import RunNotFound, SteadError, StoreError
+from stead.errors import SteadError, StoreError
 from stead.settings import get_settings
-from stead.store.base import RunFilter, RunRecord, Store
+from stead.store.base import RunRecord, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 DB_HELP = ("Database URL (sqlite:///PATH or a file path). "
            "Default: STEAD_DATABASE_URL, else $STEAD_HOME/stead.db.")
-# How many runs a prefix lookup scans when Store.resolve_run_id is ambiguous (see resolve_run).
-_SCAN_LIMIT = 100_000
 
 
 def out() -> Console:
@@ -65,6 +63,7 @@ def handle_errors(fn: F) -> F:
 
 class _Options:
     top_db: str | None = None  # `stead --db URL ...`, set by the top-level callback
+    opened_url: str | None = None  # the database this command reads (for its result files)
 
 
 OPTIONS = _Options()
@@ -85,7 +84,7 @@ def _sqlite_path(url: str) -> Path | None:
 
 def open_db(db: str | None) -> Store:
     """The store for the chosen database. A missing SQLite file is an error, not created."""
-    url = database_url(db)
+    url = OPTIONS.opened_url = database_url(db)
     path = _sqlite_path(url)
     if path is not None and not path.exists():
         raise StoreError(f"no Stead database at {path}: nothing has been recorded there yet. "
@@ -94,31 +93,5 @@ def open_db(db: str | None) -> Store:
 
 
 def resolve_run(store: Store, text: str) -> RunRecord:
-    """The run named by a full id, a unique id prefix, or a shortened child id "ROOT:KEY".
-
-    Store.resolve_run_id treats the child runs of a run ("<id>:3") as extra matches of the
-    parent's prefix, so a short id of any run with child flows is "ambiguous". When it fails
-    we scan the run ids ourselves, ignoring child runs the prefix does not reach into.
-    """
-    try:
-        return store.get_run(store.resolve_run_id(text))
-    except RunNotFound as exc:
-        ids = sorted(r.id for r in store.list_runs(RunFilter(limit=_SCAN_LIMIT))
-                     if _matches(r.id, text))
-        if len(ids) == 1:
-            return store.get_run(ids[0])
-        if len(ids) > 1:
-            shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
-            raise RunNotFound(f"{text!r} matches {len(ids)} runs ({shown}); give more "
-                              "characters of the id") from None
-        raise exc from None
-
-
-def _matches(run_id: str, text: str) -> bool:
-    if run_id.startswith(text):
-        return ":" not in run_id[len(text):]
-    root, sep, rest = text.partition(":")
-    if not sep:
-        return False
-    run_root, _, run_rest = run_id.partition(":")
-    return run_root.startswith(root) and run_rest == rest
+    """The run named by a full id, a unique id prefix, or a shortened child id "ROOT:KEY"."""
+    return store.get_run(store.resolve_run_id(text))

@@ -12,6 +12,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from stead.cli.common import OPTIONS
 from stead.core.process import owner_is_alive
 from stead.core.runtime import result_files
 from stead.core.serialization import decode
@@ -195,7 +196,7 @@ def value_summary(text: str | None, ref: str | None = None, limit: int = 80) -> 
     Values whose class cannot be imported here are shown as their stored JSON.
     """
     try:
-        raw = result_files().load(text, ref)
+        raw = result_files(OPTIONS.opened_url).load(text, ref)
     except SteadError as exc:
         return f"<result unavailable: {exc}>"
     try:

@@ -20,7 +20,7 @@ from stead.core.context import Frame, RunContext, current_frame, current_run
 from stead.core.process import current_owner, describe_owner, owner_is_alive
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.runtime import configure_console, result_files, store_for
-from stead.core.serialization import decode, encode
+from stead.core.serialization import decode, encode, recorded_module_name
 from stead.core.states import State
 from stead.core.steps import ACTIVE_RUNS, Step, error_json, params_text, start_watcher
 from stead.core.task import positional_names
@@ -94,7 +94,14 @@ class Flow(Generic[P, R]):
 
     @property
     def entrypoint(self) -> str:
-        return f"{self.fn.__module__}:{self.fn.__qualname__}"
+        return f"{recorded_module_name(self.fn.__module__)}:{self.fn.__qualname__}"
+
+    @property
+    def script_path(self) -> str | None:
+        """The file of the script that defines this flow, when it runs as ``__main__``."""
+        if recorded_module_name(self.fn.__module__) != "__main__":
+            return None
+        return getattr(sys.modules.get(self.fn.__module__), "__file__", None)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
@@ -167,12 +174,9 @@ class _Execution:
             run_id = self.requested_id or new_run_id()
         clock = flow.clock
         now = clock.now()
-        script = None
-        if flow.fn.__module__ == "__main__":
-            script = getattr(sys.modules.get("__main__"), "__file__", None)
         record = RunRecord(
             id=run_id, flow_name=flow.name, state=State.RUNNING.value,
-            entrypoint=flow.entrypoint, script_path=script, params=params_json,
+            entrypoint=flow.entrypoint, script_path=flow.script_path, params=params_json,
             parent_id=parent.run.id if parent else None,
             parent_step=self.parent_step.key if self.parent_step else None,
             created_at=now, started_at=now, attempts=1, owner=current_owner())
@@ -195,6 +199,7 @@ class _Execution:
                 return
             recorded = store.load_steps(run_id)
             previous = run.state
+            now = clock.now()  # after any Crashed transition, so the history stays in order
             run.resumes += 1
             run.owner = current_owner()
             run.started_at = now
@@ -208,7 +213,7 @@ class _Execution:
                                f"({done} finished steps will be reused)")
         self.started = now
         self.ctx = RunContext(
-            run=run, store=store, clock=clock, results=result_files(settings),
+            run=run, store=store, clock=clock, results=result_files(store.url),
             pickle_ok=False, param_max=settings.param_max,
             console_tasks=settings.console_tasks, recorded=recorded)
         ACTIVE_RUNS.add(self.ctx)
@@ -228,7 +233,7 @@ class _Execution:
         """Handle a start whose run id exists. True if the run's recorded outcome is the answer."""
         label = console.run_label(run.flow_name, run.id)
         if run.state == State.COMPLETED.value:
-            text = result_files(settings).load(run.result, run.result_ref)
+            text = result_files(store.url).load(run.result, run.result_ref)
             self.done, self.value = True, decode(text)
             console.say(label, f"Flow '{run.flow_name}' already Completed; returning its result")
             return True

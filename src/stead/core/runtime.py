@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from stead.core import console
 from stead.core.results import ResultFiles
@@ -28,9 +29,16 @@ def store_for(url: str | None = None) -> Store:
     return store
 
 
-def result_files(settings: Settings | None = None) -> ResultFiles:
-    settings = settings or get_settings()
-    return ResultFiles(settings.results_dir, settings.result_inline_max)
+def result_files(database_url: str | None = None) -> ResultFiles:
+    """Where large results of the database at `database_url` live (see Settings.results_dir)."""
+    settings = get_settings()
+    url = database_url or settings.database_url
+    root = settings.results_dir
+    if root is None:
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+        root = Path(path).expanduser().parent / "results" if "://" not in path else (
+            settings.home / "results")
+    return ResultFiles(root, settings.result_inline_max)
 
 
 def configure_console() -> Settings:

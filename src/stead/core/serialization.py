@@ -34,17 +34,28 @@ def _dumps(value: Any) -> str:
     # orjson, not the json module: ~0.3 us instead of ~4 us per small value on the hot path.
     return orjson.dumps(value).decode()
 _module_aliases: dict[str, Any] = {}
+_alias_of_module: dict[str, str] = {}  # the loaded module's real name -> recorded name
 _class_cache: dict[str, Any] = {}
 
 
 def register_module_alias(name: str, module: Any) -> None:
-    """Resolve classes recorded under module `name` (usually ``__main__``) in `module`."""
+    """Treat `module` as the one recorded under `name` (a script loaded again as __main__).
+
+    Classes recorded under `name` are looked up in `module`, and classes of `module` are
+    recorded under `name`, so values keep one class path however the script was loaded.
+    """
     _module_aliases[name] = module
+    _alias_of_module[module.__name__] = name
     _class_cache.clear()
 
 
+def recorded_module_name(module_name: str) -> str:
+    """The module name to record for code from `module_name` (see register_module_alias)."""
+    return _alias_of_module.get(module_name, module_name)
+
+
 def class_path(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return f"{_alias_of_module.get(cls.__module__, cls.__module__)}:{cls.__qualname__}"
 
 
 def _import_class(path: str) -> Any:

@@ -99,7 +99,11 @@ class Store(Protocol):
         ...
 
     def resolve_run_id(self, prefix: str) -> str:
-        """The full id of the one run whose id starts with `prefix`; RunNotFound otherwise."""
+        """The full id of the one run named by `prefix`; RunNotFound if none or several.
+
+        `prefix` is a full id, a prefix of a top-level run's id (child runs "<id>:3" are not
+        matched by their parent's prefix), or "ROOT_PREFIX:KEY" for a child run.
+        """
         ...
 
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:

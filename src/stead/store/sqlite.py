@@ -198,17 +198,28 @@ class SQLiteStore:
         return RunRecord(*row)
 
     def resolve_run_id(self, prefix: str) -> str:
-        rows = self._conn().execute(
-            "SELECT id FROM runs WHERE id = ? UNION SELECT id FROM runs WHERE substr(id, 1, ?) = ?"
-            " LIMIT 3", (prefix, len(prefix), prefix)).fetchall()
-        ids = sorted({r[0] for r in rows})
-        if prefix in ids:
+        conn = self._conn()
+        if conn.execute("SELECT 1 FROM runs WHERE id = ?", (prefix,)).fetchone():
             return prefix
+        root, sep, child = prefix.partition(":")
+        if sep:  # "3f2a9c1e:3": a child run named by a prefix of its root's id and its key
+            rows = conn.execute(
+                "SELECT id FROM runs WHERE substr(id, 1, ?) = ? AND id LIKE ? LIMIT 1000",
+                (len(root), root, f"%:{child}")).fetchall()
+            ids = sorted(r[0] for r in rows if r[0].partition(":")[2] == child)
+        else:  # a prefix of a top-level run's id; child runs ("<id>:3") do not count
+            rows = conn.execute(
+                "SELECT id FROM runs WHERE substr(id, 1, ?) = ? "
+                "AND instr(substr(id, ? + 1), ':') = 0 LIMIT 4",
+                (len(prefix), prefix, len(prefix))).fetchall()
+            ids = sorted(r[0] for r in rows)
         if not ids:
             raise RunNotFound(
                 f"no run with id {prefix!r} in {self.path}; `stead runs ls` lists the runs")
         if len(ids) > 1:
-            raise RunNotFound(f"{prefix!r} matches several runs ({', '.join(ids[:2])}, ...); "
+            many = f"{len(ids)} runs" if len(ids) <= 3 else "more than 3 runs"
+            shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+            raise RunNotFound(f"{prefix!r} matches {many} ({shown}); "
                               "give more characters of the id")
         return ids[0]
 
