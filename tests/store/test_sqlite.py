@@ -47,6 +47,7 @@ def test_runs_steps_logs_round_trip(tmp_path: Path) -> None:
     assert sorted(steps) == ["1", "10", "2", "2.1"]
     assert steps["2"].result == "5" and steps["2"].attempts == 2
     assert steps["1"].history == "[]"
+    assert store.count_steps(["r1", "unknown"]) == {"r1": 4, "unknown": 0}
     assert [g.message for g in store.read_logs("r1")] == ["hello"]
     run.ended_at = 4.0
     store.transition_run(run, "Completed", 4.0)

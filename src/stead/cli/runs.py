@@ -92,19 +92,23 @@ def list_runs(
         console.print(f"No runs{what} in {escape(store.url)}.")
         return
     rows = []
+    counts = store.count_steps([r.id for r in runs])
     for run in runs:
         status = run_status(run)
         live = status.state in ("Running", "Retrying") and not status.gone
         rows.append((short_id(run.id), run.flow_name, status.text(), fmt_time(run.created_at),
                      span(run.started_at, run.ended_at, live),
-                     str(len(store.load_steps(run.id))),
+                     str(counts[run.id]),
                      short_id(run.parent_id) if run.parent_id else ""))
+    columns = [("Run", "left", True), ("Flow", "left", False), ("State", "left", True),
+               ("Started", "left", True), ("Duration", "right", True), ("Steps", "right", True)]
+    if any(run.parent_id for run in runs):
+        columns.append(("Parent", "left", False))
+    else:
+        rows = [row[:-1] for row in rows]
     tbl = table()
     # Ids, states and times are never cut short; flow and parent names give way on narrow screens.
-    for i, (name, justify, keep) in enumerate((
-            ("Run", "left", True), ("Flow", "left", False), ("State", "left", True),
-            ("Started", "left", True), ("Duration", "right", True), ("Steps", "right", True),
-            ("Parent", "left", False))):
+    for i, (name, justify, keep) in enumerate(columns):
         width = max(len(name), *(len(str(row[i])) for row in rows)) if keep else None
         tbl.add_column(name, justify=justify, no_wrap=True, min_width=width)  # type: ignore[arg-type]
     for row in rows:

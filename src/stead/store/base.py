@@ -128,6 +128,10 @@ class Store(Protocol):
         """All recorded steps of the run by key: what a resumed run replays."""
         ...
 
+    def count_steps(self, run_ids: list[str]) -> dict[str, int]:
+        """How many steps each of these runs has recorded (for listings)."""
+        ...
+
     def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None) -> None:
         """Durably write a step's outcome (one commit), with any buffered log lines."""
         ...

@@ -282,6 +282,16 @@ class SQLiteStore:
             steps[key] = StepRecord(run_id, key, *rest[:-2], rest[-2] or "[]", rest[-1])
         return steps
 
+    def count_steps(self, run_ids: list[str]) -> dict[str, int]:
+        counts = dict.fromkeys(run_ids, 0)
+        for start in range(0, len(run_ids), 500):
+            chunk = run_ids[start:start + 500]
+            rows = self._conn().execute(
+                "SELECT runs.id, count(*) FROM steps JOIN runs ON runs.seq = steps.run_seq "
+                f"WHERE runs.id IN ({', '.join('?' * len(chunk))}) GROUP BY runs.id", chunk)
+            counts.update(dict(rows.fetchall()))
+        return counts
+
     def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None) -> None:
         conn = self._conn()
         seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
