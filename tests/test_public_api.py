@@ -10,6 +10,8 @@ EXPECTED = {
     "ParameterError", "RunConflict", "RunNotFound", "SerializationError", "State",
     "SteadError", "StoreError", "SystemClock", "Task", "TaskTimeout", "exponential_backoff",
     "flow", "get_logger", "in_flow", "now", "step_idempotency_key", "task", "uuid",
+    "ProcessPoolTaskRunner", "StepFuture", "TaskRunner", "ThreadPoolTaskRunner",
+    "UpstreamFailed", "as_completed", "unmapped", "wait",
 }
 
 
@@ -21,7 +23,8 @@ def test_public_names_are_pinned() -> None:
 
 def test_public_callables_are_documented_with_an_example() -> None:
     for name in ("flow", "task", "get_logger", "now", "uuid", "step_idempotency_key",
-                 "exponential_backoff"):
+                 "exponential_backoff", "unmapped", "wait", "as_completed", "StepFuture",
+                 "ThreadPoolTaskRunner"):
         doc = getattr(stead, name).__doc__ or ""
         assert "Example" in doc, f"stead.{name} has no example in its docstring"
 

@@ -16,8 +16,10 @@ from stead.core.clock import FakeClock, SystemClock
 from stead.core.console import get_logger
 from stead.core.context import in_flow, step_idempotency_key
 from stead.core.flow import Flow, flow
+from stead.core.futures import StepFuture, as_completed, unmapped, wait
 from stead.core.recorded import now, uuid
 from stead.core.retries import exponential_backoff
+from stead.core.runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from stead.core.states import State
 from stead.core.task import Task, task
 from stead.errors import (
@@ -31,6 +33,7 @@ from stead.errors import (
     SteadError,
     StoreError,
     TaskTimeout,
+    UpstreamFailed,
 )
 
 __version__ = "0.1.0"
@@ -42,15 +45,21 @@ __all__ = [
     "FlowRunFailed",
     "NonDeterminismError",
     "ParameterError",
+    "ProcessPoolTaskRunner",
     "RunConflict",
     "RunNotFound",
     "SerializationError",
     "State",
     "SteadError",
+    "StepFuture",
     "StoreError",
     "SystemClock",
     "Task",
+    "TaskRunner",
     "TaskTimeout",
+    "ThreadPoolTaskRunner",
+    "UpstreamFailed",
+    "as_completed",
     "exponential_backoff",
     "flow",
     "get_logger",
@@ -58,5 +67,7 @@ __all__ = [
     "now",
     "step_idempotency_key",
     "task",
+    "unmapped",
     "uuid",
+    "wait",
 ]

@@ -35,6 +35,10 @@ class RunConflict(SteadError):
     """A run id is already in use in a way that forbids this start (other parameters, or live)."""
 
 
+class UpstreamFailed(SteadError):
+    """A submitted task did not run because a future it depended on failed."""
+
+
 class TaskTimeout(SteadError, TimeoutError):
     """A task or flow attempt ran longer than its timeout."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 from stead.core.clock import Clock
 from stead.core.results import ResultFiles
@@ -40,6 +41,8 @@ class RunContext:
     param_max: int
     console_tasks: bool
     recorded: dict[str, StepRecord] = field(default_factory=dict)
+    task_runner: Any = None  # the flow's TaskRunner for submitted tasks (None: threads)
+    dispatcher: Any = None  # created at the first .submit()/.map() of the run
     logs: list[LogRecord] = field(default_factory=list)
     logs_since: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -19,6 +19,7 @@ from stead.core.clock import SYSTEM_CLOCK, Clock
 from stead.core.context import Frame, RunContext, current_frame, current_run
 from stead.core.process import current_owner, describe_owner, owner_is_alive
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
+from stead.core.runners import TaskRunner
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import decode, encode, recorded_module_name
 from stead.core.states import State
@@ -59,7 +60,8 @@ class Flow(Generic[P, R]):
                  retry_delay: DelaySpec = None, retry_on: RetryOn | None = None,
                  timeout: float | None = None, log_prints: bool = False,
                  run_id: str | None = None, clock: Clock | None = None,
-                 database_url: str | None = None) -> None:
+                 database_url: str | None = None, task_runner: TaskRunner | None = None
+                 ) -> None:
         if not callable(fn):
             raise ConfigError(f"@flow needs a function, got {fn!r}")
         self.fn = fn
@@ -72,17 +74,22 @@ class Flow(Generic[P, R]):
         self.run_id = run_id
         self.clock = clock or SYSTEM_CLOCK
         self.database_url = database_url
+        if task_runner is not None and not isinstance(task_runner, TaskRunner):
+            raise ConfigError(f"flow '{self.name}': task_runner must be a TaskRunner such as "
+                              f"ThreadPoolTaskRunner(8), got {task_runner!r}")
+        self.task_runner = task_runner
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         self.arg_names = positional_names(fn)
         self._options = {"name": name, "retries": retries, "retry_delay": retry_delay,
                          "retry_on": retry_on, "timeout": timeout, "log_prints": log_prints,
-                         "run_id": run_id, "clock": clock, "database_url": database_url}
+                         "run_id": run_id, "clock": clock, "database_url": database_url,
+                         "task_runner": task_runner}
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy with options changed: run_id (idempotency key), retries, timeout, clock,
-        database_url, log_prints, name, retry_delay, retry_on."""
+        database_url, log_prints, name, retry_delay, retry_on, task_runner."""
         unknown = set(options) - set(self._options)
         if unknown:
             raise ConfigError(f"flow '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
@@ -144,6 +151,7 @@ class _Execution:
         self.value: Any = None
         self.started = 0.0
         self.attempt = 1  # attempts in this execution: the flow's retry budget
+        self.top_frame = Frame(None)
 
     # -- start ---------------------------------------------------------------------------
     def begin(self) -> None:
@@ -215,7 +223,8 @@ class _Execution:
         self.ctx = RunContext(
             run=run, store=store, clock=clock, results=result_files(store.url),
             pickle_ok=False, param_max=settings.param_max,
-            console_tasks=settings.console_tasks, recorded=recorded)
+            console_tasks=settings.console_tasks, recorded=recorded,
+            task_runner=flow.task_runner)
         ACTIVE_RUNS.add(self.ctx)
         start_watcher(settings.slow_step_ms / 1000)
 
@@ -273,7 +282,9 @@ class _Execution:
                     else:
                         with deadline(flow.timeout, f"flow '{flow.name}'"):
                             result = flow.fn(*self.bound.args, **self.bound.kwargs)
+                    self._check_submitted()
                 except Exception as exc:
+                    self._drain_quietly()
                     delay = self._attempt_failed(exc)
                     if delay is None:
                         raise
@@ -281,6 +292,7 @@ class _Execution:
                     self._retry_started()
                     continue
                 except BaseException as exc:
+                    self._close_dispatcher(cancel=True)
                     self._interrupted(exc)
                     raise
                 finally:
@@ -289,6 +301,7 @@ class _Execution:
         finally:
             _stop_print_capture(capture)
             ACTIVE_RUNS.discard(ctx)
+            self._close_dispatcher()
 
     async def run_async(self) -> Any:
         import asyncio
@@ -311,7 +324,9 @@ class _Execution:
                             raise
                         raise TaskTimeout(f"flow '{flow.name}' (limit {flow.timeout:g} s) "
                                           "timed out") from exc
+                    await asyncio.to_thread(self._check_submitted)
                 except Exception as exc:
+                    await asyncio.to_thread(self._drain_quietly)
                     delay = self._attempt_failed(exc)
                     if delay is None:
                         raise
@@ -319,6 +334,7 @@ class _Execution:
                     self._retry_started()
                     continue
                 except BaseException as exc:
+                    self._close_dispatcher(cancel=True)
                     self._interrupted(exc)
                     raise
                 finally:
@@ -327,9 +343,38 @@ class _Execution:
         finally:
             _stop_print_capture(capture)
             ACTIVE_RUNS.discard(ctx)
+            self._close_dispatcher()
+
+    def _check_submitted(self) -> None:
+        """Wait for submitted tasks; raise the first failure that the flow never looked at."""
+        ctx = self.ctx
+        if ctx is None or ctx.dispatcher is None:
+            return
+        unused = ctx.dispatcher.drain()
+        if unused:
+            first = unused[0]
+            error = first._error
+            assert error is not None
+            if len(unused) > 1:
+                error.add_note(f"stead: {len(unused)} submitted tasks failed and their results "
+                               f"were never used; the first, [{first.key}] '{first.name}', "
+                               "fails the flow")
+            raise error
+
+    def _drain_quietly(self) -> None:
+        ctx = self.ctx
+        if ctx is not None and ctx.dispatcher is not None:
+            ctx.dispatcher.drain()  # no step may still be writing when the run is marked
+
+    def _close_dispatcher(self, cancel: bool = False) -> None:
+        ctx = self.ctx
+        if ctx is not None and ctx.dispatcher is not None:
+            ctx.dispatcher.close(cancel=cancel)
+            ctx.dispatcher = None
 
     def _enter(self) -> tuple[Any, ...]:
-        return current_run.set(self.ctx), current_frame.set(Frame(None))
+        self.top_frame = Frame(None)
+        return current_run.set(self.ctx), current_frame.set(self.top_frame)
 
     def _leave(self, tokens: tuple[Any, ...]) -> None:
         run_t, frame_t = tokens
@@ -355,7 +400,7 @@ class _Execution:
         ctx.store.transition_run(run, State.COMPLETED.value, now)
         console.say(console.run_label(run.flow_name, run.id),
                     f"Flow '{run.flow_name}' Completed in {now - self.started:.2f} s "
-                    f"({len(ctx.recorded)} steps)")
+                    f"({self.top_frame.counter} top-level steps)")
         if self.parent_step is not None:
             self.parent_step.succeeded(result, pickle_ok=False, child_run_id=run.id)
         return result
@@ -382,6 +427,7 @@ class _Execution:
         assert ctx is not None
         self.attempt += 1
         ctx.run.attempts += 1
+        ctx.recorded = ctx.store.load_steps(ctx.run.id)  # what the failed attempt finished
         ctx.store.transition_run(ctx.run, State.RUNNING.value, ctx.clock.now(),
                                  f"attempt {self.attempt}")
 
@@ -463,7 +509,8 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 def flow(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = None,
          retry_on: RetryOn | None = None, timeout: float | None = None,
          log_prints: bool = False, run_id: str | None = None, clock: Clock | None = None,
-         database_url: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+         database_url: str | None = None, task_runner: TaskRunner | None = None
+         ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -471,7 +518,9 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
 
     Options: name, retries, retry_delay, retry_on, timeout (seconds per attempt),
     log_prints (record print() output as log lines), run_id (fixed id: starting it again
-    returns the recorded result or resumes it), clock (for tests), database_url.
+    returns the recorded result or resumes it), clock (for tests), database_url,
+    task_runner (where submitted tasks run: ThreadPoolTaskRunner(max_workers) by default,
+    ProcessPoolTaskRunner for CPU-bound work).
 
     Example:
         >>> from stead import flow, task

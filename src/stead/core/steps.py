@@ -67,6 +67,7 @@ class Step:
         "__weakref__",
         "attempts",
         "ctx",
+        "depends_on",
         "history",
         "key",
         "kind",
@@ -74,6 +75,7 @@ class Step:
         "params",
         "started",
         "value",
+        "writer",
     )
 
     def __init__(self, ctx: RunContext, name: str, kind: str, params: str | None) -> None:
@@ -83,7 +85,10 @@ class Step:
         self.history: list[list[Any]] | None = None
         self.started = 0.0
         self.value: Any = _MISSING
-        rec = ctx.recorded.get(self.key)
+        self.depends_on: str | None = None
+        self.writer: Any = None  # a group-commit writer for concurrent steps; None: write here
+        # Popped: a replayed step's record is not needed again (a flow retry reloads them).
+        rec = ctx.recorded.pop(self.key, None)
         if rec is None:
             return
         if rec.name != name or rec.kind != kind:
@@ -131,10 +136,9 @@ class Step:
             history = json.dumps(self.history)
         rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, COMPLETED, self.attempts,
                          self.started, ended, self.params, inline, ref, None, history,
-                         child_run_id)
-        ctx.store.record_step(rec, ctx.take_logs())
+                         child_run_id, self.depends_on)
+        (self.writer or ctx.store.record_step)(rec, ctx.take_logs())
         INFLIGHT.pop(id(self), None)
-        ctx.recorded[self.key] = rec
         if ctx.console_tasks:
             console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
                         f"{self.kind.capitalize()} '{self.name}' [{self.key}] Completed in "
@@ -163,10 +167,9 @@ class Step:
         rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, state, self.attempts,
                          self.started, ended, self.params, None, None,
                          error_json(exc, self.key, self.attempts), json.dumps(self.history),
-                         child_run_id)
-        ctx.store.record_step(rec, ctx.take_logs())
+                         child_run_id, self.depends_on)
+        (self.writer or ctx.store.record_step)(rec, ctx.take_logs())
         INFLIGHT.pop(id(self), None)
-        ctx.recorded[self.key] = rec
         console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
                     f"{self.kind.capitalize()} '{self.name}' [{self.key}] {state}: {note}")
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core.context import Frame, RunContext, current_frame, current_run
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.steps import Step, params_text
 from stead.core.timeouts import deadline
 from stead.errors import ConfigError, SerializationError
+
+if TYPE_CHECKING:
+    from stead.core.futures import StepFuture
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,7 +43,8 @@ class Task(Generic[P, R]):
 
     def __init__(self, fn: Callable[P, R], *, name: str | None = None, retries: int = 0,
                  retry_delay: DelaySpec = None, retry_on: RetryOn | None = None,
-                 timeout: float | None = None, serializer: str = "json") -> None:
+                 timeout: float | None = None, serializer: str = "json",
+                 concurrency: int | None = None) -> None:
         if not callable(fn):
             raise ConfigError(f"@task needs a function, got {fn!r}")
         self.fn = fn
@@ -51,13 +55,18 @@ class Task(Generic[P, R]):
         if serializer not in SERIALIZERS:
             raise ConfigError(f"task '{self.name}': serializer must be one of "
                               f"{', '.join(SERIALIZERS)}, got {serializer!r}")
+        if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+            raise ConfigError(f"task '{self.name}': concurrency must be a whole number >= 1, "
+                              f"got {concurrency!r}")
         self.timeout = timeout
+        self.concurrency = concurrency
         self.serializer = serializer
         self.pickle_ok = serializer == "pickle"
         self.is_async = inspect.iscoroutinefunction(fn)
         self.arg_names = positional_names(fn)
         self._options = {"name": name, "retries": retries, "retry_delay": retry_delay,
-                         "retry_on": retry_on, "timeout": timeout, "serializer": serializer}
+                         "retry_on": retry_on, "timeout": timeout, "serializer": serializer,
+                         "concurrency": concurrency}
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def with_options(self, **options: Any) -> Task[P, R]:
@@ -86,37 +95,56 @@ class Task(Generic[P, R]):
         step = Step(ctx, self.name, "task", params)
         if step.replayed:
             return step.value
-        fn, timeout, retry = self.fn, self.timeout, self.retry
-        while True:
-            step.start_attempt()
-            frame_token = current_frame.set(Frame(step.key))
-            try:
-                if timeout is None:
-                    result = fn(*args, **kwargs)
-                else:
-                    with deadline(timeout, f"task '{self.name}' (step {step.key})"):
-                        result = fn(*args, **kwargs)
-            except Exception as exc:
-                again = _should_retry(retry, exc, step.attempts)
-                delay = retry.delay_before(step.attempts + 1) if again else 0.0
-                step.failed(exc, retry=again, delay=delay)
-                if not again:
-                    raise
-                ctx.clock.sleep(delay)
-                continue
-            except BaseException:
-                step.abandoned()
-                raise
-            finally:
-                current_frame.reset(frame_token)
-            return step.succeeded(result, pickle_ok=self.pickle_ok)
+        return run_attempts(self, ctx, step, args, kwargs, self.fn, self.timeout)
+
+    def submit(self, *args: P.args, wait_for: Iterable[StepFuture[Any]] = (),
+               **kwargs: P.kwargs) -> StepFuture[R]:
+        """Start the task concurrently and return a future of its result.
+
+        Futures among the arguments are waited for and replaced by their results; their
+        steps are recorded as this step's dependencies, as are those in `wait_for`.
+        Outside a flow the call runs at once and the future is already resolved.
+
+        Example:
+            >>> @flow
+            ... def report(day):
+            ...     raw = fetch.submit(day)
+            ...     cleaned = clean.submit(raw)          # waits for fetch, records the edge
+            ...     return summarise.submit(cleaned, wait_for=[audit.submit(day)]).result()
+        """
+        from stead.core.dispatch import submit_call
+
+        return submit_call(self, args, kwargs, tuple(wait_for))
+
+    def map(self, *args: Any, wait_for: Iterable[StepFuture[Any]] = (),
+            **kwargs: Any) -> list[StepFuture[R]]:
+        """Submit one call per item of the iterable arguments; return their futures in order.
+
+        Lists, tuples, sets, ranges and generators are mapped over (all of the same length);
+        strings, bytes, dicts and other values, and anything wrapped in ``unmapped(...)``,
+        are passed unchanged to every call.
+
+        Example:
+            >>> futures = process.map(files, unmapped(settings))
+            >>> totals = [f.result() for f in futures]
+        """
+        from stead.core.dispatch import map_calls
+
+        return map_calls(self, args, kwargs, tuple(wait_for))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled by reference (module + name), for process-pool runners.
+        return (_load_task, (self.fn.__module__, self.fn.__qualname__))
 
     async def _run_async(self, ctx: RunContext, params: str, args: Any, kwargs: Any) -> R:
-        import asyncio
-
         step = Step(ctx, self.name, "task", params)
         if step.replayed:
             return step.value
+        return await self._attempts_async(ctx, step, args, kwargs)
+
+    async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any) -> R:
+        import asyncio
+
         while True:
             step.start_attempt()
             frame_token = current_frame.set(Frame(step.key))
@@ -148,6 +176,46 @@ class Task(Generic[P, R]):
             return step.succeeded(result, pickle_ok=self.pickle_ok)
 
 
+def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
+                 body: Callable[..., Any], timeout: float | None) -> Any:
+    """Run `body` as the attempts of `step`: retries, deadline, and recording of the outcome."""
+    retry = task.retry
+    while True:
+        step.start_attempt()
+        frame_token = current_frame.set(Frame(step.key))
+        try:
+            if timeout is None:
+                result = body(*args, **kwargs)
+            else:
+                with deadline(timeout, f"task '{task.name}' (step {step.key})"):
+                    result = body(*args, **kwargs)
+        except Exception as exc:
+            again = _should_retry(retry, exc, step.attempts)
+            delay = retry.delay_before(step.attempts + 1) if again else 0.0
+            step.failed(exc, retry=again, delay=delay)
+            if not again:
+                raise
+            ctx.clock.sleep(delay)
+            continue
+        except BaseException:
+            step.abandoned()
+            raise
+        finally:
+            current_frame.reset(frame_token)
+        return step.succeeded(result, pickle_ok=task.pickle_ok)
+
+
+def _load_task(module: str, qualname: str) -> Task[Any, Any]:
+    import importlib
+
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, Task):
+        raise ConfigError(f"{module}:{qualname} is not a stead task in this process")
+    return obj
+
+
 def _await_or_run(coro: Any) -> Any:
     """In async code, hand back the coroutine to await; in a sync flow, run it to the end."""
     import asyncio
@@ -170,7 +238,8 @@ def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def task(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = None,
          retry_on: RetryOn | None = None, timeout: float | None = None,
-         serializer: str = "json") -> Callable[[Callable[P, R]], Task[P, R]]: ...
+         serializer: str = "json", concurrency: int | None = None
+         ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -178,7 +247,8 @@ def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
 
     Options: name, retries, retry_delay (seconds, a list of seconds, or a function of the
     attempt such as exponential_backoff()), retry_on (exception types or a predicate),
-    timeout (seconds per attempt), serializer ("json", or "pickle" to opt in to pickle).
+    timeout (seconds per attempt), serializer ("json", or "pickle" to opt in to pickle),
+    concurrency (at most this many submitted calls of this task run at once in a run).
 
     Example:
         >>> from stead import flow, task

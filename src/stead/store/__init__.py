@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from stead.errors import ConfigError
-from stead.store.base import LogRecord, RunFilter, RunRecord, StateChange, StepRecord, Store
+from stead.store.base import (
+    CacheEntry,
+    LogRecord,
+    RunFilter,
+    RunRecord,
+    StateChange,
+    StepRecord,
+    Store,
+)
 
-__all__ = ["LogRecord", "RunFilter", "RunRecord", "StateChange", "StepRecord", "Store",
-           "open_store"]
+__all__ = ["CacheEntry", "LogRecord", "RunFilter", "RunRecord", "StateChange", "StepRecord",
+           "Store", "open_store"]
 
 
 def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:

@@ -53,6 +53,20 @@ class StepRecord:
     error: str | None = None
     history: str = "[]"  # JSON list of [state, at, message]
     child_run_id: str | None = None
+    depends_on: str | None = None  # JSON list of the keys of steps this one waited for
+
+
+@dataclass(slots=True)
+class CacheEntry:
+    """A cached task result, shared across runs, and where it came from."""
+
+    key: str
+    result: str | None
+    result_ref: str | None
+    run_id: str
+    step_key: str
+    created_at: float
+    expires_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -128,12 +142,31 @@ class Store(Protocol):
         """All recorded steps of the run by key: what a resumed run replays."""
         ...
 
+    def get_step(self, run_id: str, key: str) -> StepRecord:
+        """One recorded step; RunNotFound if the run or the step is not recorded."""
+        ...
+
     def count_steps(self, run_ids: list[str]) -> dict[str, int]:
         """How many steps each of these runs has recorded (for listings)."""
         ...
 
     def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None) -> None:
         """Durably write a step's outcome (one commit), with any buffered log lines."""
+        ...
+
+    def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]]) -> None:
+        """Durably write several step outcomes (and their log lines) in one commit.
+
+        Group commit: concurrently finishing tasks share one transaction.
+        """
+        ...
+
+    def read_cache(self, key: str) -> CacheEntry | None:
+        """The cache entry stored under `key`, expired or not (the engine checks expiry)."""
+        ...
+
+    def write_cache(self, entry: CacheEntry) -> None:
+        """Store (or replace) the cache entry under `entry.key`."""
         ...
 
     def mark_steps_running(self, steps: list[StepRecord]) -> None:

@@ -21,7 +21,14 @@ from dataclasses import fields
 from pathlib import Path
 
 from stead.errors import RunConflict, RunNotFound, StoreError
-from stead.store.base import LogRecord, RunFilter, RunRecord, StateChange, StepRecord
+from stead.store.base import (
+    CacheEntry,
+    LogRecord,
+    RunFilter,
+    RunRecord,
+    StateChange,
+    StepRecord,
+)
 from stead.store.migrate import SCHEMA_HEAD, upgrade
 
 RUN_COLUMNS = [f.name for f in fields(RunRecord)]
@@ -76,7 +83,7 @@ def _db_key(key: str) -> int | str:
 def _step_values(seq: int, s: StepRecord) -> tuple:
     return (seq, _db_key(s.key), s.name, s.kind, s.state, s.attempts, s.started_at, s.ended_at,
             s.params, s.result, s.result_ref, s.error,
-            None if s.history == "[]" else s.history, s.child_run_id)
+            None if s.history == "[]" else s.history, s.child_run_id, s.depends_on)
 
 
 class SQLiteStore:
@@ -279,8 +286,17 @@ class SQLiteStore:
         steps = {}
         for key, *rest in rows:
             key = str(key)
-            steps[key] = StepRecord(run_id, key, *rest[:-2], rest[-2] or "[]", rest[-1])
+            steps[key] = StepRecord(run_id, key, *rest[:-3], rest[-3] or "[]", *rest[-2:])
         return steps
+
+    def get_step(self, run_id: str, key: str) -> StepRecord:
+        row = self._conn().execute(
+            f"SELECT {', '.join(STEP_COLUMNS[2:])} FROM steps WHERE run_seq = ? AND key = ?",
+            (self._seq(run_id), _db_key(key))).fetchone()
+        if row is None:
+            raise RunNotFound(f"run {run_id!r} has no recorded step {key!r}")
+        *head, history, child, depends = row
+        return StepRecord(run_id, key, *head, history or "[]", child, depends)
 
     def count_steps(self, run_ids: list[str]) -> dict[str, int]:
         counts = dict.fromkeys(run_ids, 0)
@@ -298,7 +314,7 @@ class SQLiteStore:
         if not logs:  # the hot path: one statement, one implicit transaction, one commit
             if (step.attempts == 1 and step.state == "Completed" and step.kind == "task"
                     and step.result_ref is None and step.child_run_id is None
-                    and step.history == "[]"):
+                    and step.history == "[]" and step.depends_on is None):
                 conn.execute(_TASK_DONE, (seq, _db_key(step.key), step.name, step.started_at,
                                           step.ended_at, step.params, step.result))
             else:
@@ -314,6 +330,38 @@ class SQLiteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]]) -> None:
+        conn = self._conn()
+        steps = [_step_values(self._seqs.get(s.run_id) or self._seq(s.run_id), s)
+                 for s, _ in batch]
+        logs = [(g.run_id, g.step_key, g.at, g.level, g.message)
+                for _, lines in batch if lines for g in lines]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_STEP_UPSERT, steps)
+            if logs:
+                conn.executemany(_LOG_INSERT, logs)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def read_cache(self, key: str) -> CacheEntry | None:
+        row = self._conn().execute(
+            "SELECT key, result, result_ref, run_id, step_key, created_at, expires_at "
+            "FROM cache WHERE key = ?", (key,)).fetchone()
+        return CacheEntry(*row) if row else None
+
+    def write_cache(self, entry: CacheEntry) -> None:
+        self._conn().execute(
+            "INSERT INTO cache (key, result, result_ref, run_id, step_key, created_at, "
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+            "result = excluded.result, result_ref = excluded.result_ref, "
+            "run_id = excluded.run_id, step_key = excluded.step_key, "
+            "created_at = excluded.created_at, expires_at = excluded.expires_at",
+            (entry.key, entry.result, entry.result_ref, entry.run_id, entry.step_key,
+             entry.created_at, entry.expires_at))
 
     def mark_steps_running(self, steps: list[StepRecord]) -> None:
         conn = self._conn()

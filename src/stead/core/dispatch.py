@@ -1,0 +1,289 @@
+"""Submitted tasks: positions at submission, dependencies, concurrency limits, and the rule
+for failures nobody looked at.
+
+`submit_call` takes the step's position in the submitting thread, so positions follow
+submission order and a resumed run re-submits the same calls at the same positions: recorded
+ones come back as resolved futures, the rest run. Each submitted call runs its attempts in a
+coordinating thread of the run's `Dispatcher` (at most `max_workers` of the flow's task
+runner at once), the runner executes the body, and the outcome is committed through the
+group-commit writer before the future resolves.
+
+The failure rule (as in Prefect): a failed submitted task fails the flow when its result is
+used (`result()` raises), or, if nobody used it, when the flow body returns: the run then
+fails with the first such error. A task whose input future failed does not run; its future
+fails with `UpstreamFailed`, and nothing is recorded for it, so a resume runs it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from stead.core.context import RunContext, current_run
+from stead.core.futures import StepFuture, unmapped
+from stead.core.runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+from stead.core.serialization import decode
+from stead.core.states import State
+from stead.core.steps import Step, params_text
+from stead.core.writer import writer_for
+from stead.errors import ConfigError, UpstreamFailed
+
+if TYPE_CHECKING:
+    from stead.core.task import Task
+
+
+class Dispatcher:
+    """Runs the submitted tasks of one flow run execution."""
+
+    def __init__(self, ctx: RunContext, runner: TaskRunner) -> None:
+        self.ctx = ctx
+        self.runner = runner
+        from concurrent.futures import ThreadPoolExecutor  # imports logging: not at import time
+
+        runner.start()
+        self.executor = ThreadPoolExecutor(runner.max_workers, thread_name_prefix="stead-task")
+        self.writer = writer_for(ctx.store)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._outstanding = 0
+        self._failed: list[StepFuture[Any]] = []
+        self._limits: dict[str, threading.BoundedSemaphore] = {}
+
+    # -- submission ----------------------------------------------------------------------
+    def submit(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+               wait_for: tuple[StepFuture[Any], ...]) -> StepFuture[Any]:
+        ctx = self.ctx
+        deps = [*_futures_in(args), *_futures_in(kwargs.values()), *wait_for]
+        shown_args = tuple(_ref(a) for a in args)
+        shown_kwargs = {k: _ref(v) for k, v in kwargs.items()}
+        step = Step(ctx, task.name, "task",
+                    params_text(task.arg_names, shown_args, shown_kwargs, ctx.param_max))
+        future: StepFuture[Any] = StepFuture(step.key, task.name)
+        if step.replayed:
+            future._finish(State.COMPLETED, step.value)
+            return future
+        if isinstance(self.runner, ProcessPoolTaskRunner):
+            if task.is_async:
+                raise ConfigError(f"task '{task.name}' is async: async tasks run on threads or "
+                                  "the event loop, not in a process pool")
+            self.runner.check(task, (), {})
+        step.writer = self.writer.write
+        if deps:
+            step.depends_on = json.dumps(sorted({d.key for d in deps}, key=_key_order))
+        with self._lock:
+            self._outstanding += 1
+        context = contextvars.copy_context()
+        start = lambda: self.executor.submit(  # noqa: E731 - a deferred start
+            context.run, self._execute, task, step, future, args, kwargs, deps)
+        _when_all_done(deps, start)
+        return future
+
+    def _execute(self, task: Task[Any, Any], step: Step, future: StepFuture[Any],
+                 args: tuple[Any, ...], kwargs: dict[str, Any],
+                 deps: list[StepFuture[Any]]) -> None:
+        try:
+            failed = next((d for d in deps if d._error is not None), None)
+            if failed is not None:
+                raise UpstreamFailed(
+                    f"task '{task.name}' [{step.key}] did not run: its input from task "
+                    f"'{failed.name}' [{failed.key}] failed ({type(failed._error).__name__}: "
+                    f"{failed._error})") from failed._error
+            args = tuple(_resolve(a) for a in args)
+            kwargs = {k: _resolve(v) for k, v in kwargs.items()}
+            future._set_running()
+            limit = self._limit(task)
+            if limit is None:
+                result = self._attempts(task, step, args, kwargs)
+            else:
+                with limit:
+                    result = self._attempts(task, step, args, kwargs)
+        except BaseException as exc:
+            future._finish(State.FAILED, error=exc)
+            with self._lock:
+                self._failed.append(future)
+        else:
+            future._finish(State.COMPLETED, result, reload=_reloader(self.ctx, step.key))
+        finally:
+            with self._lock:
+                self._outstanding -= 1
+                if self._outstanding == 0:
+                    self._idle.notify_all()
+
+    def _attempts(self, task: Task[Any, Any], step: Step, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Any:
+        from stead.core.task import run_attempts
+
+        runner = self.runner
+        if task.is_async:
+            body = _async_body(task)
+            return run_attempts(task, self.ctx, step, args, kwargs, body, None)
+
+        def body(*a: Any, **k: Any) -> Any:
+            return runner.execute(task, a, k, task.timeout)
+
+        return run_attempts(task, self.ctx, step, args, kwargs, body, None)
+
+    def _limit(self, task: Task[Any, Any]) -> threading.BoundedSemaphore | None:
+        if task.concurrency is None:
+            return None
+        with self._lock:
+            limit = self._limits.get(task.name)
+            if limit is None:
+                limit = self._limits[task.name] = threading.BoundedSemaphore(task.concurrency)
+        return limit
+
+    # -- the end of the flow body --------------------------------------------------------
+    def drain(self) -> list[StepFuture[Any]]:
+        """Wait for every submitted task; return the failed futures nobody used."""
+        with self._lock:
+            while self._outstanding:
+                self._idle.wait()
+            failed = [f for f in self._failed if not f._used]
+        return sorted(failed, key=lambda f: _key_order(f.key))
+
+    def close(self, *, cancel: bool = False) -> None:
+        self.executor.shutdown(wait=not cancel, cancel_futures=cancel)
+        self.runner.shutdown()
+
+
+def dispatcher_for(ctx: RunContext) -> Dispatcher:
+    with ctx.lock:
+        if ctx.dispatcher is None:
+            runner = ctx.task_runner or ThreadPoolTaskRunner()
+            ctx.dispatcher = Dispatcher(ctx, runner)
+        return ctx.dispatcher  # type: ignore[return-value]
+
+
+def submit_call(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                wait_for: tuple[StepFuture[Any], ...]) -> StepFuture[Any]:
+    ctx = current_run.get()
+    if ctx is None:  # outside a flow: a plain call, already resolved
+        future: StepFuture[Any] = StepFuture("-", task.name)
+        for dep in wait_for:
+            dep.wait()
+        try:
+            value = task.fn(*(_resolve(a) for a in args),
+                            **{k: _resolve(v) for k, v in kwargs.items()})
+        except Exception as exc:
+            future._finish(State.FAILED, error=exc)
+        else:
+            future._finish(State.COMPLETED, value)
+        return future
+    return dispatcher_for(ctx).submit(task, args, kwargs, wait_for)
+
+
+_NOT_MAPPED = (str, bytes, bytearray, dict, unmapped, StepFuture)
+
+
+def map_calls(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+              wait_for: tuple[StepFuture[Any], ...]) -> list[StepFuture[Any]]:
+    def is_mapped(value: Any) -> bool:
+        return not isinstance(value, _NOT_MAPPED) and isinstance(value, Iterable)
+
+    items = [list(a) if is_mapped(a) else a for a in args]
+    named = {k: list(v) if is_mapped(v) else v for k, v in kwargs.items()}
+    lengths = {len(v) for v, raw in [*zip(items, args, strict=True),
+                                     *zip(named.values(), kwargs.values(), strict=True)]
+               if is_mapped(raw)}
+    if not lengths:
+        raise ConfigError(f"task '{task.name}'.map() needs at least one list, tuple, range or "
+                          "other iterable to map over; use .submit() for a single call")
+    if len(lengths) > 1:
+        raise ConfigError(f"task '{task.name}'.map(): the iterables have different lengths "
+                          f"({', '.join(map(str, sorted(lengths)))}); wrap constants in "
+                          "unmapped(...)")
+    mapped_pos = [is_mapped(a) for a in args]
+    mapped_kw = {k: is_mapped(v) for k, v in kwargs.items()}
+
+    def plain(value: Any) -> Any:
+        return value.value if isinstance(value, unmapped) else value
+
+    futures = []
+    for i in range(lengths.pop()):
+        call_args = tuple(v[i] if m else plain(v)
+                          for v, m in zip(items, mapped_pos, strict=True))
+        call_kwargs = {k: v[i] if mapped_kw[k] else plain(v) for k, v in named.items()}
+        futures.append(submit_call(task, call_args, call_kwargs, wait_for))
+    return futures
+
+
+def _futures_in(values: Iterable[Any]) -> list[StepFuture[Any]]:
+    found = []
+    for value in values:
+        if isinstance(value, StepFuture):
+            found.append(value)
+        elif isinstance(value, list | tuple):
+            found.extend(v for v in value if isinstance(v, StepFuture))
+    return found
+
+
+def _ref(value: Any) -> Any:
+    """How a future argument is recorded in the parameters: a reference to its step."""
+    if isinstance(value, StepFuture):
+        return {"$step": value.key}
+    if isinstance(value, list | tuple) and any(isinstance(v, StepFuture) for v in value):
+        return type(value)(_ref(v) for v in value)
+    return value
+
+
+def _resolve(value: Any) -> Any:
+    if isinstance(value, StepFuture):
+        return value.result()
+    if isinstance(value, list | tuple) and any(isinstance(v, StepFuture) for v in value):
+        return type(value)(_resolve(v) for v in value)
+    return value
+
+
+def _when_all_done(deps: list[StepFuture[Any]], start: Any) -> None:
+    pending = [d for d in deps if not d.done()]
+    if not pending:
+        start()
+        return
+    remaining = [len(pending)]
+    lock = threading.Lock()
+
+    def one_done(_: StepFuture[Any]) -> None:
+        with lock:
+            remaining[0] -= 1
+            ready = remaining[0] == 0
+        if ready:
+            start()
+
+    for dep in pending:
+        dep.add_done_callback(one_done)
+
+
+def _key_order(key: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in key.split("."))
+
+
+def _reloader(ctx: RunContext, key: str) -> Any:
+    def reload() -> Any:
+        step = ctx.store.get_step(ctx.run.id, key)
+        return decode(ctx.results.load(step.result, step.result_ref), pickle_ok=ctx.pickle_ok)
+
+    return reload
+
+
+def _async_body(task: Task[Any, Any]) -> Any:
+    def body(*args: Any, **kwargs: Any) -> Any:
+        import asyncio
+
+        async def call() -> Any:
+            if task.timeout is None:
+                return await task.fn(*args, **kwargs)
+            from stead.errors import TaskTimeout
+
+            try:
+                async with asyncio.timeout(task.timeout):
+                    return await task.fn(*args, **kwargs)
+            except TimeoutError as exc:
+                raise TaskTimeout(f"task '{task.name}' (limit {task.timeout:g} s) timed "
+                                  "out") from exc
+
+        return asyncio.run(call())
+
+    return body

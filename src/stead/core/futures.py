@@ -1,0 +1,170 @@
+"""Futures of submitted tasks, and helpers to wait on many of them.
+
+A `StepFuture` is resolved only after its step is committed, so anything done with its
+result is built on a durable checkpoint. Once `result()` has handed the value out, the future
+lets go of it (a later call reads it back from the database), so a flow of 10,000 futures
+does not keep 10,000 results alive.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
+
+from stead.core.states import State
+
+T = TypeVar("T")
+_MISSING: Any = object()
+
+
+class StepFuture(Generic[T]):
+    """The outcome of a task started with ``.submit()`` or ``.map()``.
+
+    Example:
+        >>> future = fetch.submit("https://example.com")
+        >>> future.done(), future.state
+        (False, <State.RUNNING: 'Running'>)
+        >>> body = future.result()          # waits; raises the task's exception if it failed
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_callbacks",
+        "_done",
+        "_error",
+        "_lock",
+        "_reload",
+        "_state",
+        "_used",
+        "_value",
+        "key",
+        "name",
+    )
+
+    def __init__(self, key: str, name: str) -> None:
+        self.key = key
+        self.name = name
+        self._state = State.PENDING
+        self._value: Any = _MISSING
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[StepFuture[Any]], None]] = []
+        self._used = False
+        self._reload: Callable[[], Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<StepFuture {self.name} [{self.key}] {self._state.value}>"
+
+    @property
+    def state(self) -> State:
+        """Pending (waiting for its inputs or a worker), Running, Completed, Cached, Failed."""
+        return self._state
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the task has finished; False if `timeout` seconds passed first."""
+        return self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> T:
+        """The task's result, waiting for it; raises the task's exception if it failed."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"task '{self.name}' [{self.key}] not done after {timeout} s")
+        self._used = True
+        if self._error is not None:
+            raise self._error
+        value = self._value
+        if value is _MISSING:
+            assert self._reload is not None
+            return self._reload()
+        if self._reload is not None:
+            self._value = _MISSING  # handed out: the database keeps it from here on
+        return value
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The task's exception (None if it succeeded), waiting for it to finish."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"task '{self.name}' [{self.key}] not done after {timeout} s")
+        self._used = True
+        return self._error
+
+    def add_done_callback(self, fn: Callable[[StepFuture[Any]], None]) -> None:
+        """Call fn(future) when it finishes (at once if it already has)."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    # -- engine side ---------------------------------------------------------------------
+    def _set_running(self) -> None:
+        self._state = State.RUNNING
+
+    def _finish(self, state: State, value: Any = _MISSING, error: BaseException | None = None,
+                reload: Callable[[], Any] | None = None) -> None:
+        self._value, self._error, self._reload = value, error, reload
+        with self._lock:
+            self._state = state
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(self)
+
+
+class unmapped(Generic[T]):
+    """Pass a value unchanged to every call of ``.map()`` (lists are otherwise mapped over).
+
+    Example:
+        >>> scores = score.map(rows, unmapped(model))
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+
+def wait(futures: Iterable[StepFuture[Any]], timeout: float | None = None
+         ) -> tuple[set[StepFuture[Any]], set[StepFuture[Any]]]:
+    """Wait for all `futures` to finish (or `timeout`); return (done, not_done).
+
+    Example:
+        >>> done, not_done = stead.wait(process.map(files), timeout=60)
+    """
+    import time
+
+    futures = list(futures)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for future in futures:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not future.wait(left):
+            break
+    done = {f for f in futures if f.done()}
+    return done, set(futures) - done
+
+
+def as_completed(futures: Iterable[StepFuture[Any]], timeout: float | None = None
+                 ) -> Iterator[StepFuture[Any]]:
+    """Yield `futures` as they finish, first finished first.
+
+    Example:
+        >>> for future in stead.as_completed(download.map(urls)):
+        ...     print(future.result())
+    """
+    import queue
+    import time
+
+    futures = list(futures)
+    finished: queue.SimpleQueue[StepFuture[Any]] = queue.SimpleQueue()
+    for future in futures:
+        future.add_done_callback(finished.put)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for _ in futures:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            yield finished.get(timeout=left)
+        except queue.Empty:
+            raise TimeoutError(f"not all futures finished within {timeout} s") from None
