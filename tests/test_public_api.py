@@ -12,6 +12,7 @@ EXPECTED = {
     "flow", "get_logger", "in_flow", "now", "step_idempotency_key", "task", "uuid",
     "ProcessPoolTaskRunner", "StepFuture", "TaskRunner", "ThreadPoolTaskRunner",
     "UpstreamFailed", "as_completed", "unmapped", "wait",
+    "INPUTS", "TASK_SOURCE", "CacheKeyFn", "CachePolicy", "Inputs",
 }
 
 

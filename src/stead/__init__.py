@@ -12,6 +12,7 @@ Example:
     6
 """
 
+from stead.core.caching import INPUTS, TASK_SOURCE, CacheKeyFn, CachePolicy, Inputs
 from stead.core.clock import FakeClock, SystemClock
 from stead.core.console import get_logger
 from stead.core.context import in_flow, step_idempotency_key
@@ -39,10 +40,15 @@ from stead.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "INPUTS",
+    "TASK_SOURCE",
+    "CacheKeyFn",
+    "CachePolicy",
     "ConfigError",
     "FakeClock",
     "Flow",
     "FlowRunFailed",
+    "Inputs",
     "NonDeterminismError",
     "ParameterError",
     "ProcessPoolTaskRunner",

@@ -119,11 +119,15 @@ class Dispatcher:
         runner = self.runner
         if task.is_async:
             body = _async_body(task)
-            return run_attempts(task, self.ctx, step, args, kwargs, body, None)
+        else:
+            def body(*a: Any, **k: Any) -> Any:
+                return runner.execute(task, a, k, task.timeout)
 
-        def body(*a: Any, **k: Any) -> Any:
-            return runner.execute(task, a, k, task.timeout)
+        if task.cache_policy is not None:
+            from stead.core.caching import cached_call
 
+            return cached_call(task, self.ctx, step, args, kwargs, lambda: run_attempts(
+                task, self.ctx, step, args, kwargs, body, None))
         return run_attempts(task, self.ctx, step, args, kwargs, body, None)
 
     def _limit(self, task: Task[Any, Any]) -> threading.BoundedSemaphore | None:

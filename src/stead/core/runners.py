@@ -107,15 +107,28 @@ class ProcessPoolTaskRunner:
 
     def check(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Fail early, in the flow, when a call cannot be sent to another process."""
-        import pickle
 
+        from stead.core.task import _load_task
+
+        # Tasks travel by reference (module and name): the worker must find the same task.
         try:
-            pickle.dumps(task)
+            found = _load_task(task.fn.__module__, task.fn.__qualname__)
+            problem = None if found.fn is task.fn else "that name holds another object"
         except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is not None:
             raise SerializationError(
                 f"task '{task.name}' cannot run in a process pool: its function cannot be "
-                f"pickled ({exc}). Define it at module level (not inside a function, not a "
-                "lambda), or use the default ThreadPoolTaskRunner.") from None
+                f"pickled, since a worker process cannot import it as "
+                f"{task.fn.__module__}.{task.fn.__qualname__} ({problem}). Define it at module "
+                "level (not inside a function, not a lambda), or use the default "
+                "ThreadPoolTaskRunner.")
+        self.check_arguments(task, args, kwargs)
+
+    def check_arguments(self, task: Task[Any, Any], args: tuple[Any, ...],
+                        kwargs: dict[str, Any]) -> None:
+        import pickle
+
         try:
             pickle.dumps((args, kwargs))
         except Exception as exc:
@@ -131,6 +144,7 @@ class ProcessPoolTaskRunner:
 
         if self._pool is None:
             self.start()
+        self.check_arguments(task, args, kwargs)
         future = self._pool.submit(_call_in_child, task, args, kwargs)
         try:
             return future.result(timeout)

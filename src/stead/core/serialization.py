@@ -245,6 +245,24 @@ def encode_arguments(values: dict[str, Any]) -> str:
     return _dumps(values)
 
 
+def canonical(value: Any) -> str:
+    """A canonical text of `value` (sorted keys): equal values give equal text everywhere."""
+    return orjson.dumps(_sorted_pairs(_encode_obj(value, False)),
+                        option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _sorted_pairs(value: Any) -> Any:
+    """Order the pairs of tagged dicts (non-string keys) by key, for canonical text."""
+    if type(value) is list:
+        return [_sorted_pairs(v) for v in value]
+    if type(value) is not dict:
+        return value
+    if value.get(TAG) == "dict":
+        pairs = [[_sorted_pairs(k), _sorted_pairs(v)] for k, v in value["v"]]
+        return {TAG: "dict", "v": sorted(pairs, key=lambda kv: _dumps(kv[0]))}
+    return {k: _sorted_pairs(v) for k, v in value.items()}
+
+
 def decode(text: str, *, pickle_ok: bool = False) -> Any:
     """Rebuild a value written by `encode`. Pickled values stay opaque unless pickle_ok."""
     return _decode_obj(_loads(text), pickle_ok)

@@ -21,7 +21,7 @@ from stead.core.context import RunContext, current_frame
 from stead.core.serialization import decode, encode, encode_arguments
 from stead.core.states import State
 from stead.errors import NonDeterminismError, SerializationError
-from stead.store.base import StepRecord
+from stead.store.base import CacheEntry, StepRecord
 
 COMPLETED, CACHED, RETRYING, FAILED, RUNNING = (
     State.COMPLETED.value, State.CACHED.value, State.RETRYING.value, State.FAILED.value,
@@ -66,6 +66,7 @@ class Step:
     __slots__ = (
         "__weakref__",
         "attempts",
+        "cache_key",
         "ctx",
         "depends_on",
         "history",
@@ -76,6 +77,7 @@ class Step:
         "started",
         "value",
         "writer",
+        "written",
     )
 
     def __init__(self, ctx: RunContext, name: str, kind: str, params: str | None) -> None:
@@ -86,6 +88,8 @@ class Step:
         self.started = 0.0
         self.value: Any = _MISSING
         self.depends_on: str | None = None
+        self.cache_key: str | None = None
+        self.written: tuple[str | None, str | None] = (None, None)  # the stored result
         self.writer: Any = None  # a group-commit writer for concurrent steps; None: write here
         # Popped: a replayed step's record is not needed again (a flow retry reloads them).
         rec = ctx.recorded.pop(self.key, None)
@@ -136,8 +140,9 @@ class Step:
             history = json.dumps(self.history)
         rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, COMPLETED, self.attempts,
                          self.started, ended, self.params, inline, ref, None, history,
-                         child_run_id, self.depends_on)
+                         child_run_id, self.depends_on, self.cache_key)
         (self.writer or ctx.store.record_step)(rec, ctx.take_logs())
+        self.written = (inline, ref)
         INFLIGHT.pop(id(self), None)
         if ctx.console_tasks:
             console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
@@ -172,6 +177,21 @@ class Step:
         INFLIGHT.pop(id(self), None)
         console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
                     f"{self.kind.capitalize()} '{self.name}' [{self.key}] {state}: {note}")
+
+    def cached(self, entry: CacheEntry, key: str, *, pickle_ok: bool) -> Any:
+        """Record this call as Cached with the value of an earlier step; return that value."""
+        ctx = self.ctx
+        value = decode(ctx.results.load(entry.result, entry.result_ref), pickle_ok=pickle_ok)
+        now = ctx.clock.now()
+        origin = f"{entry.run_id}/{entry.step_key}"
+        rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, CACHED, 0, now, now,
+                         self.params, entry.result, entry.result_ref, None, "[]", None,
+                         self.depends_on, key, origin)
+        (self.writer or ctx.store.record_step)(rec, ctx.take_logs())
+        if ctx.console_tasks:
+            console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
+                        f"Task '{self.name}' [{self.key}] Cached (value from {origin})")
+        return value
 
     def abandoned(self) -> None:
         """The attempt was interrupted (Ctrl-C, cancellation): nothing is recorded."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core.context import Frame, RunContext, current_frame, current_run
@@ -18,6 +19,7 @@ from stead.core.timeouts import deadline
 from stead.errors import ConfigError, SerializationError
 
 if TYPE_CHECKING:
+    from stead.core.caching import CachePolicy
     from stead.core.futures import StepFuture
 
 P = ParamSpec("P")
@@ -44,7 +46,9 @@ class Task(Generic[P, R]):
     def __init__(self, fn: Callable[P, R], *, name: str | None = None, retries: int = 0,
                  retry_delay: DelaySpec = None, retry_on: RetryOn | None = None,
                  timeout: float | None = None, serializer: str = "json",
-                 concurrency: int | None = None) -> None:
+                 concurrency: int | None = None, cache_policy: CachePolicy | None = None,
+                 cache_expiration: float | timedelta | None = None,
+                 refresh_cache: bool = False) -> None:
         if not callable(fn):
             raise ConfigError(f"@task needs a function, got {fn!r}")
         self.fn = fn
@@ -58,6 +62,19 @@ class Task(Generic[P, R]):
         if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
             raise ConfigError(f"task '{self.name}': concurrency must be a whole number >= 1, "
                               f"got {concurrency!r}")
+        if cache_policy is not None and not hasattr(cache_policy, "key"):
+            raise ConfigError(f"task '{self.name}': cache_policy must be a policy such as "
+                              f"INPUTS, TASK_SOURCE or CacheKeyFn(fn), got {cache_policy!r}")
+        if isinstance(cache_expiration, timedelta):
+            cache_expiration = cache_expiration.total_seconds()
+        if cache_expiration is not None and (
+                not isinstance(cache_expiration, int | float) or cache_expiration <= 0):
+            raise ConfigError(f"task '{self.name}': cache_expiration must be a timedelta or "
+                              f"seconds > 0, got {cache_expiration!r}")
+        self.cache_policy = cache_policy
+        self.cache_expiration = cache_expiration
+        self.refresh_cache = refresh_cache
+        self._signature: inspect.Signature | None = None
         self.timeout = timeout
         self.concurrency = concurrency
         self.serializer = serializer
@@ -66,7 +83,8 @@ class Task(Generic[P, R]):
         self.arg_names = positional_names(fn)
         self._options = {"name": name, "retries": retries, "retry_delay": retry_delay,
                          "retry_on": retry_on, "timeout": timeout, "serializer": serializer,
-                         "concurrency": concurrency}
+                         "concurrency": concurrency, "cache_policy": cache_policy,
+                         "cache_expiration": cache_expiration, "refresh_cache": refresh_cache}
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def with_options(self, **options: Any) -> Task[P, R]:
@@ -79,6 +97,14 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
+
+    def bind_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by parameter name, defaults applied (for cache keys)."""
+        if self._signature is None:
+            self._signature = inspect.signature(self.fn)
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:
@@ -95,6 +121,11 @@ class Task(Generic[P, R]):
         step = Step(ctx, self.name, "task", params)
         if step.replayed:
             return step.value
+        if self.cache_policy is not None:
+            from stead.core.caching import cached_call
+
+            return cached_call(self, ctx, step, args, kwargs, lambda: run_attempts(
+                self, ctx, step, args, kwargs, self.fn, self.timeout))
         return run_attempts(self, ctx, step, args, kwargs, self.fn, self.timeout)
 
     def submit(self, *args: P.args, wait_for: Iterable[StepFuture[Any]] = (),
@@ -238,7 +269,9 @@ def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def task(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = None,
          retry_on: RetryOn | None = None, timeout: float | None = None,
-         serializer: str = "json", concurrency: int | None = None
+         serializer: str = "json", concurrency: int | None = None,
+         cache_policy: CachePolicy | None = None,
+         cache_expiration: float | timedelta | None = None, refresh_cache: bool = False
          ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -248,7 +281,10 @@ def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     Options: name, retries, retry_delay (seconds, a list of seconds, or a function of the
     attempt such as exponential_backoff()), retry_on (exception types or a predicate),
     timeout (seconds per attempt), serializer ("json", or "pickle" to opt in to pickle),
-    concurrency (at most this many submitted calls of this task run at once in a run).
+    concurrency (at most this many submitted calls of this task run at once in a run),
+    cache_policy (INPUTS, TASK_SOURCE, CacheKeyFn(fn), or a sum of them: reuse a result an
+    earlier call with the same key recorded), cache_expiration (timedelta or seconds),
+    refresh_cache (run anyway and replace the cached value).
 
     Example:
         >>> from stead import flow, task

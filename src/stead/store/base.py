@@ -54,6 +54,8 @@ class StepRecord:
     history: str = "[]"  # JSON list of [state, at, message]
     child_run_id: str | None = None
     depends_on: str | None = None  # JSON list of the keys of steps this one waited for
+    cache_key: str | None = None
+    cached_from: str | None = None  # "RUN_ID/STEP_KEY" that produced a Cached step's value
 
 
 @dataclass(slots=True)

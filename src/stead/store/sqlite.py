@@ -83,7 +83,8 @@ def _db_key(key: str) -> int | str:
 def _step_values(seq: int, s: StepRecord) -> tuple:
     return (seq, _db_key(s.key), s.name, s.kind, s.state, s.attempts, s.started_at, s.ended_at,
             s.params, s.result, s.result_ref, s.error,
-            None if s.history == "[]" else s.history, s.child_run_id, s.depends_on)
+            None if s.history == "[]" else s.history, s.child_run_id, s.depends_on,
+            s.cache_key, s.cached_from)
 
 
 class SQLiteStore:
@@ -286,7 +287,7 @@ class SQLiteStore:
         steps = {}
         for key, *rest in rows:
             key = str(key)
-            steps[key] = StepRecord(run_id, key, *rest[:-3], rest[-3] or "[]", *rest[-2:])
+            steps[key] = StepRecord(run_id, key, *rest[:-5], rest[-5] or "[]", *rest[-4:])
         return steps
 
     def get_step(self, run_id: str, key: str) -> StepRecord:
@@ -295,8 +296,9 @@ class SQLiteStore:
             (self._seq(run_id), _db_key(key))).fetchone()
         if row is None:
             raise RunNotFound(f"run {run_id!r} has no recorded step {key!r}")
-        *head, history, child, depends = row
-        return StepRecord(run_id, key, *head, history or "[]", child, depends)
+        *head, history, child, depends, cache_key, cached_from = row
+        return StepRecord(run_id, key, *head, history or "[]", child, depends, cache_key,
+                          cached_from)
 
     def count_steps(self, run_ids: list[str]) -> dict[str, int]:
         counts = dict.fromkeys(run_ids, 0)
@@ -314,7 +316,8 @@ class SQLiteStore:
         if not logs:  # the hot path: one statement, one implicit transaction, one commit
             if (step.attempts == 1 and step.state == "Completed" and step.kind == "task"
                     and step.result_ref is None and step.child_run_id is None
-                    and step.history == "[]" and step.depends_on is None):
+                    and step.history == "[]" and step.depends_on is None
+                    and step.cache_key is None):
                 conn.execute(_TASK_DONE, (seq, _db_key(step.key), step.name, step.started_at,
                                           step.ended_at, step.params, step.result))
             else:

@@ -16,6 +16,9 @@ depends_on = None
 def upgrade() -> None:
     # Keys of the steps whose futures this step waited for, as a JSON list (NULL: none).
     op.add_column("steps", sa.Column("depends_on", sa.Text))
+    # For Cached steps: the cache key, and "RUN_ID/STEP_KEY" of the step that made the value.
+    op.add_column("steps", sa.Column("cache_key", sa.Text))
+    op.add_column("steps", sa.Column("cached_from", sa.Text))
     op.create_table(
         "cache",
         sa.Column("key", sa.Text, primary_key=True),
@@ -30,4 +33,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("cache")
-    op.drop_column("steps", "depends_on")
+    for column in ("cached_from", "cache_key", "depends_on"):
+        op.drop_column("steps", column)
