@@ -101,6 +101,22 @@ def test_sigkill_at_a_random_moment_then_resume_in_process(stead_home: Path, tmp
     assert_all_done_once(out)
 
 
+def test_sigkill_during_a_1000_way_fan_out_then_resume(stead_home: Path,
+                                                       tmp_path: Path) -> None:
+    out = tmp_path / "fan.txt"
+    proc = start(stead_home, "fanout_flow.py", "fan-run", "1000", CRASH_OUT=str(out))
+    wait_for_lines(out, 300, proc)
+    kill9(proc)
+    result = run_script(stead_home, "fanout_flow.py", "fan-run", "1000", CRASH_OUT=str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(sum(range(1000)))
+    counts = collections.Counter(int(x) for x in out.read_text().split())
+    assert set(counts) == set(range(1000))
+    twice = [i for i, c in counts.items() if c > 1]
+    assert all(c <= 2 for c in counts.values())
+    assert len(twice) <= 8, f"only the (at most 8) in-flight tasks may run twice: {twice}"
+
+
 def test_results_of_every_type_round_trip_after_resume_in_a_fresh_process(
         stead_home: Path, tmp_path: Path) -> None:
     calls = tmp_path / "calls.txt"

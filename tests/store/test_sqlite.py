@@ -141,3 +141,22 @@ def test_concurrent_writers_in_several_processes_never_see_database_is_locked(
     for i in range(6):
         assert len(store.load_steps(f"w{i}")) == 300
         assert len(store.read_logs(f"w{i}")) == 100
+
+
+def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path: Path) -> None:
+    from stead.store.migrate import upgrade_to
+
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).close()
+    upgrade_to(f"sqlite:///{path}", "0001")  # a database as the first release made it
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO runs (id, flow_name, state, entrypoint, params, created_at) "
+                 "VALUES ('old', 'f', 'Completed', 'm:f', '{}', 1.0)")
+    conn.execute("INSERT INTO steps (run_seq, key, name, kind, state) "
+                 "VALUES (1, 1, 't', 'task', 'Completed')")
+    conn.commit()
+    conn.close()
+    store = open_store(str(path))  # upgrades to the newest schema
+    assert store.get_run("old").state == "Completed"
+    assert store.load_steps("old")["1"].cache_key is None
+    assert store.read_cache("nothing") is None

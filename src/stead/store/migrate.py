@@ -37,13 +37,8 @@ def script_head() -> str:
     return head
 
 
-def upgrade(sqlalchemy_url: str, current: str | None, where: str) -> None:
-    """Bring the schema at `sqlalchemy_url` from revision `current` to SCHEMA_HEAD."""
-    if current is not None and current not in known_revisions():
-        raise StoreError(
-            f"{where} has schema revision {current!r}, which this Stead does not know: it was "
-            "written by a newer Stead. Upgrade Stead (pip install -U stead) to use it."
-        )
+def upgrade_to(sqlalchemy_url: str, revision: str) -> None:
+    """Migrate the schema at `sqlalchemy_url` to `revision` (tests of upgrade paths)."""
     import sqlalchemy
     from alembic import command
 
@@ -52,6 +47,16 @@ def upgrade(sqlalchemy_url: str, current: str | None, where: str) -> None:
     try:
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
     finally:
         engine.dispose()
+
+
+def upgrade(sqlalchemy_url: str, current: str | None, where: str) -> None:
+    """Bring the schema at `sqlalchemy_url` from revision `current` to SCHEMA_HEAD."""
+    if current is not None and current not in known_revisions():
+        raise StoreError(
+            f"{where} has schema revision {current!r}, which this Stead does not know: it was "
+            "written by a newer Stead. Upgrade Stead (pip install -U stead) to use it."
+        )
+    upgrade_to(sqlalchemy_url, "head")
