@@ -70,7 +70,8 @@ class Dispatcher:
                 raise ConfigError(f"task '{task.name}' is async: async tasks run on threads or "
                                   "the event loop, not in a process pool")
             self.runner.check(task, (), {})
-        step.writer = self.writer.write
+        step.writer = self.writer
+        step.on_durable = lambda s, error: self._durable(future, s, error)
         if deps:
             step.depends_on = json.dumps(sorted({d.key for d in deps}, key=_key_order))
         with self._lock:
@@ -96,21 +97,38 @@ class Dispatcher:
             future._set_running()
             limit = self._limit(task)
             if limit is None:
-                result = self._attempts(task, step, args, kwargs)
+                self._attempts(task, step, args, kwargs)
             else:
                 with limit:
-                    result = self._attempts(task, step, args, kwargs)
+                    self._attempts(task, step, args, kwargs)
         except BaseException as exc:
-            future._finish(State.FAILED, error=exc)
-            with self._lock:
-                self._failed.append(future)
+            if step.outcome is None:  # nothing was recorded, so no commit will settle it
+                self._settle(future, State.FAILED, error=exc)
+        # Otherwise _durable settles the future once the outcome is committed.
+
+    def _durable(self, future: StepFuture[Any], step: Step, error: BaseException | None) -> None:
+        """Runs on the writer thread when a step's final outcome is committed (or not)."""
+        assert step.outcome is not None
+        state, value = step.outcome
+        if error is not None:
+            self._settle(future, State.FAILED, error=error)
+        elif state == State.FAILED.value:
+            self._settle(future, State.FAILED, error=value)
         else:
-            future._finish(State.COMPLETED, result, reload=_reloader(self.ctx, step.key))
-        finally:
-            with self._lock:
-                self._outstanding -= 1
-                if self._outstanding == 0:
-                    self._idle.notify_all()
+            self._settle(future, State(state), value, reload=_reloader(self.ctx, step.key))
+
+    def _settle(self, future: StepFuture[Any], state: State, value: Any = None,
+                error: BaseException | None = None, reload: Any = None) -> None:
+        if error is not None:
+            future._finish(state, error=error)
+        else:
+            future._finish(state, value, reload=reload)
+        with self._lock:
+            if error is not None:
+                self._failed.append(future)
+            self._outstanding -= 1
+            if self._outstanding == 0:
+                self._idle.notify_all()
 
     def _attempts(self, task: Task[Any, Any], step: Step, args: tuple[Any, ...],
                   kwargs: dict[str, Any]) -> Any:

@@ -73,6 +73,8 @@ class Step:
         "key",
         "kind",
         "name",
+        "on_durable",
+        "outcome",
         "params",
         "started",
         "value",
@@ -90,7 +92,11 @@ class Step:
         self.depends_on: str | None = None
         self.cache_key: str | None = None
         self.written: tuple[str | None, str | None] = (None, None)  # the stored result
-        self.writer: Any = None  # a group-commit writer for concurrent steps; None: write here
+        # Concurrent steps go through a group-commit writer; once the final outcome is
+        # committed, on_durable(step, error) runs on the writer's thread. None: write here.
+        self.writer: Any = None
+        self.on_durable: Any = None
+        self.outcome: tuple[str, Any] | None = None
         # Popped: a replayed step's record is not needed again (a flow retry reloads them).
         rec = ctx.recorded.pop(self.key, None)
         if rec is None:
@@ -141,8 +147,9 @@ class Step:
         rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, COMPLETED, self.attempts,
                          self.started, ended, self.params, inline, ref, None, history,
                          child_run_id, self.depends_on, self.cache_key)
-        (self.writer or ctx.store.record_step)(rec, ctx.take_logs())
         self.written = (inline, ref)
+        self.outcome = (COMPLETED, result)
+        self._write(rec, final=True)
         INFLIGHT.pop(id(self), None)
         if ctx.console_tasks:
             console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
@@ -173,7 +180,9 @@ class Step:
                          self.started, ended, self.params, None, None,
                          error_json(exc, self.key, self.attempts), json.dumps(self.history),
                          child_run_id, self.depends_on)
-        (self.writer or ctx.store.record_step)(rec, ctx.take_logs())
+        if not retry:
+            self.outcome = (FAILED, exc)
+        self._write(rec, final=not retry)
         INFLIGHT.pop(id(self), None)
         console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
                     f"{self.kind.capitalize()} '{self.name}' [{self.key}] {state}: {note}")
@@ -187,11 +196,21 @@ class Step:
         rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, CACHED, 0, now, now,
                          self.params, entry.result, entry.result_ref, None, "[]", None,
                          self.depends_on, key, origin)
-        (self.writer or ctx.store.record_step)(rec, ctx.take_logs())
+        self.outcome = (CACHED, value)
+        self._write(rec, final=True)
         if ctx.console_tasks:
             console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
                         f"Task '{self.name}' [{self.key}] Cached (value from {origin})")
         return value
+
+    def _write(self, rec: StepRecord, *, final: bool) -> None:
+        if self.writer is None:
+            self.ctx.store.record_step(rec, self.ctx.take_logs())
+        elif final and self.on_durable is not None:
+            self.writer.enqueue(rec, self.ctx.take_logs(),
+                                lambda error: self.on_durable(self, error))
+        else:
+            self.writer.write(rec, self.ctx.take_logs())
 
     def abandoned(self) -> None:
         """The attempt was interrupted (Ctrl-C, cancellation): nothing is recorded."""

@@ -1,48 +1,58 @@
-"""Group commit: one thread per store commits the step records of concurrent tasks together.
+"""Group commit: the step records of concurrently finishing tasks share one transaction.
 
-A task finishing in a worker thread hands its record to the writer and waits until the batch
-holding it is committed; only then is its future resolved. So fan-out is not bounded by one
-commit per task, and a checkpoint the flow has acted on is always durable.
+Worker threads hand a finished step's record to the store's writer thread and go on to their
+next task; the writer commits everything queued so far in one transaction and only then runs
+each record's callback, which resolves the task's future. So fan-out is not bounded by one
+commit per task, workers never wait on the disk, and a future the flow can act on always
+stands on a durable checkpoint.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 
 from stead.store.base import LogRecord, StepRecord, Store
 
 MAX_BATCH = 512
-
-
-class _Pending:
-    __slots__ = ("done", "error", "logs", "record")
-
-    def __init__(self, record: StepRecord, logs: list[LogRecord] | None) -> None:
-        self.record, self.logs, self.error = record, logs, None
-        self.done = threading.Lock()
-        self.done.acquire()  # released by the writer once the batch is committed
+Callback = Callable[[BaseException | None], None]
 
 
 class GroupCommitWriter:
-    """Commits queued step records in batches; `write()` returns once its record is durable."""
+    """Commits queued step records in batches from one thread per store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.commits = 0  # transactions committed
         self.records = 0  # step records written
-        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[StepRecord, list[LogRecord] | None,
+                                             Callback | None]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def write(self, record: StepRecord, logs: list[LogRecord] | None = None) -> None:
+    def enqueue(self, record: StepRecord, logs: list[LogRecord] | None,
+                then: Callback | None = None) -> None:
+        """Queue `record`; `then(error)` runs on the writer thread once it is committed."""
         if self._thread is None:
             self._start()
-        item = _Pending(record, logs)
-        self._queue.put(item)
-        item.done.acquire()
-        if item.error is not None:
-            raise item.error
+        self._queue.put((record, logs, then))
+
+    def write(self, record: StepRecord, logs: list[LogRecord] | None = None) -> None:
+        """Queue `record` and wait until it is committed."""
+        done = threading.Lock()
+        done.acquire()
+        failure: list[BaseException] = []
+
+        def then(error: BaseException | None) -> None:
+            if error is not None:
+                failure.append(error)
+            done.release()
+
+        self.enqueue(record, logs, then)
+        done.acquire()
+        if failure:
+            raise failure[0]
 
     def _start(self) -> None:
         with self._start_lock:
@@ -62,14 +72,19 @@ class GroupCommitWriter:
                     break
             error: BaseException | None = None
             try:
-                self.store.record_steps([(p.record, p.logs) for p in batch])
+                self.store.record_steps([(record, logs) for record, logs, _ in batch])
                 self.commits += 1
                 self.records += len(batch)
             except BaseException as exc:  # every waiter learns the write failed
                 error = exc
-            for pending in batch:
-                pending.error = error
-                pending.done.release()
+            for _, _, then in batch:
+                if then is not None:
+                    try:
+                        then(error)
+                    except Exception as exc:  # a callback must not stop the writer
+                        from stead.core.console import say
+
+                        say("stead", f"group commit callback failed: {exc!r}")
 
 
 _writers: dict[int, GroupCommitWriter] = {}
