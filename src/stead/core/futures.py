@@ -31,8 +31,9 @@ class StepFuture(Generic[T]):
     __slots__ = (
         "__weakref__",
         "_callbacks",
-        "_done",
         "_error",
+        "_finished",
+        "_latch",
         "_lock",
         "_reload",
         "_state",
@@ -48,7 +49,11 @@ class StepFuture(Generic[T]):
         self._state = State.PENDING
         self._value: Any = _MISSING
         self._error: BaseException | None = None
-        self._done = threading.Event()
+        # A held lock as a latch: cheaper to make than an Event (no Condition). Waiters
+        # acquire and release it once _finish has released it.
+        self._latch = threading.Lock()
+        self._latch.acquire()
+        self._finished = False
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[StepFuture[Any]], None]] = []
         self._used = False
@@ -63,15 +68,19 @@ class StepFuture(Generic[T]):
         return self._state
 
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._finished
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the task has finished; False if `timeout` seconds passed first."""
-        return self._done.wait(timeout)
+        if self._finished:
+            return True
+        if self._latch.acquire(timeout=-1 if timeout is None else timeout):
+            self._latch.release()
+        return self._finished
 
     def result(self, timeout: float | None = None) -> T:
         """The task's result, waiting for it; raises the task's exception if it failed."""
-        if not self._done.wait(timeout):
+        if not self.wait(timeout):
             raise TimeoutError(f"task '{self.name}' [{self.key}] not done after {timeout} s")
         self._used = True
         if self._error is not None:
@@ -86,7 +95,7 @@ class StepFuture(Generic[T]):
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The task's exception (None if it succeeded), waiting for it to finish."""
-        if not self._done.wait(timeout):
+        if not self.wait(timeout):
             raise TimeoutError(f"task '{self.name}' [{self.key}] not done after {timeout} s")
         self._used = True
         return self._error
@@ -94,7 +103,7 @@ class StepFuture(Generic[T]):
     def add_done_callback(self, fn: Callable[[StepFuture[Any]], None]) -> None:
         """Call fn(future) when it finishes (at once if it already has)."""
         with self._lock:
-            if not self._done.is_set():
+            if not self._finished:
                 self._callbacks.append(fn)
                 return
         fn(self)
@@ -108,8 +117,9 @@ class StepFuture(Generic[T]):
         self._value, self._error, self._reload = value, error, reload
         with self._lock:
             self._state = state
-            self._done.set()
+            self._finished = True
             callbacks, self._callbacks = self._callbacks, []
+        self._latch.release()
         for fn in callbacks:
             fn(self)
 
