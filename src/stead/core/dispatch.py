@@ -12,6 +12,11 @@ The failure rule (as in Prefect): a failed submitted task fails the flow when it
 used (`result()` raises), or, if nobody used it, when the flow body returns: the run then
 fails with the first such error. A task whose input future failed does not run; its future
 fails with `UpstreamFailed`, and nothing is recorded for it, so a resume runs it.
+
+Delivery under concurrency: workers hand finished steps to the writer and go on, so at a
+crash both the running bodies and the finished-but-uncommitted ones may run again on resume.
+A window bounds them: at most 2 x max_workers submitted bodies are started and not yet
+committed at any moment.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class Dispatcher:
         self._outstanding = 0
         self._failed: list[StepFuture[Any]] = []
         self._limits: dict[str, threading.BoundedSemaphore] = {}
+        # Started-but-uncommitted steps: what a crash could make run twice (see above).
+        self._window = threading.BoundedSemaphore(2 * runner.max_workers)
 
     # -- submission ----------------------------------------------------------------------
     def submit(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -92,6 +99,7 @@ class Dispatcher:
                     f"{failed._error})") from failed._error
             args = tuple(_resolve(a) for a in args)
             kwargs = {k: _resolve(v) for k, v in kwargs.items()}
+            self._window.acquire()
             future._set_running()
             limit = self._limit(task)
             if limit is None:
@@ -117,6 +125,8 @@ class Dispatcher:
 
     def _settle(self, future: StepFuture[Any], state: State, value: Any = None,
                 error: BaseException | None = None, reload: Any = None) -> None:
+        if future._state is not State.PENDING:  # it held a place in the window
+            self._window.release()
         if error is not None:
             future._finish(state, error=error)
         else:
