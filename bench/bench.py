@@ -1,8 +1,12 @@
-"""Core benchmark: per-task overhead, import time and resume time, as ratios from one run.
+"""Stead's benchmark: every figure measured in one run on this machine, printed as one table.
 
-Run: python bench/bench_core.py [--tasks 1000] [--repeat 5]
-Prints one table. Every figure is the median of --repeat measurements taken in this process
-(import time: fresh interpreters), on the same disk, so the ratios compare like with like.
+Run: python bench/bench.py [--tasks 1000] [--repeat 11]
+
+Core: per-task overhead of sequential tasks against a plain call and against one bare SQLite
+INSERT+COMMIT (paired rounds, so machine noise hits both alike), `import stead`, resuming a
+1000-step run. Concurrency: 1000 trivial tasks through .map (thread runner) and through
+8-way asyncio.gather, commits per task achieved by group commit, and the peak memory of a
+10,000-task flow (in a fresh process). Figures are medians of --repeat rounds.
 """
 
 from __future__ import annotations
@@ -62,6 +66,80 @@ def import_ms(repeat: int) -> float:
                            repeat)
 
     return (run("import stead") - run("pass")) * 1000
+
+
+def concurrency_figures(n: int, repeat: int) -> dict[str, float]:
+    import asyncio
+
+    import stead
+    from stead.core.runtime import store_for
+    from stead.core.writer import writer_for
+
+    @stead.task
+    def bump(i: int) -> int:
+        return i + 1
+
+    @stead.task
+    async def abump(i: int) -> int:
+        return i + 1
+
+    @stead.flow(task_runner=stead.ThreadPoolTaskRunner(max_workers=8))
+    def mapped(count: int) -> int:
+        return sum(f.result() for f in bump.map(range(count)))
+
+    @stead.flow
+    async def gathered(count: int) -> int:
+        total = 0
+        for start in range(0, count, 8):
+            total += sum(await asyncio.gather(*(abump(i) for i in range(start, start + 8))))
+        return total
+
+    mapped(10)
+    writer = writer_for(store_for())
+    commits0, records0 = writer.commits, writer.records
+    map_s = median_time(lambda: mapped(n), repeat)
+    commits = (writer.commits - commits0) / max(1, writer.records - records0)
+    gather_s = median_time(lambda: asyncio.run(gathered(n)), repeat)
+    return {"map_ms": map_s * 1000, "map_rate": n / map_s, "commits_per_task": commits,
+            "gather_ms": gather_s * 1000, "gather_rate": n / gather_s}
+
+
+RSS_PROBE = """
+import os, resource, sys
+import stead
+
+@stead.task
+def payload(i: int) -> str:
+    return "x" * 1000 + str(i)     # ~1 KB result each: 10 MB if all were kept
+
+@stead.flow(task_runner=stead.ThreadPoolTaskRunner(max_workers=8))
+def big(count: int) -> int:
+    futures = payload.map(range(count))
+    return sum(len(f.result()) for f in futures)
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+
+from stead.core.runtime import store_for
+
+payload.map([0])                            # warm imports outside any flow
+store_for()                                 # create the database (migrations) beforehand
+before = rss_mb()
+big(int(sys.argv[1]))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(before, peak, rss_mb())
+"""
+
+
+def peak_rss_mb(count: int) -> dict[str, float]:
+    """Peak RSS of a fresh process that runs a `count`-task flow, and its growth."""
+    out = subprocess.run([sys.executable, "-c", RSS_PROBE, str(count)], capture_output=True,
+                         text=True, check=True, env={**os.environ, "STEAD_CONSOLE": "0"})
+    before, peak, after = map(float, out.stdout.split())
+    return {"peak": peak, "delta": peak - before, "after": after - before}
 
 
 def main() -> None:
@@ -125,6 +203,8 @@ def main() -> None:
         resume_samples.append(time.perf_counter() - start)
     resume_ms = statistics.median(resume_samples) * 1000
     imp = import_ms(max(repeat, 9))
+    conc = concurrency_figures(n, repeat)
+    rss = peak_rss_mb(10_000)
 
     rows = [
         ("bare INSERT+COMMIT (WAL, synchronous=NORMAL)", f"{commit:.1f} us", "1.00x commit"),
@@ -134,6 +214,15 @@ def main() -> None:
         (f"resume a {n}-step run, {n - 1} recorded", f"{resume_ms:.1f} ms",
          f"{resume_ms * 1000 / n:.1f} us per replayed step"),
         ("import stead", f"{imp:.1f} ms", "target < 100 ms (stretch 50)"),
+        (f"{n} trivial tasks via .map (8 threads)", f"{conc['map_ms']:.1f} ms",
+         f"{conc['map_rate']:,.0f} tasks/s (target 10,000; stretch 20,000)"),
+        (f"{n} trivial async tasks, 8-way gather", f"{conc['gather_ms']:.1f} ms",
+         f"{conc['gather_rate']:,.0f} tasks/s"),
+        ("group commit during the .map runs", f"{conc['commits_per_task']:.3f}",
+         "commits per task"),
+        ("peak RSS, flow of 10,000 mapped 1 KB results", f"{rss['peak']:.0f} MB",
+         f"+{rss['delta']:.0f} MB at peak, +{rss['after']:.0f} MB after the flow, over the "
+         "process before it"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>10}  ratio")
