@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stead import flow, get_logger, task
+from stead import INPUTS, flow, get_logger, task
 from stead.core.loader import load_flow
 from stead.core.runtime import store_for
 from stead.errors import FlowNotLoadable
@@ -134,6 +134,33 @@ def test_show_completed_run_lists_steps_in_call_order_with_results(invoke) -> No
     assert "run show-ok:13" in child_row and "1100" in child_row
     assert "Child runs" in out and "State timeline" in out
     assert "Failure" not in out
+
+
+@task(cache_policy=INPUTS)
+def cached_double(x: int) -> int:
+    return 2 * x
+
+
+@flow
+def fan_in(n: int) -> int:
+    parts = cached_double.map(range(n))
+    return square.submit(sum(p.result() for p in parts)).result() + add_up.submit(parts).result()
+
+
+@task
+def add_up(values: list[int]) -> int:
+    return sum(values)
+
+
+def test_show_marks_cached_steps_and_dependency_edges(invoke) -> None:
+    fan_in.with_options(run_id="graph-1")(3)
+    fan_in.with_options(run_id="graph-2")(3)
+    out = invoke("runs", "show", "graph-2").stdout
+    cached = [line for line in out.splitlines() if re.match(r"^ ?[123]\s+cached_double", line)]
+    assert len(cached) == 3
+    assert all("Cached" in line and "cached from graph-1 [" in line for line in cached)
+    add_row = next(line for line in out.splitlines() if re.match(r"^ ?5\s+add_up", line))
+    assert "after [1, 2, 3]" in add_row
 
 
 def test_show_failed_run_shows_failing_step_exception_and_traceback(stead_cli) -> None:

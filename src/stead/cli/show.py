@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.syntax import Syntax
@@ -139,6 +141,13 @@ def _outcome(step: StepRecord) -> Text:
     if step.child_run_id:
         text.append(f"run {short_id(step.child_run_id)}", "cyan")
         text.append(" · ")
+    if step.depends_on:
+        keys = json.loads(step.depends_on)
+        shown = ", ".join(keys[:5]) + (f", … ({len(keys)})" if len(keys) > 5 else "")
+        text.append(f"after [{shown}] · ", "dim")
+    if step.cached_from:
+        origin_run, _, origin_step = step.cached_from.rpartition("/")
+        text.append(f"cached from {short_id(origin_run)} [{origin_step}] · ", "magenta")
     if step.state in ("Completed", "Cached"):
         text.append(value_summary(step.result, step.result_ref))
     elif step.error:
