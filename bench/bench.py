@@ -83,7 +83,7 @@ def concurrency_figures(n: int, repeat: int) -> dict[str, float]:
     async def abump(i: int) -> int:
         return i + 1
 
-    @stead.flow(task_runner=stead.ThreadPoolTaskRunner(max_workers=8))
+    @stead.flow  # the default runner: ThreadPoolTaskRunner(min(32, cores + 4))
     def mapped(count: int) -> int:
         return sum(f.result() for f in bump.map(range(count)))
 
@@ -105,7 +105,7 @@ def concurrency_figures(n: int, repeat: int) -> dict[str, float]:
 
 
 RSS_PROBE = """
-import os, resource, sys
+import gc, os, resource, sys, tracemalloc
 import stead
 
 @stead.task
@@ -127,19 +127,29 @@ from stead.core.runtime import store_for
 
 payload.map([0])                            # warm imports outside any flow
 store_for()                                 # create the database (migrations) beforehand
-before = rss_mb()
-big(int(sys.argv[1]))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(before, peak, rss_mb())
+if sys.argv[2] == "trace":                  # Python objects still alive after the flow
+    tracemalloc.start()
+    big(int(sys.argv[1]))
+    gc.collect()
+    print(tracemalloc.get_traced_memory()[0] / 2**20)
+else:                                       # the process's peak resident memory
+    before = rss_mb()
+    big(int(sys.argv[1]))
+    print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
 def peak_rss_mb(count: int) -> dict[str, float]:
-    """Peak RSS of a fresh process that runs a `count`-task flow, and its growth."""
-    out = subprocess.run([sys.executable, "-c", RSS_PROBE, str(count)], capture_output=True,
-                         text=True, check=True, env={**os.environ, "STEAD_CONSOLE": "0"})
-    before, peak, after = map(float, out.stdout.split())
-    return {"peak": peak, "delta": peak - before, "after": after - before}
+    """Peak RSS of a fresh process running a `count`-task flow, and what the flow leaves."""
+    def probe(mode: str) -> list[float]:
+        out = subprocess.run([sys.executable, "-c", RSS_PROBE, str(count), mode],
+                             capture_output=True, text=True, check=True,
+                             env={**os.environ, "STEAD_CONSOLE": "0"})
+        return [float(x) for x in out.stdout.split()]
+
+    before, peak = probe("rss")
+    [retained] = probe("trace")
+    return {"peak": peak, "delta": peak - before, "retained": retained}
 
 
 def main() -> None:
@@ -214,15 +224,15 @@ def main() -> None:
         (f"resume a {n}-step run, {n - 1} recorded", f"{resume_ms:.1f} ms",
          f"{resume_ms * 1000 / n:.1f} us per replayed step"),
         ("import stead", f"{imp:.1f} ms", "target < 100 ms (stretch 50)"),
-        (f"{n} trivial tasks via .map (8 threads)", f"{conc['map_ms']:.1f} ms",
+        (f"{n} trivial tasks via .map (default runner)", f"{conc['map_ms']:.1f} ms",
          f"{conc['map_rate']:,.0f} tasks/s (target 10,000; stretch 20,000)"),
         (f"{n} trivial async tasks, 8-way gather", f"{conc['gather_ms']:.1f} ms",
          f"{conc['gather_rate']:,.0f} tasks/s"),
         ("group commit during the .map runs", f"{conc['commits_per_task']:.3f}",
          "commits per task"),
         ("peak RSS, flow of 10,000 mapped 1 KB results", f"{rss['peak']:.0f} MB",
-         f"+{rss['delta']:.0f} MB at peak, +{rss['after']:.0f} MB after the flow, over the "
-         "process before it"),
+         f"+{rss['delta']:.0f} MB over the process before it; {rss['retained']:.1f} MB of "
+         "Python objects left after it"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>10}  ratio")
