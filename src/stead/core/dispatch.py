@@ -351,18 +351,8 @@ def _async_body(task: Task[Any, Any]) -> Any:
     def body(*args: Any, **kwargs: Any) -> Any:
         import asyncio
 
-        async def call() -> Any:
-            if task.timeout is None:
-                return await task.fn(*args, **kwargs)
-            from stead.errors import TaskTimeout
+        from stead.core.task import call_async
 
-            try:
-                async with asyncio.timeout(task.timeout):
-                    return await task.fn(*args, **kwargs)
-            except TimeoutError as exc:
-                raise TaskTimeout(f"task '{task.name}' (limit {task.timeout:g} s) timed "
-                                  "out") from exc
-
-        return asyncio.run(call())
+        return asyncio.run(call_async(task, args, kwargs))
 
     return body

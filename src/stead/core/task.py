@@ -174,28 +174,14 @@ class Task(Generic[P, R]):
         return await self._attempts_async(ctx, step, args, kwargs)
 
     async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any) -> R:
-        import asyncio
-
         while True:
             step.start_attempt()
             frame_token = current_frame.set(Frame(step.key))
             try:
-                if self.timeout is None:
-                    result = await self.fn(*args, **kwargs)  # type: ignore[misc]
-                else:
-                    try:
-                        async with asyncio.timeout(self.timeout):
-                            result = await self.fn(*args, **kwargs)  # type: ignore[misc]
-                    except TimeoutError as exc:
-                        from stead.errors import TaskTimeout
-
-                        raise TaskTimeout(f"task '{self.name}' (step {step.key}) (limit "
-                                          f"{self.timeout:g} s) timed out") from exc
+                result = await call_async(self, args, kwargs, f" (step {step.key})")
             except Exception as exc:
-                again = _should_retry(self.retry, exc, step.attempts)
-                delay = self.retry.delay_before(step.attempts + 1) if again else 0.0
-                step.failed(exc, retry=again, delay=delay)
-                if not again:
+                delay = _record_failure(self, step, exc)
+                if delay is None:
                     raise
                 await ctx.clock.asleep(delay)
                 continue
@@ -210,7 +196,6 @@ class Task(Generic[P, R]):
 def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
                  body: Callable[..., Any], timeout: float | None) -> Any:
     """Run `body` as the attempts of `step`: retries, deadline, and recording of the outcome."""
-    retry = task.retry
     while True:
         step.start_attempt()
         frame_token = current_frame.set(Frame(step.key))
@@ -221,10 +206,8 @@ def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, k
                 with deadline(timeout, f"task '{task.name}' (step {step.key})"):
                     result = body(*args, **kwargs)
         except Exception as exc:
-            again = _should_retry(retry, exc, step.attempts)
-            delay = retry.delay_before(step.attempts + 1) if again else 0.0
-            step.failed(exc, retry=again, delay=delay)
-            if not again:
+            delay = _record_failure(task, step, exc)
+            if delay is None:
                 raise
             ctx.clock.sleep(delay)
             continue
@@ -258,10 +241,30 @@ def _await_or_run(coro: Any) -> Any:
     return coro
 
 
-def _should_retry(retry: RetryPolicy, exc: Exception, attempts: int) -> bool:
-    if isinstance(exc, SerializationError):  # the same value would fail again
-        return False
-    return retry.should_retry(exc, attempts)
+def _record_failure(task: Task[Any, Any], step: Step, exc: Exception) -> float | None:
+    """Record a failed attempt; return the delay before the next one, or None if final."""
+    retry = task.retry
+    # A value that cannot be stored would fail the same way again: no retry.
+    again = not isinstance(exc, SerializationError) and retry.should_retry(exc, step.attempts)
+    delay = retry.delay_before(step.attempts + 1) if again else 0.0
+    step.failed(exc, retry=again, delay=delay)
+    return delay if again else None
+
+
+async def call_async(task: Task[Any, Any], args: Any, kwargs: Any, where: str = "") -> Any:
+    """Await one attempt of an async task's body under its timeout."""
+    if task.timeout is None:
+        return await task.fn(*args, **kwargs)
+    import asyncio
+
+    try:
+        async with asyncio.timeout(task.timeout):
+            return await task.fn(*args, **kwargs)
+    except TimeoutError as exc:
+        from stead.errors import TaskTimeout
+
+        raise TaskTimeout(f"task '{task.name}'{where} (limit {task.timeout:g} s) "
+                          "timed out") from exc
 
 
 @overload

@@ -6,7 +6,7 @@ transaction. Each thread gets its own connection; a forked child opens fresh one
 
 WAL checkpoints (copying the log back into the database file, with an fsync) run in a
 background thread, not inside a step's commit: measured, this takes the per-step write from
-~32 us to ~25 us (bench/bench_core.py). SQLite's own automatic checkpoint stays as a safety
+~32 us to ~25 us (bench/bench.py). SQLite's own automatic checkpoint stays as a safety
 net at a larger size, should the thread fall behind.
 """
 
@@ -17,6 +17,8 @@ import os
 import sqlite3
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
@@ -67,6 +69,19 @@ CHECKPOINT_EVERY_S = 0.5
 
 def _run_values(run: RunRecord) -> tuple:
     return tuple(getattr(run, c) for c in RUN_COLUMNS)
+
+
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE (take the write lock now, waiting up to busy_timeout), then commit,
+    or roll back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _call_if_alive(ref: weakref.ref[SQLiteStore], method: str) -> None:
@@ -187,16 +202,11 @@ class SQLiteStore:
     # -- runs ----------------------------------------------------------------------------
     def create_run(self, run: RunRecord, message: str | None = None) -> tuple[RunRecord, bool]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _write_transaction(conn):
             created = conn.execute(_RUN_INSERT, _run_values(run)).rowcount == 1
             if created:
                 conn.execute("INSERT INTO run_history (run_id, state, at, message) "
                              "VALUES (?, ?, ?, ?)", (run.id, run.state, run.created_at, message))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return (run, True) if created else (self.get_run(run.id), False)
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -246,8 +256,7 @@ class SQLiteStore:
                        message: str | None = None,
                        expected: tuple[str, ...] | None = None) -> None:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _write_transaction(conn):
             if expected is not None:
                 row = conn.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
                 if row is None or row[0] not in expected:
@@ -259,10 +268,6 @@ class SQLiteStore:
             conn.execute(_RUN_UPDATE, (*values[1:], run.id))
             conn.execute("INSERT INTO run_history (run_id, state, at, message) VALUES (?, ?, ?, ?)",
                          (run.id, state, at, message))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def run_history(self, run_id: str) -> list[StateChange]:
         rows = self._conn().execute(
@@ -324,15 +329,10 @@ class SQLiteStore:
                 conn.execute(_STEP_UPSERT, _step_values(seq, step))
             return
         values = _step_values(seq, step)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _write_transaction(conn):
             conn.execute(_STEP_UPSERT, values)
             conn.executemany(_LOG_INSERT, [(g.run_id, g.step_key, g.at, g.level, g.message)
                                            for g in logs])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]]) -> None:
         conn = self._conn()
@@ -340,15 +340,10 @@ class SQLiteStore:
                  for s, _ in batch]
         logs = [(g.run_id, g.step_key, g.at, g.level, g.message)
                 for _, lines in batch if lines for g in lines]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _write_transaction(conn):
             conn.executemany(_STEP_UPSERT, steps)
             if logs:
                 conn.executemany(_LOG_INSERT, logs)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def read_cache(self, key: str) -> CacheEntry | None:
         row = self._conn().execute(
@@ -368,27 +363,17 @@ class SQLiteStore:
 
     def mark_steps_running(self, steps: list[StepRecord]) -> None:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _write_transaction(conn):
             conn.executemany(_STEP_IF_ABSENT, [_step_values(self._seq(s.run_id), s) for s in steps])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     # -- logs ----------------------------------------------------------------------------
     def append_logs(self, logs: list[LogRecord]) -> None:
         if not logs:
             return
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _write_transaction(conn):
             conn.executemany(_LOG_INSERT, [(g.run_id, g.step_key, g.at, g.level, g.message)
                                            for g in logs])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def read_logs(self, run_id: str, after_id: int = 0, limit: int = 10_000) -> list[LogRecord]:
         rows = self._conn().execute(
