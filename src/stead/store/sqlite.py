@@ -19,7 +19,6 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 
 from stead.errors import RunConflict, RunNotFound, StoreError
@@ -32,43 +31,19 @@ from stead.store.base import (
     StepRecord,
 )
 from stead.store.migrate import SCHEMA_HEAD, upgrade
+from stead.store.sql import (
+    is_plain_task_done,
+    log_values,
+    resolve_matches,
+    run_filter_sql,
+    run_values,
+    statements,
+)
 
-RUN_COLUMNS = [f.name for f in fields(RunRecord)]
-# Steps refer to their run by its integer `seq`, not its text id: a smaller key makes the
-# per-step insert (the hot path) about 20% cheaper.
-STEP_COLUMNS = ["run_seq", *[f.name for f in fields(StepRecord)][1:]]
-_RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
-_RUN_INSERT = (
-    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
-    "ON CONFLICT(id) DO NOTHING"
-)
-_RUN_UPDATE = (
-    f"UPDATE runs SET {', '.join(f'{c} = ?' for c in RUN_COLUMNS[1:])} WHERE id = ?"
-)
-_STEP_UPSERT = (
-    f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(STEP_COLUMNS))}) ON CONFLICT(run_seq, key) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS[2:])
-)
-# The common outcome (a task completed on its first attempt with a small result) binds 7
-# values instead of 14: each bound parameter costs ~0.4 us on the hot path.
-_TASK_DONE = (
-    "INSERT INTO steps (run_seq, key, name, kind, state, attempts, started_at, ended_at, params,"
-    " result) VALUES (?, ?, ?, 'task', 'Completed', 1, ?, ?, ?, ?) ON CONFLICT(run_seq, key) DO "
-    "UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS[2:])
-)
-_STEP_IF_ABSENT = (
-    f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(STEP_COLUMNS))}) ON CONFLICT(run_seq, key) DO NOTHING"
-)
-_LOG_INSERT = "INSERT INTO logs (run_id, step_key, at, level, message) VALUES (?, ?, ?, ?, ?)"
+Q = statements("?")
 BUSY_TIMEOUT_MS = 60_000
 AUTOCHECKPOINT_PAGES = 10_000  # SQLite checkpoints by itself only past this (~40 MB of WAL)
 CHECKPOINT_EVERY_S = 0.5
-
-
-def _run_values(run: RunRecord) -> tuple:
-    return tuple(getattr(run, c) for c in RUN_COLUMNS)
 
 
 @contextmanager
@@ -203,14 +178,13 @@ class SQLiteStore:
     def create_run(self, run: RunRecord, message: str | None = None) -> tuple[RunRecord, bool]:
         conn = self._conn()
         with _write_transaction(conn):
-            created = conn.execute(_RUN_INSERT, _run_values(run)).rowcount == 1
+            created = conn.execute(Q.run_insert, run_values(run)).rowcount == 1
             if created:
-                conn.execute("INSERT INTO run_history (run_id, state, at, message) "
-                             "VALUES (?, ?, ?, ?)", (run.id, run.state, run.created_at, message))
+                conn.execute(Q.history_insert, (run.id, run.state, run.created_at, message))
         return (run, True) if created else (self.get_run(run.id), False)
 
     def get_run(self, run_id: str) -> RunRecord:
-        row = self._conn().execute(f"{_RUN_SELECT} WHERE id = ?", (run_id,)).fetchone()
+        row = self._conn().execute(f"{Q.run_select} WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
         return RunRecord(*row)
@@ -224,32 +198,16 @@ class SQLiteStore:
             rows = conn.execute(
                 "SELECT id FROM runs WHERE substr(id, 1, ?) = ? AND id LIKE ? LIMIT 1000",
                 (len(root), root, f"%:{child}")).fetchall()
-            ids = sorted(r[0] for r in rows if r[0].partition(":")[2] == child)
         else:  # a prefix of a top-level run's id; child runs ("<id>:3") do not count
             rows = conn.execute(
                 "SELECT id FROM runs WHERE substr(id, 1, ?) = ? "
                 "AND instr(substr(id, ? + 1), ':') = 0 LIMIT 4",
                 (len(prefix), prefix, len(prefix))).fetchall()
-            ids = sorted(r[0] for r in rows)
-        if not ids:
-            raise RunNotFound(
-                f"no run with id {prefix!r} in {self.path}; `stead runs ls` lists the runs")
-        if len(ids) > 1:
-            many = f"{len(ids)} runs" if len(ids) <= 3 else "more than 3 runs"
-            shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
-            raise RunNotFound(f"{prefix!r} matches {many} ({shown}); "
-                              "give more characters of the id")
-        return ids[0]
+        return _one_match(prefix, resolve_matches(prefix, [r[0] for r in rows]), str(self.path))
 
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:
-        where, args = [], []
-        for column, value in (("state", flt.state), ("flow_name", flt.flow_name),
-                              ("parent_id", flt.parent_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        sql = _RUN_SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        where, args = run_filter_sql(flt.state, flt.flow_name, flt.parent_id, "?")
+        sql = f"{Q.run_select}{where} ORDER BY created_at DESC, id DESC LIMIT ?"
         return [RunRecord(*row) for row in self._conn().execute(sql, (*args, flt.limit))]
 
     def transition_run(self, run: RunRecord, state: str, at: float,
@@ -259,21 +217,13 @@ class SQLiteStore:
         with _write_transaction(conn):
             if expected is not None:
                 row = conn.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
-                if row is None or row[0] not in expected:
-                    raise RunConflict(
-                        f"run {run.id} is {row[0] if row else 'gone'}, expected "
-                        f"{' or '.join(expected)}; another process changed it")
+                _check_expected(run.id, row[0] if row else None, expected)
             run.state = state
-            values = _run_values(run)
-            conn.execute(_RUN_UPDATE, (*values[1:], run.id))
-            conn.execute("INSERT INTO run_history (run_id, state, at, message) VALUES (?, ?, ?, ?)",
-                         (run.id, state, at, message))
+            conn.execute(Q.run_update, (*run_values(run)[1:], run.id))
+            conn.execute(Q.history_insert, (run.id, state, at, message))
 
     def run_history(self, run_id: str) -> list[StateChange]:
-        rows = self._conn().execute(
-            "SELECT run_id, state, at, message FROM run_history WHERE run_id = ? ORDER BY id",
-            (run_id,))
-        return [StateChange(*row) for row in rows]
+        return [StateChange(*row) for row in self._conn().execute(Q.history_select, (run_id,))]
 
     # -- steps ---------------------------------------------------------------------------
     def _seq(self, run_id: str) -> int:
@@ -286,24 +236,18 @@ class SQLiteStore:
         return seq
 
     def load_steps(self, run_id: str) -> dict[str, StepRecord]:
-        rows = self._conn().execute(
-            f"SELECT {', '.join(STEP_COLUMNS[1:])} FROM steps WHERE run_seq = ?",
-            (self._seq(run_id),))
+        rows = self._conn().execute(Q.step_select, (self._seq(run_id),))
         steps = {}
         for key, *rest in rows:
-            key = str(key)
-            steps[key] = StepRecord(run_id, key, *rest[:-5], rest[-5] or "[]", *rest[-4:])
+            steps[str(key)] = _step_record(run_id, str(key), rest)
         return steps
 
     def get_step(self, run_id: str, key: str) -> StepRecord:
-        row = self._conn().execute(
-            f"SELECT {', '.join(STEP_COLUMNS[2:])} FROM steps WHERE run_seq = ? AND key = ?",
-            (self._seq(run_id), _db_key(key))).fetchone()
+        row = self._conn().execute(f"{Q.step_select} AND key = ?",
+                                   (self._seq(run_id), _db_key(key))).fetchone()
         if row is None:
             raise RunNotFound(f"run {run_id!r} has no recorded step {key!r}")
-        *head, history, child, depends, cache_key, cached_from = row
-        return StepRecord(run_id, key, *head, history or "[]", child, depends, cache_key,
-                          cached_from)
+        return _step_record(run_id, key, row[1:])
 
     def count_steps(self, run_ids: list[str]) -> dict[str, int]:
         counts = dict.fromkeys(run_ids, 0)
@@ -319,52 +263,41 @@ class SQLiteStore:
         conn = self._conn()
         seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
         if not logs:  # the hot path: one statement, one implicit transaction, one commit
-            if (step.attempts == 1 and step.state == "Completed" and step.kind == "task"
-                    and step.result_ref is None and step.child_run_id is None
-                    and step.history == "[]" and step.depends_on is None
-                    and step.cache_key is None):
-                conn.execute(_TASK_DONE, (seq, _db_key(step.key), step.name, step.started_at,
-                                          step.ended_at, step.params, step.result))
+            if is_plain_task_done(step):
+                conn.execute(Q.task_done, (seq, _db_key(step.key), step.name, step.started_at,
+                                           step.ended_at, step.params, step.result))
             else:
-                conn.execute(_STEP_UPSERT, _step_values(seq, step))
+                conn.execute(Q.step_upsert, _step_values(seq, step))
             return
-        values = _step_values(seq, step)
         with _write_transaction(conn):
-            conn.execute(_STEP_UPSERT, values)
-            conn.executemany(_LOG_INSERT, [(g.run_id, g.step_key, g.at, g.level, g.message)
-                                           for g in logs])
+            conn.execute(Q.step_upsert, _step_values(seq, step))
+            conn.executemany(Q.log_insert, log_values(logs))
 
     def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]]) -> None:
         conn = self._conn()
         steps = [_step_values(self._seqs.get(s.run_id) or self._seq(s.run_id), s)
                  for s, _ in batch]
-        logs = [(g.run_id, g.step_key, g.at, g.level, g.message)
-                for _, lines in batch if lines for g in lines]
+        logs = [line for _, lines in batch if lines for line in log_values(lines)]
         with _write_transaction(conn):
-            conn.executemany(_STEP_UPSERT, steps)
+            conn.executemany(Q.step_upsert, steps)
             if logs:
-                conn.executemany(_LOG_INSERT, logs)
-
-    def read_cache(self, key: str) -> CacheEntry | None:
-        row = self._conn().execute(
-            "SELECT key, result, result_ref, run_id, step_key, created_at, expires_at "
-            "FROM cache WHERE key = ?", (key,)).fetchone()
-        return CacheEntry(*row) if row else None
-
-    def write_cache(self, entry: CacheEntry) -> None:
-        self._conn().execute(
-            "INSERT INTO cache (key, result, result_ref, run_id, step_key, created_at, "
-            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-            "result = excluded.result, result_ref = excluded.result_ref, "
-            "run_id = excluded.run_id, step_key = excluded.step_key, "
-            "created_at = excluded.created_at, expires_at = excluded.expires_at",
-            (entry.key, entry.result, entry.result_ref, entry.run_id, entry.step_key,
-             entry.created_at, entry.expires_at))
+                conn.executemany(Q.log_insert, logs)
 
     def mark_steps_running(self, steps: list[StepRecord]) -> None:
         conn = self._conn()
         with _write_transaction(conn):
-            conn.executemany(_STEP_IF_ABSENT, [_step_values(self._seq(s.run_id), s) for s in steps])
+            conn.executemany(Q.step_if_absent,
+                             [_step_values(self._seq(s.run_id), s) for s in steps])
+
+    # -- cache ---------------------------------------------------------------------------
+    def read_cache(self, key: str) -> CacheEntry | None:
+        row = self._conn().execute(Q.cache_select, (key,)).fetchone()
+        return CacheEntry(*row) if row else None
+
+    def write_cache(self, entry: CacheEntry) -> None:
+        self._conn().execute(Q.cache_upsert, (
+            entry.key, entry.result, entry.result_ref, entry.run_id, entry.step_key,
+            entry.created_at, entry.expires_at))
 
     # -- logs ----------------------------------------------------------------------------
     def append_logs(self, logs: list[LogRecord]) -> None:
@@ -372,14 +305,34 @@ class SQLiteStore:
             return
         conn = self._conn()
         with _write_transaction(conn):
-            conn.executemany(_LOG_INSERT, [(g.run_id, g.step_key, g.at, g.level, g.message)
-                                           for g in logs])
+            conn.executemany(Q.log_insert, log_values(logs))
 
     def read_logs(self, run_id: str, after_id: int = 0, limit: int = 10_000) -> list[LogRecord]:
-        rows = self._conn().execute(
-            "SELECT run_id, step_key, at, level, message, id FROM logs "
-            "WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", (run_id, after_id, limit))
+        rows = self._conn().execute(Q.log_select, (run_id, after_id, limit))
         return [LogRecord(*row) for row in rows]
+
+
+def _step_record(run_id: str, key: str, rest: list | tuple) -> StepRecord:
+    """A StepRecord from the columns after `key` (see STEP_COLUMNS); NULL history is "[]"."""
+    *head, history, child, depends, cache_key, cached_from = rest
+    return StepRecord(run_id, key, *head, history or "[]", child, depends, cache_key,
+                      cached_from)
+
+
+def _check_expected(run_id: str, actual: str | None, expected: tuple[str, ...]) -> None:
+    if actual is None or actual not in expected:
+        raise RunConflict(f"run {run_id} is {actual or 'gone'}, expected "
+                          f"{' or '.join(expected)}; another process changed it")
+
+
+def _one_match(prefix: str, ids: list[str], where: str) -> str:
+    if not ids:
+        raise RunNotFound(f"no run with id {prefix!r} in {where}; `stead runs ls` lists the runs")
+    if len(ids) > 1:
+        many = f"{len(ids)} runs" if len(ids) <= 3 else "more than 3 runs"
+        shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+        raise RunNotFound(f"{prefix!r} matches {many} ({shown}); give more characters of the id")
+    return ids[0]
 
 
 class _Checkpointer:

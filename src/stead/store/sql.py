@@ -1,0 +1,111 @@
+"""The SQL both relational backends share, written once with a placeholder of each dialect.
+
+SQLite binds `?`, psycopg binds `%s`; everything else here is standard SQL that both run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from stead.store.base import LogRecord, RunRecord, StepRecord
+
+RUN_COLUMNS = [f.name for f in fields(RunRecord)]
+# Steps refer to their run by its integer `seq`, not its text id: a smaller key makes the
+# per-step insert (the hot path) cheaper.
+STEP_COLUMNS = ["run_seq", *[f.name for f in fields(StepRecord)][1:]]
+CACHE_COLUMNS = "key, result, result_ref, run_id, step_key, created_at, expires_at"
+
+
+@dataclass(frozen=True)
+class Statements:
+    """Every statement the stores run, for one placeholder style."""
+
+    run_select: str
+    run_insert: str
+    run_update: str
+    history_insert: str
+    history_select: str
+    step_select: str
+    step_upsert: str
+    task_done: str
+    step_if_absent: str
+    log_insert: str
+    log_select: str
+    cache_select: str
+    cache_upsert: str
+
+
+def statements(p: str) -> Statements:
+    """The statements with placeholder `p` ("?" or "%s")."""
+
+    def marks(n: int) -> str:
+        return ", ".join([p] * n)
+
+    update_step = ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS[2:])
+    return Statements(
+        run_select=f"SELECT {', '.join(RUN_COLUMNS)} FROM runs",
+        run_insert=(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES "
+                    f"({marks(len(RUN_COLUMNS))}) ON CONFLICT (id) DO NOTHING"),
+        run_update=(f"UPDATE runs SET {', '.join(f'{c} = {p}' for c in RUN_COLUMNS[1:])} "
+                    f"WHERE id = {p}"),
+        history_insert=(f"INSERT INTO run_history (run_id, state, at, message) "
+                        f"VALUES ({marks(4)})"),
+        history_select=(f"SELECT run_id, state, at, message FROM run_history "
+                        f"WHERE run_id = {p} ORDER BY id"),
+        step_select=f"SELECT {', '.join(STEP_COLUMNS[1:])} FROM steps WHERE run_seq = {p}",
+        step_upsert=(f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES "
+                     f"({marks(len(STEP_COLUMNS))}) ON CONFLICT (run_seq, key) DO UPDATE SET "
+                     f"{update_step}"),
+        # The common outcome (a task completed on its first attempt with a small result)
+        # binds 7 values instead of 16: each bound parameter costs time on the hot path.
+        task_done=("INSERT INTO steps (run_seq, key, name, kind, state, attempts, started_at, "
+                   f"ended_at, params, result) VALUES ({p}, {p}, {p}, 'task', 'Completed', 1, "
+                   f"{marks(4)}) ON CONFLICT (run_seq, key) DO UPDATE SET {update_step}"),
+        step_if_absent=(f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES "
+                        f"({marks(len(STEP_COLUMNS))}) ON CONFLICT (run_seq, key) DO NOTHING"),
+        log_insert=(f"INSERT INTO logs (run_id, step_key, at, level, message) "
+                    f"VALUES ({marks(5)})"),
+        log_select=(f"SELECT run_id, step_key, at, level, message, id FROM logs "
+                    f"WHERE run_id = {p} AND id > {p} ORDER BY id LIMIT {p}"),
+        cache_select=f"SELECT {CACHE_COLUMNS} FROM cache WHERE key = {p}",
+        cache_upsert=(f"INSERT INTO cache ({CACHE_COLUMNS}) VALUES ({marks(7)}) "
+                      "ON CONFLICT (key) DO UPDATE SET result = excluded.result, "
+                      "result_ref = excluded.result_ref, run_id = excluded.run_id, "
+                      "step_key = excluded.step_key, created_at = excluded.created_at, "
+                      "expires_at = excluded.expires_at"),
+    )
+
+
+def run_values(run: RunRecord) -> tuple:
+    return tuple(getattr(run, c) for c in RUN_COLUMNS)
+
+
+def log_values(logs: list[LogRecord]) -> list[tuple]:
+    return [(g.run_id, g.step_key, g.at, g.level, g.message) for g in logs]
+
+
+def is_plain_task_done(step: StepRecord) -> bool:
+    """Whether `step` can be written with the short `task_done` statement."""
+    return (step.attempts == 1 and step.state == "Completed" and step.kind == "task"
+            and step.result_ref is None and step.child_run_id is None and step.history == "[]"
+            and step.depends_on is None and step.cache_key is None)
+
+
+def run_filter_sql(state: str | None, flow_name: str | None, parent_id: str | None,
+                   p: str) -> tuple[str, list]:
+    """The WHERE clause (possibly empty) and arguments of a run listing."""
+    where, args = [], []
+    for column, value in (("state", state), ("flow_name", flow_name), ("parent_id", parent_id)):
+        if value is not None:
+            where.append(f"{column} = {p}")
+            args.append(value)
+    return (f" WHERE {' AND '.join(where)}" if where else ""), args
+
+
+def resolve_matches(prefix: str, candidates: list[str]) -> list[str]:
+    """The run ids among `candidates` that `prefix` names (see Store.resolve_run_id)."""
+    root, sep, child = prefix.partition(":")
+    if sep:
+        return sorted(c for c in candidates
+                      if c.startswith(root) and c.partition(":")[2] == child)
+    return sorted(c for c in candidates if c.startswith(prefix) and ":" not in c[len(prefix):])
