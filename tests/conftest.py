@@ -36,10 +36,55 @@ def store(stead_home: Path) -> Store:
     return store_for()
 
 
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[str]:
+    """An admin URL of a PostgreSQL server (found, or started for this session)."""
+    from tests.postgres import start_server
+
+    url, stop = start_server()
+    yield url
+    stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin: str) -> Iterator[str]:
+    """A database with the Stead schema, cloned for each test (cheap isolation)."""
+    from stead.store.postgres import PostgresStore
+    from tests.postgres import create_database, drop_database
+
+    name = f"stead_template_{os.getpid()}"
+    PostgresStore(create_database(postgres_admin, name)).close()
+    yield name
+    drop_database(postgres_admin, name)
+
+
+_counter = iter(range(1_000_000))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, stead_home: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test once on SQLite and once on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    from tests.postgres import create_database, drop_database
+
+    admin = request.getfixturevalue("postgres_admin")
+    template = request.getfixturevalue("postgres_template")
+    name = f"stead_test_{os.getpid()}_{next(_counter)}"
+    monkeypatch.setenv("STEAD_DATABASE_URL", create_database(admin, name, template))
+    close_stores()
+    reset_settings()
+    yield "postgres"
+    close_stores()
+    drop_database(admin, name)
+
+
 def script_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a script run by a test: its Stead home and database (if set)."""
     env = dict(os.environ)
     env["STEAD_HOME"] = str(home)
-    env.pop("STEAD_DATABASE_URL", None)
     env["PYTHONPATH"] = os.pathsep.join([str(SCRIPTS), env.get("PYTHONPATH", "")])
     env.update(extra)
     return env

@@ -18,16 +18,21 @@ __all__ = ["CacheEntry", "LogRecord", "RunFilter", "RunRecord", "StateChange", "
 
 
 def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
-    """Open the store at `url`: ``sqlite:///path/to/file.db`` (or a bare file path)."""
+    """Open the store at `url`: ``sqlite:///path/to/file.db`` (or a bare file path), or
+    ``postgresql://user@host:5432/dbname``."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
     elif "://" not in url:
         path = url
+    elif url.split("://", 1)[0] in ("postgresql", "postgres"):
+        from stead.store.postgres import PostgresStore
+
+        return PostgresStore(url)
     else:
         scheme = url.split("://", 1)[0]
         raise ConfigError(
-            f"database URL scheme {scheme!r} is not supported yet; use sqlite:///PATH "
-            f"(got {url!r})")
+            f"database URL scheme {scheme!r} is not supported; use sqlite:///PATH or "
+            f"postgresql://USER@HOST:PORT/DBNAME (got {url!r})")
     from stead.store.sqlite import SQLiteStore
 
     return SQLiteStore(path, synchronous=synchronous)

@@ -1,0 +1,265 @@
+"""The PostgreSQL store (psycopg 3 with a connection pool): many processes on many hosts.
+
+Same verbs and the same SQL as the SQLite store (store/sql.py). Multi-row writes run in one
+transaction; compare-and-set transitions lock the run's row (SELECT ... FOR UPDATE).
+Connections are checked when taken from the pool, so a restarted server is reconnected to.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from stead.errors import RunNotFound, StoreError
+from stead.store.base import (
+    CacheEntry,
+    LogRecord,
+    RunFilter,
+    RunRecord,
+    StateChange,
+    StepRecord,
+)
+from stead.store.migrate import SCHEMA_HEAD, upgrade
+from stead.store.sql import (
+    is_plain_task_done,
+    log_values,
+    resolve_matches,
+    run_filter_sql,
+    run_values,
+    statements,
+)
+from stead.store.sqlite import _check_expected, _one_match, _step_record
+
+Q = statements("%s")
+MIGRATION_LOCK = 7_305_001  # pg_advisory_lock key: one process migrates at a time
+
+
+def _step_values(seq: int, s: StepRecord) -> tuple:
+    return (seq, s.key, s.name, s.kind, s.state, s.attempts, s.started_at, s.ended_at,
+            s.params, s.result, s.result_ref, s.error,
+            None if s.history == "[]" else s.history, s.child_run_id, s.depends_on,
+            s.cache_key, s.cached_from)
+
+
+class PostgresStore:
+    """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16) -> None:
+        try:
+            import psycopg
+            from psycopg_pool import ConnectionPool
+        except ImportError:
+            raise StoreError("PostgreSQL needs psycopg: pip install 'stead[postgres]'") from None
+        self.url = url
+        self._psycopg = psycopg
+        self._where = _redacted(url)
+        self._seqs: dict[str, int] = {}
+        self._seq_lock = threading.Lock()
+        try:
+            self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size,
+                                        kwargs={"autocommit": True}, open=True,
+                                        check=ConnectionPool.check_connection, timeout=30)
+            self._pool.wait(timeout=30)
+        except Exception as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {self._where}: {exc}. Check "
+                             "STEAD_DATABASE_URL and that the server is running.") from exc
+        self._ensure_schema()
+
+    # -- connections ---------------------------------------------------------------------
+    @contextmanager
+    def _conn(self) -> Iterator[Any]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except self._psycopg.OperationalError as exc:
+            raise StoreError(f"PostgreSQL at {self._where} failed: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._conn() as conn, conn.transaction():
+            yield conn
+
+    def _ensure_schema(self) -> None:
+        if self._revision() == SCHEMA_HEAD:
+            return
+        with self._conn() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+            try:
+                current = self._revision()
+                if current != SCHEMA_HEAD:
+                    upgrade(_sqlalchemy_url(self.url), current, self._where)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+    def _revision(self) -> str | None:
+        with self._conn() as conn:
+            exists = conn.execute("SELECT to_regclass('alembic_version')").fetchone()[0]
+            if exists is None:
+                tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = "
+                                      "current_schema() AND tablename = 'runs'").fetchone()[0]
+                if tables:
+                    raise StoreError(f"{self._where} has a 'runs' table but no Stead schema; "
+                                     "point STEAD_DATABASE_URL at a database of its own")
+                return None
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- runs ----------------------------------------------------------------------------
+    def create_run(self, run: RunRecord, message: str | None = None) -> tuple[RunRecord, bool]:
+        with self._transaction() as conn:
+            created = conn.execute(Q.run_insert, run_values(run)).rowcount == 1
+            if created:
+                conn.execute(Q.history_insert, (run.id, run.state, run.created_at, message))
+        return (run, True) if created else (self.get_run(run.id), False)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._conn() as conn:
+            row = conn.execute(f"{Q.run_select} WHERE id = %s", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run with id {run_id!r} in {self._where}")
+        return RunRecord(*row)
+
+    def resolve_run_id(self, prefix: str) -> str:
+        root, sep, child = prefix.partition(":")
+        with self._conn() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE id = %s", (prefix,)).fetchone():
+                return prefix
+            if sep:
+                rows = conn.execute(
+                    "SELECT id FROM runs WHERE left(id, %s) = %s AND id LIKE %s LIMIT 1000",
+                    (len(root), root, f"%:{child}")).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT id FROM runs WHERE left(id, %s) = %s "
+                    "AND position(':' in substr(id, %s + 1)) = 0 LIMIT 4",
+                    (len(prefix), prefix, len(prefix))).fetchall()
+        return _one_match(prefix, resolve_matches(prefix, [r[0] for r in rows]), self._where)
+
+    def list_runs(self, flt: RunFilter) -> list[RunRecord]:
+        where, args = run_filter_sql(flt.state, flt.flow_name, flt.parent_id, "%s")
+        sql = f"{Q.run_select}{where} ORDER BY created_at DESC, id DESC LIMIT %s"
+        with self._conn() as conn:
+            return [RunRecord(*row) for row in conn.execute(sql, (*args, flt.limit))]
+
+    def transition_run(self, run: RunRecord, state: str, at: float,
+                       message: str | None = None,
+                       expected: tuple[str, ...] | None = None) -> None:
+        with self._transaction() as conn:
+            if expected is not None:
+                row = conn.execute("SELECT state FROM runs WHERE id = %s FOR UPDATE",
+                                   (run.id,)).fetchone()
+                _check_expected(run.id, row[0] if row else None, expected)
+            run.state = state
+            conn.execute(Q.run_update, (*run_values(run)[1:], run.id))
+            conn.execute(Q.history_insert, (run.id, state, at, message))
+
+    def run_history(self, run_id: str) -> list[StateChange]:
+        with self._conn() as conn:
+            return [StateChange(*row) for row in conn.execute(Q.history_select, (run_id,))]
+
+    # -- steps ---------------------------------------------------------------------------
+    def _seq(self, run_id: str) -> int:
+        seq = self._seqs.get(run_id)
+        if seq is None:
+            with self._conn() as conn:
+                row = conn.execute("SELECT seq FROM runs WHERE id = %s", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run with id {run_id!r} in {self._where}")
+            seq = self._seqs[run_id] = row[0]
+        return seq
+
+    def load_steps(self, run_id: str) -> dict[str, StepRecord]:
+        with self._conn() as conn:
+            rows = conn.execute(Q.step_select, (self._seq(run_id),)).fetchall()
+        return {key: _step_record(run_id, key, rest) for key, *rest in rows}
+
+    def get_step(self, run_id: str, key: str) -> StepRecord:
+        with self._conn() as conn:
+            row = conn.execute(f"{Q.step_select} AND key = %s",
+                               (self._seq(run_id), key)).fetchone()
+        if row is None:
+            raise RunNotFound(f"run {run_id!r} has no recorded step {key!r}")
+        return _step_record(run_id, key, row[1:])
+
+    def count_steps(self, run_ids: list[str]) -> dict[str, int]:
+        counts = dict.fromkeys(run_ids, 0)
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT runs.id, count(*) FROM steps JOIN runs ON runs.seq = steps.run_seq "
+                "WHERE runs.id = ANY(%s) GROUP BY runs.id", (run_ids,)).fetchall()
+        counts.update(dict(rows))
+        return counts
+
+    def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None) -> None:
+        seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
+        if not logs:
+            with self._conn() as conn:
+                if is_plain_task_done(step):
+                    conn.execute(Q.task_done, (seq, step.key, step.name, step.started_at,
+                                               step.ended_at, step.params, step.result))
+                else:
+                    conn.execute(Q.step_upsert, _step_values(seq, step))
+            return
+        with self._transaction() as conn:
+            conn.execute(Q.step_upsert, _step_values(seq, step))
+            with conn.cursor() as cur:
+                cur.executemany(Q.log_insert, log_values(logs))
+
+    def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]]) -> None:
+        steps = [_step_values(self._seqs.get(s.run_id) or self._seq(s.run_id), s)
+                 for s, _ in batch]
+        logs = [line for _, lines in batch if lines for line in log_values(lines)]
+        with self._transaction() as conn, conn.cursor() as cur:
+            cur.executemany(Q.step_upsert, steps)
+            if logs:
+                cur.executemany(Q.log_insert, logs)
+
+    def mark_steps_running(self, steps: list[StepRecord]) -> None:
+        values = [_step_values(self._seq(s.run_id), s) for s in steps]
+        with self._transaction() as conn, conn.cursor() as cur:
+            cur.executemany(Q.step_if_absent, values)
+
+    # -- cache ---------------------------------------------------------------------------
+    def read_cache(self, key: str) -> CacheEntry | None:
+        with self._conn() as conn:
+            row = conn.execute(Q.cache_select, (key,)).fetchone()
+        return CacheEntry(*row) if row else None
+
+    def write_cache(self, entry: CacheEntry) -> None:
+        with self._conn() as conn:
+            conn.execute(Q.cache_upsert, (entry.key, entry.result, entry.result_ref,
+                                          entry.run_id, entry.step_key, entry.created_at,
+                                          entry.expires_at))
+
+    # -- logs ----------------------------------------------------------------------------
+    def append_logs(self, logs: list[LogRecord]) -> None:
+        if not logs:
+            return
+        with self._transaction() as conn, conn.cursor() as cur:
+            cur.executemany(Q.log_insert, log_values(logs))
+
+    def read_logs(self, run_id: str, after_id: int = 0, limit: int = 10_000) -> list[LogRecord]:
+        with self._conn() as conn:
+            rows = conn.execute(Q.log_select, (run_id, after_id, limit)).fetchall()
+        return [LogRecord(*row) for row in rows]
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """The URL for Alembic's SQLAlchemy engine, using the psycopg 3 driver."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else url
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, _, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
