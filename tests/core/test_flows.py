@@ -282,3 +282,16 @@ def test_step_idempotency_key_is_stable_per_step(store) -> None:
 
     out = f.with_options(run_id="pay-1")()
     assert out == ["pay-1/1", "pay-1/2"] == keys
+
+
+def test_the_transition_table_refuses_what_it_does_not_list() -> None:
+    from stead.core.states import InvalidTransition, check_transition
+
+    assert check_transition("Crashed", "Running") is stead.State.RUNNING  # a resume
+    assert check_transition(None, "Running") is stead.State.RUNNING
+    with pytest.raises(InvalidTransition, match="cannot move from Completed to Running; "
+                                                "Completed may move to nothing"):
+        check_transition("Completed", "Running")
+    with pytest.raises(InvalidTransition, match="Pending may move to Cancelled, Crashed, "
+                                                "Running"):
+        check_transition("Pending", "Failed")

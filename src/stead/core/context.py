@@ -75,10 +75,6 @@ def in_flow() -> bool:
     return current_run.get() is not None
 
 
-def get_run_context() -> RunContext | None:
-    return current_run.get()
-
-
 def step_idempotency_key() -> str | None:
     """A key unique to the current step of the current run, stable across resumes and retries.
 

@@ -22,7 +22,7 @@ from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.runners import TaskRunner
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import decode, encode, recorded_module_name
-from stead.core.states import State
+from stead.core.states import State, check_transition
 from stead.core.steps import ACTIVE_RUNS, Step, error_json, params_text, start_watcher
 from stead.core.task import positional_names
 from stead.core.timeouts import deadline
@@ -214,7 +214,7 @@ class _Execution:
             run.ended_at = None
             run.attempts += 1
             run.error = None
-            store.transition_run(run, State.RUNNING.value, now,
+            _move(store, run, State.RUNNING.value, now,
                                  f"resumed ({len(recorded)} steps recorded)", expected=(previous,))
             done = sum(1 for s in recorded.values() if s.state in ("Completed", "Cached"))
             console.say(label, f"Flow '{flow.name}' resumed from {previous} "
@@ -259,7 +259,7 @@ class _Execution:
                     f"run {run.id} is {run.state} in {describe_owner(run.owner)}"
                     + ("" if alive else " (another host; use --force if that host is gone)")
                     + ". Wait for it to finish, or stop that process and resume.")
-            store.transition_run(run, State.CRASHED.value, self.flow.clock.now(),
+            _move(store, run, State.CRASHED.value, self.flow.clock.now(),
                                  f"{describe_owner(run.owner)} is gone", expected=(run.state,))
             console.say(label, f"Flow '{run.flow_name}' Crashed: "
                                f"{describe_owner(run.owner)} is gone")
@@ -397,7 +397,7 @@ class _Execution:
         now = ctx.clock.now()
         run.ended_at = now
         ctx.flush_logs()
-        ctx.store.transition_run(run, State.COMPLETED.value, now)
+        _move(ctx.store, run, State.COMPLETED.value, now)
         console.say(console.run_label(run.flow_name, run.id),
                     f"Flow '{run.flow_name}' Completed in {now - self.started:.2f} s "
                     f"({self.top_frame.counter} top-level steps)")
@@ -416,7 +416,7 @@ class _Execution:
             message = f"attempt {self.attempt} failed: {type(exc).__name__}: {exc}; " \
                       f"retrying in {delay:g} s"
             ctx.flush_logs()
-            ctx.store.transition_run(run, State.RETRYING.value, ctx.clock.now(), message)
+            _move(ctx.store, run, State.RETRYING.value, ctx.clock.now(), message)
             console.say(console.run_label(run.flow_name, run.id), f"Flow Retrying: {message}")
             return delay
         self._failed_for_good(exc)
@@ -428,7 +428,7 @@ class _Execution:
         self.attempt += 1
         ctx.run.attempts += 1
         ctx.recorded = ctx.store.load_steps(ctx.run.id)  # what the failed attempt finished
-        ctx.store.transition_run(ctx.run, State.RUNNING.value, ctx.clock.now(),
+        _move(ctx.store, ctx.run, State.RUNNING.value, ctx.clock.now(),
                                  f"attempt {self.attempt}")
 
     def _failed_for_good(self, exc: BaseException) -> None:
@@ -440,7 +440,7 @@ class _Execution:
         run.error = error_json(exc, step_key, attempts)
         run.ended_at = ctx.clock.now()
         ctx.flush_logs()
-        ctx.store.transition_run(run, State.FAILED.value, run.ended_at,
+        _move(ctx.store, run, State.FAILED.value, run.ended_at,
                                  f"{type(exc).__name__}: {exc}")
         origin = (f"task '{step_name}' [{step_key}] raised " if step_name else "")
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
@@ -458,7 +458,7 @@ class _Execution:
         reason = type(exc).__name__
         try:
             ctx.flush_logs()
-            ctx.store.transition_run(run, State.CRASHED.value, run.ended_at,
+            _move(ctx.store, run, State.CRASHED.value, run.ended_at,
                                      f"interrupted by {reason}")
         except Exception as write_error:  # the interrupt matters more; resume still works
             console.say("stead", f"could not record the interruption: {write_error}")
@@ -467,6 +467,13 @@ class _Execution:
                     f"Resume with: stead runs resume {run.id}")
         if self.parent_step is not None:
             self.parent_step.abandoned()
+
+
+def _move(store: Store, run: RunRecord, state: str, at: float, message: str | None = None,
+          expected: tuple[str, ...] | None = None) -> None:
+    """Record `run` moving to `state`, after checking the transition table (states.py)."""
+    check_transition(run.state, state)
+    store.transition_run(run, state, at, message, expected=expected)
 
 
 def _error_summary(error: str | None) -> str:
