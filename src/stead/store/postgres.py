@@ -29,6 +29,7 @@ from stead.store.sql import (
     run_filter_sql,
     run_values,
     statements,
+    step_values,
 )
 from stead.store.sqlite import _check_expected, _one_match, _step_record
 
@@ -37,10 +38,7 @@ MIGRATION_LOCK = 7_305_001  # pg_advisory_lock key: one process migrates at a ti
 
 
 def _step_values(seq: int, s: StepRecord) -> tuple:
-    return (seq, s.key, s.name, s.kind, s.state, s.attempts, s.started_at, s.ended_at,
-            s.params, s.result, s.result_ref, s.error,
-            None if s.history == "[]" else s.history, s.child_run_id, s.depends_on,
-            s.cache_key, s.cached_from)
+    return step_values(seq, s.key, s)
 
 
 class PostgresStore:

@@ -80,6 +80,14 @@ def run_values(run: RunRecord) -> tuple:
     return tuple(getattr(run, c) for c in RUN_COLUMNS)
 
 
+def step_values(seq: int, key: object, s: StepRecord) -> tuple:
+    """The values of STEP_COLUMNS for `s`; "[]" (derived history) is stored as NULL."""
+    return (seq, key, s.name, s.kind, s.state, s.attempts, s.started_at, s.ended_at,
+            s.params, s.result, s.result_ref, s.error,
+            None if s.history == "[]" else s.history, s.child_run_id, s.depends_on,
+            s.cache_key, s.cached_from)
+
+
 def log_values(logs: list[LogRecord]) -> list[tuple]:
     return [(g.run_id, g.step_key, g.at, g.level, g.message) for g in logs]
 

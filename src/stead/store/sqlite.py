@@ -38,6 +38,7 @@ from stead.store.sql import (
     run_filter_sql,
     run_values,
     statements,
+    step_values,
 )
 
 Q = statements("?")
@@ -71,10 +72,7 @@ def _db_key(key: str) -> int | str:
 
 
 def _step_values(seq: int, s: StepRecord) -> tuple:
-    return (seq, _db_key(s.key), s.name, s.kind, s.state, s.attempts, s.started_at, s.ended_at,
-            s.params, s.result, s.result_ref, s.error,
-            None if s.history == "[]" else s.history, s.child_run_id, s.depends_on,
-            s.cache_key, s.cached_from)
+    return step_values(seq, _db_key(s.key), s)
 
 
 class SQLiteStore:
