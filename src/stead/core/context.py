@@ -1,7 +1,8 @@
 """The state of the run being executed, carried in context variables.
 
-A `RunContext` belongs to one execution of one flow run. A `Frame` numbers the calls made at
-one level: the flow body, or the body of a task attempt (whose calls get keys "7.1", "7.2"...).
+A `RunContext` belongs to one execution of one flow run. The current frame numbers the calls
+made at one level: a `Frame` for the flow body ("1", "2", ...), or the `Step` whose body is
+running (its calls get keys "7.1", "7.2", ...). Both have `step` and `next_key()`.
 """
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ def encode_arguments(values: dict[str, Any]) -> str:
         if cls is float and math.isfinite(v):
             continue
         return encode(values)
-    return _dumps(values)
+    return orjson.dumps(values).decode()
 
 
 def canonical(value: Any) -> str:

@@ -67,6 +67,7 @@ class Step:
         "__weakref__",
         "attempts",
         "cache_key",
+        "counter",
         "ctx",
         "depends_on",
         "history",
@@ -76,7 +77,9 @@ class Step:
         "on_durable",
         "outcome",
         "params",
+        "replayed",
         "started",
+        "step",
         "value",
         "writer",
         "written",
@@ -84,7 +87,9 @@ class Step:
 
     def __init__(self, ctx: RunContext, name: str, kind: str, params: str | None) -> None:
         self.ctx, self.name, self.kind, self.params = ctx, name, kind, params
-        self.key = current_frame.get().next_key()
+        self.key = self.step = current_frame.get().next_key()
+        self.counter = 0  # calls made inside this step's body: this step is their frame
+        self.replayed = False
         self.attempts = 0
         self.history: list[list[Any]] | None = None
         self.started = 0.0
@@ -110,18 +115,21 @@ class Step:
         if rec.state == COMPLETED or rec.state == CACHED:
             self.value = decode(ctx.results.load(rec.result, rec.result_ref),
                                 pickle_ok=ctx.pickle_ok)
+            self.replayed = True
             return
         if rec.history != "[]":
             self.history = json.loads(rec.history)
         if rec.state == RETRYING:  # the retry budget carries over; a Failed step starts afresh
             self.attempts = rec.attempts
 
-    @property
-    def replayed(self) -> bool:
-        return self.value is not _MISSING
+    def next_key(self) -> str:
+        """The key of the next call made inside this step's body ("7.1", "7.2", ...)."""
+        self.counter += 1
+        return f"{self.key}.{self.counter}"
 
     def start_attempt(self) -> None:
         self.attempts += 1
+        self.counter = 0  # each attempt numbers its inner calls afresh
         self.started = now = self.ctx.clock.now()
         if self.attempts > 1 or self.history is not None:
             if self.history is None:
@@ -138,7 +146,10 @@ class Step:
                                        f"{ctx.run.id}) returned a value Stead cannot store: {exc}")
             self.failed(error, retry=False)
             raise error from None
-        inline, ref = ctx.results.place(ctx.run.id, self.key, text)
+        if len(text) <= ctx.results.inline_max:
+            inline, ref = text, None
+        else:
+            inline, ref = ctx.results.place(ctx.run.id, self.key, text)
         ended = ctx.clock.now()
         history = "[]"
         if self.history is not None:
@@ -148,8 +159,11 @@ class Step:
                          self.started, ended, self.params, inline, ref, None, history,
                          child_run_id, self.depends_on, self.cache_key)
         self.written = (inline, ref)
-        self.outcome = (COMPLETED, result)
-        self._write(rec, final=True)
+        if self.writer is None:  # the sequential hot path: write here, one commit
+            ctx.store.record_step(rec, ctx.take_logs() if ctx.logs else None)
+        else:
+            self.outcome = (COMPLETED, result)
+            self._write(rec, final=True)
         INFLIGHT.pop(id(self), None)
         if ctx.console_tasks:
             console.say(console.run_label(ctx.run.flow_name, ctx.run.id),

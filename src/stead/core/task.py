@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from stead.core.context import Frame, RunContext, current_frame, current_run
+from stead.core.context import RunContext, current_frame, current_run
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.steps import Step, params_text
 from stead.core.timeouts import deadline
@@ -176,7 +176,7 @@ class Task(Generic[P, R]):
     async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any) -> R:
         while True:
             step.start_attempt()
-            frame_token = current_frame.set(Frame(step.key))
+            frame_token = current_frame.set(step)  # type: ignore[arg-type]
             try:
                 result = await call_async(self, args, kwargs, f" (step {step.key})")
             except Exception as exc:
@@ -198,7 +198,7 @@ def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, k
     """Run `body` as the attempts of `step`: retries, deadline, and recording of the outcome."""
     while True:
         step.start_attempt()
-        frame_token = current_frame.set(Frame(step.key))
+        frame_token = current_frame.set(step)  # type: ignore[arg-type]
         try:
             if timeout is None:
                 result = body(*args, **kwargs)

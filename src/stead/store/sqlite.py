@@ -262,8 +262,10 @@ class SQLiteStore:
         seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
         if not logs:  # the hot path: one statement, one implicit transaction, one commit
             if is_plain_task_done(step):
-                conn.execute(Q.task_done, (seq, _db_key(step.key), step.name, step.started_at,
-                                           step.ended_at, step.params, step.result))
+                key = step.key
+                conn.execute(Q.task_done, (seq, int(key) if key.isdigit() else key, step.name,
+                                           step.started_at, step.ended_at, step.params,
+                                           step.result))
             else:
                 conn.execute(Q.step_upsert, _step_values(seq, step))
             return
