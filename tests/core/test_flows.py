@@ -227,16 +227,27 @@ class Opaque:  # not a supported type: needs the pickle serializer
         self.v = v
 
 
-def test_pickle_serializer_is_opt_in(store) -> None:
+def test_pickle_serializer_is_opt_in_and_replays_the_object(store) -> None:
+    made = []
+    crash = {"on": True}
+
     @task(serializer="pickle")
     def make() -> Opaque:
+        made.append(1)
         return Opaque(7)
 
     @flow
     def f() -> int:
-        return make().v
+        value = make().v
+        if crash["on"]:
+            raise KeyboardInterrupt
+        return value
 
-    assert f() == 7
+    with pytest.raises(KeyboardInterrupt):
+        f.with_options(run_id="pickled")()
+    crash["on"] = False
+    assert f.resume("pickled") == 7  # the replayed result is the object, unpickled
+    assert made == [1]
 
 
 def test_large_results_go_to_the_results_folder(store, stead_home, monkeypatch) -> None:

@@ -153,7 +153,7 @@ def cached_call(task: Task[Any, Any], ctx: RunContext, step: Step, args: tuple[A
     if not task.refresh_cache:
         entry = ctx.store.read_cache(key)
         if entry is not None and (entry.expires_at is None or entry.expires_at > now):
-            return step.cached(entry, key, pickle_ok=task.pickle_ok)
+            return step.cached(entry, key)
     step.cache_key = key
     result = run()
     inline, ref = step.written

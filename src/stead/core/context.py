@@ -38,7 +38,6 @@ class RunContext:
     store: Store
     clock: Clock
     results: ResultFiles
-    pickle_ok: bool
     param_max: int
     console_tasks: bool
     recorded: dict[str, StepRecord] = field(default_factory=dict)

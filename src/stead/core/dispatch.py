@@ -65,7 +65,8 @@ class Dispatcher:
         shown_args = tuple(_ref(a) for a in args)
         shown_kwargs = {k: _ref(v) for k, v in kwargs.items()}
         step = Step(ctx, task.name, "task",
-                    params_text(task.arg_names, shown_args, shown_kwargs, ctx.param_max))
+                    params_text(task.arg_names, shown_args, shown_kwargs, ctx.param_max),
+                    task.pickle_ok)
         future: StepFuture[Any] = StepFuture(step.key, task.name)
         if step.replayed:
             future._finish(State.COMPLETED, step.value)
@@ -121,7 +122,7 @@ class Dispatcher:
         elif state == State.FAILED.value:
             self._settle(future, State.FAILED, error=value)
         else:
-            self._settle(future, State(state), value, reload=_reloader(self.ctx, step.key))
+            self._settle(future, State(state), value, reload=_reloader(self.ctx, step))
 
     def _settle(self, future: StepFuture[Any], state: State, value: Any = None,
                 error: BaseException | None = None, reload: Any = None) -> None:
@@ -339,10 +340,12 @@ def _key_order(key: str) -> tuple[int, ...]:
     return tuple(int(part) for part in key.split("."))
 
 
-def _reloader(ctx: RunContext, key: str) -> Any:
+def _reloader(ctx: RunContext, step: Step) -> Any:
+    key, pickle_ok = step.key, step.pickle_ok  # not the step itself: it may be freed
+
     def reload() -> Any:
-        step = ctx.store.get_step(ctx.run.id, key)
-        return decode(ctx.results.load(step.result, step.result_ref), pickle_ok=ctx.pickle_ok)
+        rec = ctx.store.get_step(ctx.run.id, key)
+        return decode(ctx.results.load(rec.result, rec.result_ref), pickle_ok=pickle_ok)
 
     return reload
 

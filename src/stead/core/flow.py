@@ -203,7 +203,7 @@ class _Execution:
                 raise
             if finished:
                 if self.parent_step is not None:
-                    self.parent_step.succeeded(self.value, pickle_ok=False, child_run_id=run_id)
+                    self.parent_step.succeeded(self.value, child_run_id=run_id)
                 return
             recorded = store.load_steps(run_id)
             previous = run.state
@@ -222,7 +222,7 @@ class _Execution:
         self.started = now
         self.ctx = RunContext(
             run=run, store=store, clock=clock, results=result_files(store.url),
-            pickle_ok=False, param_max=settings.param_max,
+            param_max=settings.param_max,
             console_tasks=settings.console_tasks, recorded=recorded,
             task_runner=flow.task_runner)
         ACTIVE_RUNS.add(self.ctx)
@@ -402,7 +402,7 @@ class _Execution:
                     f"Flow '{run.flow_name}' Completed in {now - self.started:.2f} s "
                     f"({self.top_frame.counter} top-level steps)")
         if self.parent_step is not None:
-            self.parent_step.succeeded(result, pickle_ok=False, child_run_id=run.id)
+            self.parent_step.succeeded(result, child_run_id=run.id)
         return result
 
     def _attempt_failed(self, exc: Exception) -> float | None:

@@ -32,7 +32,7 @@ def now() -> dt.datetime:
     if step.replayed:
         return step.value
     step.start_attempt()
-    return step.succeeded(dt.datetime.fromtimestamp(ctx.clock.now(), dt.UTC), pickle_ok=False)
+    return step.succeeded(dt.datetime.fromtimestamp(ctx.clock.now(), dt.UTC))
 
 
 def uuid() -> _uuid.UUID:
@@ -52,4 +52,4 @@ def uuid() -> _uuid.UUID:
     if step.replayed:
         return step.value
     step.start_attempt()
-    return step.succeeded(_uuid.uuid4(), pickle_ok=False)
+    return step.succeeded(_uuid.uuid4())

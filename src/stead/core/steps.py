@@ -77,6 +77,7 @@ class Step:
         "on_durable",
         "outcome",
         "params",
+        "pickle_ok",
         "replayed",
         "started",
         "step",
@@ -85,8 +86,10 @@ class Step:
         "written",
     )
 
-    def __init__(self, ctx: RunContext, name: str, kind: str, params: str | None) -> None:
+    def __init__(self, ctx: RunContext, name: str, kind: str, params: str | None,
+                 pickle_ok: bool = False) -> None:
         self.ctx, self.name, self.kind, self.params = ctx, name, kind, params
+        self.pickle_ok = pickle_ok  # the task opted in to pickle: its results may be unpickled
         self.key = self.step = current_frame.get().next_key()
         self.counter = 0  # calls made inside this step's body: this step is their frame
         self.replayed = False
@@ -114,7 +117,7 @@ class Step:
                 "Restore the code the run started with, or start a new run (new run id).")
         if rec.state == COMPLETED or rec.state == CACHED:
             self.value = decode(ctx.results.load(rec.result, rec.result_ref),
-                                pickle_ok=ctx.pickle_ok)
+                                pickle_ok=pickle_ok)
             self.replayed = True
             return
         if rec.history != "[]":
@@ -137,10 +140,10 @@ class Step:
             self.history.append([RUNNING, now, f"attempt {self.attempts}"])
         INFLIGHT[id(self)] = (self, time.monotonic())
 
-    def succeeded(self, result: Any, *, pickle_ok: bool, child_run_id: str | None = None) -> Any:
+    def succeeded(self, result: Any, *, child_run_id: str | None = None) -> Any:
         ctx = self.ctx
         try:
-            text = encode(result, pickle_ok=pickle_ok)
+            text = encode(result, pickle_ok=self.pickle_ok)
         except SerializationError as exc:
             error = SerializationError(f"{self.kind} '{self.name}' (step {self.key} of run "
                                        f"{ctx.run.id}) returned a value Stead cannot store: {exc}")
@@ -201,10 +204,11 @@ class Step:
         console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
                     f"{self.kind.capitalize()} '{self.name}' [{self.key}] {state}: {note}")
 
-    def cached(self, entry: CacheEntry, key: str, *, pickle_ok: bool) -> Any:
+    def cached(self, entry: CacheEntry, key: str) -> Any:
         """Record this call as Cached with the value of an earlier step; return that value."""
         ctx = self.ctx
-        value = decode(ctx.results.load(entry.result, entry.result_ref), pickle_ok=pickle_ok)
+        value = decode(ctx.results.load(entry.result, entry.result_ref),
+                       pickle_ok=self.pickle_ok)
         now = ctx.clock.now()
         origin = f"{entry.run_id}/{entry.step_key}"
         rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, CACHED, 0, now, now,

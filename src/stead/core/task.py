@@ -118,7 +118,7 @@ class Task(Generic[P, R]):
         params = params_text(self.arg_names, args, kwargs, ctx.param_max)
         if self.is_async:
             return _await_or_run(self._run_async(ctx, params, args, kwargs))
-        step = Step(ctx, self.name, "task", params)
+        step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
             return step.value
         if self.cache_policy is not None:
@@ -168,7 +168,7 @@ class Task(Generic[P, R]):
         return (_load_task, (self.fn.__module__, self.fn.__qualname__))
 
     async def _run_async(self, ctx: RunContext, params: str, args: Any, kwargs: Any) -> R:
-        step = Step(ctx, self.name, "task", params)
+        step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
             return step.value
         return await self._attempts_async(ctx, step, args, kwargs)
@@ -190,7 +190,7 @@ class Task(Generic[P, R]):
                 raise
             finally:
                 current_frame.reset(frame_token)
-            return step.succeeded(result, pickle_ok=self.pickle_ok)
+            return step.succeeded(result)
 
 
 def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
@@ -216,7 +216,7 @@ def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, k
             raise
         finally:
             current_frame.reset(frame_token)
-        return step.succeeded(result, pickle_ok=task.pickle_ok)
+        return step.succeeded(result)
 
 
 def _load_task(module: str, qualname: str) -> Task[Any, Any]:
