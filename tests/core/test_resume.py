@@ -118,9 +118,10 @@ def test_sigkill_during_a_1000_way_fan_out_then_resume(stead_home: Path,
     assert set(counts) == set(range(1000))
     twice = {i for i, c in counts.items() if c > 1}
     assert all(c <= 2 for c in counts.values())
-    # Only tasks started but not committed at the kill ran again: at most 2 x 8 workers.
+    # Only tasks started but not committed at the kill ran again, at most the window of
+    # uncommitted steps (STEAD_UNCOMMITTED_STEPS, 64 by default).
     assert twice <= started - committed
-    assert len(twice) <= 16, f"more than the in-flight window ran twice: {sorted(twice)}"
+    assert len(twice) <= 64, f"more than the in-flight window ran twice: {sorted(twice)}"
 
 
 def test_results_of_every_type_round_trip_after_resume_in_a_fresh_process(

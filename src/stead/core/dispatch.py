@@ -15,8 +15,9 @@ fails with `UpstreamFailed`, and nothing is recorded for it, so a resume runs it
 
 Delivery under concurrency: workers hand finished steps to the writer and go on, so at a
 crash both the running bodies and the finished-but-uncommitted ones may run again on resume.
-A window bounds them: at most 2 x max_workers submitted bodies are started and not yet
-committed at any moment.
+A window bounds them: at most STEAD_UNCOMMITTED_STEPS (default 64, never fewer than the
+runner's workers) submitted bodies are started and not yet committed at any moment. A
+smaller window re-runs less after a crash; a larger one lets group commit batch more.
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ class Dispatcher:
         self._failed: list[StepFuture[Any]] = []
         self._limits: dict[str, threading.BoundedSemaphore] = {}
         # Started-but-uncommitted steps: what a crash could make run twice (see above).
-        self._window = threading.BoundedSemaphore(2 * runner.max_workers)
+        from stead.settings import get_settings
+
+        self.window = max(get_settings().uncommitted_steps, runner.max_workers)
+        self._window = threading.BoundedSemaphore(self.window)
 
     # -- submission ----------------------------------------------------------------------
     def submit(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
