@@ -215,7 +215,7 @@ class _Execution:
             run.attempts += 1
             run.error = None
             _move(store, run, State.RUNNING.value, now,
-                                 f"resumed ({len(recorded)} steps recorded)", expected=(previous,))
+                  f"resumed ({len(recorded)} steps recorded)", expected=(previous,))
             done = sum(1 for s in recorded.values() if s.state in ("Completed", "Cached"))
             console.say(label, f"Flow '{flow.name}' resumed from {previous} "
                                f"({done} finished steps will be reused)")
@@ -260,7 +260,7 @@ class _Execution:
                     + ("" if alive else " (another host; use --force if that host is gone)")
                     + ". Wait for it to finish, or stop that process and resume.")
             _move(store, run, State.CRASHED.value, self.flow.clock.now(),
-                                 f"{describe_owner(run.owner)} is gone", expected=(run.state,))
+                  f"{describe_owner(run.owner)} is gone", expected=(run.state,))
             console.say(label, f"Flow '{run.flow_name}' Crashed: "
                                f"{describe_owner(run.owner)} is gone")
         return False
@@ -428,8 +428,7 @@ class _Execution:
         self.attempt += 1
         ctx.run.attempts += 1
         ctx.recorded = ctx.store.load_steps(ctx.run.id)  # what the failed attempt finished
-        _move(ctx.store, ctx.run, State.RUNNING.value, ctx.clock.now(),
-                                 f"attempt {self.attempt}")
+        _move(ctx.store, ctx.run, State.RUNNING.value, ctx.clock.now(), f"attempt {self.attempt}")
 
     def _failed_for_good(self, exc: BaseException) -> None:
         ctx = self.ctx
@@ -440,8 +439,7 @@ class _Execution:
         run.error = error_json(exc, step_key, attempts)
         run.ended_at = ctx.clock.now()
         ctx.flush_logs()
-        _move(ctx.store, run, State.FAILED.value, run.ended_at,
-                                 f"{type(exc).__name__}: {exc}")
+        _move(ctx.store, run, State.FAILED.value, run.ended_at, f"{type(exc).__name__}: {exc}")
         origin = (f"task '{step_name}' [{step_key}] raised " if step_name else "")
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
         console.say(console.run_label(run.flow_name, run.id),
@@ -458,8 +456,7 @@ class _Execution:
         reason = type(exc).__name__
         try:
             ctx.flush_logs()
-            _move(ctx.store, run, State.CRASHED.value, run.ended_at,
-                                     f"interrupted by {reason}")
+            _move(ctx.store, run, State.CRASHED.value, run.ended_at, f"interrupted by {reason}")
         except Exception as write_error:  # the interrupt matters more; resume still works
             console.say("stead", f"could not record the interruption: {write_error}")
         console.say(console.run_label(run.flow_name, run.id),
