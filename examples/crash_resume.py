@@ -6,7 +6,8 @@
 
 The run has a fixed id ("crash-demo"), so starting it again resumes the crashed run: the
 steps that finished are not run again (their recorded results are used) and the rest run.
-Pass another id as the first argument to start a fresh run.
+Pass another id as the first argument to start a fresh run, and a number of chunks as the
+second (default 25).
 """
 
 from __future__ import annotations
@@ -36,5 +37,7 @@ def crunch(chunks: int = 25) -> int:
 
 if __name__ == "__main__":
     run_id = sys.argv[1] if len(sys.argv) > 1 else "crash-demo"
-    print(f"run id {run_id}: interrupt me (Ctrl-C or kill -9 {os.getpid()}), then run me again")
-    print("result:", crunch.with_options(run_id=run_id)())
+    chunks = int(sys.argv[2]) if len(sys.argv) > 2 else 25
+    print(f"run id {run_id}: interrupt me (Ctrl-C or kill -9 {os.getpid()}), then run me again",
+          flush=True)
+    print("result:", crunch.with_options(run_id=run_id)(chunks))
