@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -58,26 +59,42 @@ def start_server() -> tuple[str, Callable[[], None]]:
         return url, lambda: None
     if _answers(DEFAULT_URL):
         return DEFAULT_URL, lambda: None
-    bindir = _binaries()
-    data = tempfile.mkdtemp(prefix="stead-pg-")
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    port = _free_port()
-    subprocess.run(_as_postgres_user([f"{bindir}/initdb", "-D", data, "-U", "postgres",
-                                      "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off " \
-              "-c max_connections=300"
-    subprocess.run(_as_postgres_user([f"{bindir}/pg_ctl", "-D", data, "-o", options, "-w",
-                                      "-l", f"{data}/server.log", "start"]),
-                   check=True, capture_output=True)
+    cluster = Cluster()
+    return cluster.url, cluster.stop
 
-    def stop() -> None:
-        subprocess.run(_as_postgres_user([f"{bindir}/pg_ctl", "-D", data, "-m", "immediate",
-                                          "stop"]), capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
 
-    return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
+class Cluster:
+    """A throwaway PostgreSQL cluster of our own: tests may restart it (never a shared one)."""
+
+    def __init__(self) -> None:
+        self.bindir = _binaries()
+        self.data = tempfile.mkdtemp(prefix="stead-pg-")
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "postgres", "postgres")
+        port = _free_port()
+        subprocess.run(_as_postgres_user([f"{self.bindir}/initdb", "-D", self.data, "-U",
+                                          "postgres", "--auth=trust", "-E", "UTF8"]),
+                       check=True, capture_output=True)
+        self.options = (f"-p {port} -k {self.data} -c listen_addresses=127.0.0.1 "
+                        "-c fsync=off -c max_connections=300")
+        self._ctl("start")
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def _ctl(self, action: str, *extra: str) -> None:
+        subprocess.run(_as_postgres_user([f"{self.bindir}/pg_ctl", "-D", self.data, "-o",
+                                          self.options, "-w", "-l", f"{self.data}/server.log",
+                                          *extra, action]), check=True, capture_output=True)
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop the server (ending every session), wait `down_for` seconds, start it again."""
+        self._ctl("stop", "-m", "fast")
+        time.sleep(down_for)
+        self._ctl("start")
+
+    def stop(self) -> None:
+        subprocess.run(_as_postgres_user([f"{self.bindir}/pg_ctl", "-D", self.data, "-m",
+                                          "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(self.data, ignore_errors=True)
 
 
 def database_url(admin_url: str, name: str) -> str:

@@ -189,6 +189,8 @@ class _Execution:
             parent_step=self.parent_step.key if self.parent_step else None,
             created_at=now, started_at=now, attempts=1, owner=current_owner())
         run, created = store.create_run(record, "started")
+        if not created and run.owner == record.owner and run.created_at == record.created_at:
+            created = True  # our own insert: its reply was lost and the store retried it
         recorded = {}
         label = console.run_label(flow.name, run_id)
         if created:

@@ -2,15 +2,20 @@
 
 Same verbs and the same SQL as the SQLite store (store/sql.py). Multi-row writes run in one
 transaction; compare-and-set transitions lock the run's row (SELECT ... FOR UPDATE).
-Connections are checked when taken from the pool, so a restarted server is reconnected to.
+Connections are checked when taken from the pool, and every verb retries for up to
+RETRY_FOR_S seconds when the server cannot be reached, so a flow outlives a server restart.
+The verbs are idempotent (upserts, compare-and-set) so a retry after a commit whose reply was
+lost changes nothing; the one exception, a run's history line, may then appear twice.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from stead.errors import RunNotFound, StoreError
 from stead.store.base import (
@@ -35,6 +40,28 @@ from stead.store.sqlite import _check_expected, _one_match, _step_record
 
 Q = statements("%s")
 MIGRATION_LOCK = 7_305_001  # pg_advisory_lock key: one process migrates at a time
+RETRY_FOR_S = 60.0  # how long a verb keeps retrying while the server is unreachable
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _survives_restarts(method: F) -> F:
+    """Retry `method` with backoff while the server cannot be reached (restart, failover)."""
+
+    @functools.wraps(method)
+    def retrying(self: PostgresStore, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + RETRY_FOR_S
+        delay = 0.05
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except self._transient as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(f"PostgreSQL at {self._where} has been unreachable for "
+                                     f"{RETRY_FOR_S:g} s: {exc}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    return retrying  # type: ignore[return-value]
 
 
 def _step_values(seq: int, s: StepRecord) -> tuple:
@@ -47,18 +74,18 @@ class PostgresStore:
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16) -> None:
         try:
             import psycopg
-            from psycopg_pool import ConnectionPool
+            from psycopg_pool import ConnectionPool, PoolTimeout
         except ImportError:
             raise StoreError("PostgreSQL needs psycopg: pip install 'stead[postgres]'") from None
         self.url = url
-        self._psycopg = psycopg
+        self._transient = (psycopg.OperationalError, PoolTimeout)
         self._where = _redacted(url)
         self._seqs: dict[str, int] = {}
         self._seq_lock = threading.Lock()
         try:
             self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size,
                                         kwargs={"autocommit": True}, open=True,
-                                        check=ConnectionPool.check_connection, timeout=30)
+                                        check=ConnectionPool.check_connection, timeout=5)
             self._pool.wait(timeout=30)
         except Exception as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {self._where}: {exc}. Check "
@@ -68,17 +95,15 @@ class PostgresStore:
     # -- connections ---------------------------------------------------------------------
     @contextmanager
     def _conn(self) -> Iterator[Any]:
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except self._psycopg.OperationalError as exc:
-            raise StoreError(f"PostgreSQL at {self._where} failed: {exc}") from exc
+        with self._pool.connection() as conn:
+            yield conn
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         with self._conn() as conn, conn.transaction():
             yield conn
 
+    @_survives_restarts
     def _ensure_schema(self) -> None:
         if self._revision() == SCHEMA_HEAD:
             return
@@ -108,6 +133,7 @@ class PostgresStore:
         self._pool.close()
 
     # -- runs ----------------------------------------------------------------------------
+    @_survives_restarts
     def create_run(self, run: RunRecord, message: str | None = None) -> tuple[RunRecord, bool]:
         with self._transaction() as conn:
             created = conn.execute(Q.run_insert, run_values(run)).rowcount == 1
@@ -115,6 +141,7 @@ class PostgresStore:
                 conn.execute(Q.history_insert, (run.id, run.state, run.created_at, message))
         return (run, True) if created else (self.get_run(run.id), False)
 
+    @_survives_restarts
     def get_run(self, run_id: str) -> RunRecord:
         with self._conn() as conn:
             row = conn.execute(f"{Q.run_select} WHERE id = %s", (run_id,)).fetchone()
@@ -122,6 +149,7 @@ class PostgresStore:
             raise RunNotFound(f"no run with id {run_id!r} in {self._where}")
         return RunRecord(*row)
 
+    @_survives_restarts
     def resolve_run_id(self, prefix: str) -> str:
         root, sep, child = prefix.partition(":")
         with self._conn() as conn:
@@ -138,12 +166,14 @@ class PostgresStore:
                     (len(prefix), prefix, len(prefix))).fetchall()
         return _one_match(prefix, resolve_matches(prefix, [r[0] for r in rows]), self._where)
 
+    @_survives_restarts
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         where, args = run_filter_sql(flt.state, flt.flow_name, flt.parent_id, "%s")
         sql = f"{Q.run_select}{where} ORDER BY created_at DESC, id DESC LIMIT %s"
         with self._conn() as conn:
             return [RunRecord(*row) for row in conn.execute(sql, (*args, flt.limit))]
 
+    @_survives_restarts
     def transition_run(self, run: RunRecord, state: str, at: float,
                        message: str | None = None,
                        expected: tuple[str, ...] | None = None) -> None:
@@ -156,6 +186,7 @@ class PostgresStore:
             conn.execute(Q.run_update, (*run_values(run)[1:], run.id))
             conn.execute(Q.history_insert, (run.id, state, at, message))
 
+    @_survives_restarts
     def run_history(self, run_id: str) -> list[StateChange]:
         with self._conn() as conn:
             return [StateChange(*row) for row in conn.execute(Q.history_select, (run_id,))]
@@ -171,11 +202,13 @@ class PostgresStore:
             seq = self._seqs[run_id] = row[0]
         return seq
 
+    @_survives_restarts
     def load_steps(self, run_id: str) -> dict[str, StepRecord]:
         with self._conn() as conn:
             rows = conn.execute(Q.step_select, (self._seq(run_id),)).fetchall()
         return {key: _step_record(run_id, key, rest) for key, *rest in rows}
 
+    @_survives_restarts
     def get_step(self, run_id: str, key: str) -> StepRecord:
         with self._conn() as conn:
             row = conn.execute(f"{Q.step_select} AND key = %s",
@@ -184,6 +217,7 @@ class PostgresStore:
             raise RunNotFound(f"run {run_id!r} has no recorded step {key!r}")
         return _step_record(run_id, key, row[1:])
 
+    @_survives_restarts
     def count_steps(self, run_ids: list[str]) -> dict[str, int]:
         counts = dict.fromkeys(run_ids, 0)
         with self._conn() as conn:
@@ -193,6 +227,7 @@ class PostgresStore:
         counts.update(dict(rows))
         return counts
 
+    @_survives_restarts
     def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None) -> None:
         seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
         if not logs:
@@ -208,6 +243,7 @@ class PostgresStore:
             with conn.cursor() as cur:
                 cur.executemany(Q.log_insert, log_values(logs))
 
+    @_survives_restarts
     def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]]) -> None:
         steps = [_step_values(self._seqs.get(s.run_id) or self._seq(s.run_id), s)
                  for s, _ in batch]
@@ -217,17 +253,20 @@ class PostgresStore:
             if logs:
                 cur.executemany(Q.log_insert, logs)
 
+    @_survives_restarts
     def mark_steps_running(self, steps: list[StepRecord]) -> None:
         values = [_step_values(self._seq(s.run_id), s) for s in steps]
         with self._transaction() as conn, conn.cursor() as cur:
             cur.executemany(Q.step_if_absent, values)
 
     # -- cache ---------------------------------------------------------------------------
+    @_survives_restarts
     def read_cache(self, key: str) -> CacheEntry | None:
         with self._conn() as conn:
             row = conn.execute(Q.cache_select, (key,)).fetchone()
         return CacheEntry(*row) if row else None
 
+    @_survives_restarts
     def write_cache(self, entry: CacheEntry) -> None:
         with self._conn() as conn:
             conn.execute(Q.cache_upsert, (entry.key, entry.result, entry.result_ref,
@@ -235,12 +274,14 @@ class PostgresStore:
                                           entry.expires_at))
 
     # -- logs ----------------------------------------------------------------------------
+    @_survives_restarts
     def append_logs(self, logs: list[LogRecord]) -> None:
         if not logs:
             return
         with self._transaction() as conn, conn.cursor() as cur:
             cur.executemany(Q.log_insert, log_values(logs))
 
+    @_survives_restarts
     def read_logs(self, run_id: str, after_id: int = 0, limit: int = 10_000) -> list[LogRecord]:
         with self._conn() as conn:
             rows = conn.execute(Q.log_select, (run_id, after_id, limit)).fetchall()
