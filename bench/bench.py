@@ -6,7 +6,8 @@ Core: per-task overhead of sequential tasks against a plain call and against one
 INSERT+COMMIT (paired rounds, so machine noise hits both alike), `import stead`, resuming a
 1000-step run. Concurrency: 1000 trivial tasks through .map (thread runner) and through
 8-way asyncio.gather, commits per task achieved by group commit, and the peak memory of a
-10,000-task flow (in a fresh process). Figures are medians of --repeat rounds.
+10,000-task flow (in a fresh process). PostgreSQL: per-task overhead against one
+INSERT+COMMIT there, when a server answers. Figures are medians of --repeat rounds.
 """
 
 from __future__ import annotations
@@ -177,6 +178,61 @@ def peak_rss_mb(count: int) -> dict[str, float]:
     return {"peak": peak, "delta": peak - before, "retained": retained}
 
 
+PG_PROBE = """
+import os, statistics, sys, time
+import psycopg
+import stead
+
+url, n, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+@stead.task
+def trivial(i: int) -> int:
+    return i + 1
+
+@stead.flow(database_url=url)
+def many(count: int) -> int:
+    return sum(trivial(i) for i in range(count))
+
+many(10)
+conn = psycopg.connect(url, autocommit=True)
+conn.execute("CREATE TABLE IF NOT EXISTS bench_bare (id serial PRIMARY KEY, result text)")
+def bare():
+    for i in range(n):
+        conn.execute("INSERT INTO bench_bare (result) VALUES (%s)", (str(i),))
+commits, tasks = [], []
+for _ in range(repeat):
+    t = time.perf_counter(); bare(); commits.append((time.perf_counter() - t) / n * 1e6)
+    t = time.perf_counter(); many(n); tasks.append((time.perf_counter() - t) / n * 1e6)
+print(statistics.median(commits), statistics.median(tasks),
+      statistics.median(t / c for t, c in zip(tasks, commits)))
+"""
+
+
+def postgres_figures(n: int, repeat: int) -> tuple[float, float, float] | None:
+    """Per-task overhead on PostgreSQL against one INSERT+COMMIT there, when a server answers
+    (STEAD_BENCH_POSTGRES_URL, else 127.0.0.1:5432); None otherwise. Uses a fresh database."""
+    admin = os.environ.get("STEAD_BENCH_POSTGRES_URL",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        import psycopg
+
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute("DROP DATABASE IF EXISTS stead_bench WITH (FORCE)")
+            conn.execute("CREATE DATABASE stead_bench")
+    except Exception:
+        return None
+    url = admin.rsplit("/", 1)[0] + "/stead_bench"
+    try:
+        out = subprocess.run([sys.executable, "-c", PG_PROBE, url, str(n), str(repeat)],
+                             capture_output=True, text=True, check=True,
+                             env={**os.environ, "STEAD_CONSOLE": "0"})
+        commit, task, ratio = map(float, out.stdout.split())
+        return commit, task, ratio
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS stead_bench WITH (FORCE)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
@@ -245,6 +301,7 @@ def main() -> None:
     imp = import_ms(max(repeat, 9))
     conc = concurrency_figures(n, repeat)
     rss = peak_rss_mb(10_000)
+    pg = postgres_figures(n, max(3, repeat // 2))
 
     rows = [
         ("bare INSERT+COMMIT (WAL, synchronous=NORMAL)", f"{commit:.1f} us", "1.00x commit"),
@@ -266,6 +323,12 @@ def main() -> None:
          f"+{rss['delta']:.0f} MB over the process before it; {rss['retained']:.1f} MB of "
          "Python objects left after it"),
     ]
+    if pg is not None:
+        rows += [("PostgreSQL: bare INSERT+COMMIT", f"{pg[0]:.1f} us", "1.00x PG commit"),
+                 (f"PostgreSQL: per task ({n} sequential tasks)", f"{pg[1]:.1f} us",
+                  f"{pg[2]:.2f}x PG commit")]
+    else:
+        rows.append(("PostgreSQL", "-", "no server answered: figures skipped"))
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>10}  ratio")
     for name, value, ratio in rows:
