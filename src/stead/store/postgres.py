@@ -30,15 +30,17 @@ from stead.store.base import (
 )
 from stead.store.migrate import SCHEMA_HEAD, upgrade
 from stead.store.sql import (
+    check_expected,
     is_plain_task_done,
     log_values,
+    one_match,
     resolve_matches,
     run_filter_sql,
     run_values,
     statements,
+    step_record,
     step_values,
 )
-from stead.store.sqlite import _check_expected, _one_match, _step_record
 
 Q = statements("%s")
 MIGRATION_LOCK = 7_305_001  # pg_advisory_lock key: one process migrates at a time
@@ -170,7 +172,7 @@ class PostgresStore:
                     "SELECT id FROM runs WHERE left(id, %s) = %s "
                     "AND position(':' in substr(id, %s + 1)) = 0 LIMIT 4",
                     (len(prefix), prefix, len(prefix))).fetchall()
-        return _one_match(prefix, resolve_matches(prefix, [r[0] for r in rows]), self._where)
+        return one_match(prefix, resolve_matches(prefix, [r[0] for r in rows]), self._where)
 
     @_survives_restarts
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:
@@ -187,7 +189,7 @@ class PostgresStore:
             if expected is not None:
                 row = conn.execute("SELECT state FROM runs WHERE id = %s FOR UPDATE",
                                    (run.id,)).fetchone()
-                _check_expected(run.id, row[0] if row else None, expected)
+                check_expected(run.id, row[0] if row else None, expected)
             run.state = state
             conn.execute(Q.run_update, (*run_values(run)[1:], run.id))
             conn.execute(Q.history_insert, (run.id, state, at, message))
@@ -212,7 +214,7 @@ class PostgresStore:
     def load_steps(self, run_id: str) -> dict[str, StepRecord]:
         with self._conn() as conn:
             rows = conn.execute(Q.step_select, (self._seq(run_id),)).fetchall()
-        return {key: _step_record(run_id, key, rest) for key, *rest in rows}
+        return {key: step_record(run_id, key, rest) for key, *rest in rows}
 
     @_survives_restarts
     def get_step(self, run_id: str, key: str) -> StepRecord:
@@ -221,7 +223,7 @@ class PostgresStore:
                                (self._seq(run_id), key)).fetchone()
         if row is None:
             raise RunNotFound(f"run {run_id!r} has no recorded step {key!r}")
-        return _step_record(run_id, key, row[1:])
+        return step_record(run_id, key, row[1:])
 
     @_survives_restarts
     def count_steps(self, run_ids: list[str]) -> dict[str, int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from stead.errors import RunConflict, RunNotFound
 from stead.store.base import LogRecord, RunRecord, StepRecord
 
 RUN_COLUMNS = [f.name for f in fields(RunRecord)]
@@ -117,3 +118,26 @@ def resolve_matches(prefix: str, candidates: list[str]) -> list[str]:
         return sorted(c for c in candidates
                       if c.startswith(root) and c.partition(":")[2] == child)
     return sorted(c for c in candidates if c.startswith(prefix) and ":" not in c[len(prefix):])
+
+
+def step_record(run_id: str, key: str, rest: list | tuple) -> StepRecord:
+    """A StepRecord from the columns after `key` (see STEP_COLUMNS); NULL history is "[]"."""
+    *head, history, child, depends, cache_key, cached_from = rest
+    return StepRecord(run_id, key, *head, history or "[]", child, depends, cache_key,
+                      cached_from)
+
+
+def check_expected(run_id: str, actual: str | None, expected: tuple[str, ...]) -> None:
+    if actual is None or actual not in expected:
+        raise RunConflict(f"run {run_id} is {actual or 'gone'}, expected "
+                          f"{' or '.join(expected)}; another process changed it")
+
+
+def one_match(prefix: str, ids: list[str], where: str) -> str:
+    if not ids:
+        raise RunNotFound(f"no run with id {prefix!r} in {where}; `stead runs ls` lists the runs")
+    if len(ids) > 1:
+        many = f"{len(ids)} runs" if len(ids) <= 3 else "more than 3 runs"
+        shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+        raise RunNotFound(f"{prefix!r} matches {many} ({shown}); give more characters of the id")
+    return ids[0]

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stead.errors import RunConflict, RunNotFound, StoreError
+from stead.errors import RunNotFound, StoreError
 from stead.store.base import (
     CacheEntry,
     LogRecord,
@@ -32,12 +32,15 @@ from stead.store.base import (
 )
 from stead.store.migrate import SCHEMA_HEAD, upgrade
 from stead.store.sql import (
+    check_expected,
     is_plain_task_done,
     log_values,
+    one_match,
     resolve_matches,
     run_filter_sql,
     run_values,
     statements,
+    step_record,
     step_values,
 )
 
@@ -201,7 +204,7 @@ class SQLiteStore:
                 "SELECT id FROM runs WHERE substr(id, 1, ?) = ? "
                 "AND instr(substr(id, ? + 1), ':') = 0 LIMIT 4",
                 (len(prefix), prefix, len(prefix))).fetchall()
-        return _one_match(prefix, resolve_matches(prefix, [r[0] for r in rows]), str(self.path))
+        return one_match(prefix, resolve_matches(prefix, [r[0] for r in rows]), str(self.path))
 
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:
         where, args = run_filter_sql(flt.state, flt.flow_name, flt.parent_id, "?")
@@ -215,7 +218,7 @@ class SQLiteStore:
         with _write_transaction(conn):
             if expected is not None:
                 row = conn.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
-                _check_expected(run.id, row[0] if row else None, expected)
+                check_expected(run.id, row[0] if row else None, expected)
             run.state = state
             conn.execute(Q.run_update, (*run_values(run)[1:], run.id))
             conn.execute(Q.history_insert, (run.id, state, at, message))
@@ -237,7 +240,7 @@ class SQLiteStore:
         rows = self._conn().execute(Q.step_select, (self._seq(run_id),))
         steps = {}
         for key, *rest in rows:
-            steps[str(key)] = _step_record(run_id, str(key), rest)
+            steps[str(key)] = step_record(run_id, str(key), rest)
         return steps
 
     def get_step(self, run_id: str, key: str) -> StepRecord:
@@ -245,7 +248,7 @@ class SQLiteStore:
                                    (self._seq(run_id), _db_key(key))).fetchone()
         if row is None:
             raise RunNotFound(f"run {run_id!r} has no recorded step {key!r}")
-        return _step_record(run_id, key, row[1:])
+        return step_record(run_id, key, row[1:])
 
     def count_steps(self, run_ids: list[str]) -> dict[str, int]:
         counts = dict.fromkeys(run_ids, 0)
@@ -310,29 +313,6 @@ class SQLiteStore:
     def read_logs(self, run_id: str, after_id: int = 0, limit: int = 10_000) -> list[LogRecord]:
         rows = self._conn().execute(Q.log_select, (run_id, after_id, limit))
         return [LogRecord(*row) for row in rows]
-
-
-def _step_record(run_id: str, key: str, rest: list | tuple) -> StepRecord:
-    """A StepRecord from the columns after `key` (see STEP_COLUMNS); NULL history is "[]"."""
-    *head, history, child, depends, cache_key, cached_from = rest
-    return StepRecord(run_id, key, *head, history or "[]", child, depends, cache_key,
-                      cached_from)
-
-
-def _check_expected(run_id: str, actual: str | None, expected: tuple[str, ...]) -> None:
-    if actual is None or actual not in expected:
-        raise RunConflict(f"run {run_id} is {actual or 'gone'}, expected "
-                          f"{' or '.join(expected)}; another process changed it")
-
-
-def _one_match(prefix: str, ids: list[str], where: str) -> str:
-    if not ids:
-        raise RunNotFound(f"no run with id {prefix!r} in {where}; `stead runs ls` lists the runs")
-    if len(ids) > 1:
-        many = f"{len(ids)} runs" if len(ids) <= 3 else "more than 3 runs"
-        shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
-        raise RunNotFound(f"{prefix!r} matches {many} ({shown}); give more characters of the id")
-    return ids[0]
 
 
 class _Checkpointer:
