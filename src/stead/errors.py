@@ -56,3 +56,19 @@ class FlowRunFailed(SteadError):
 
 class FlowNotLoadable(SteadError):
     """The flow function of a recorded run cannot be imported (to resume it from the CLI)."""
+
+
+class LeaseLost(BaseException):
+    """This process no longer holds the run it executes: its lease lapsed and the run was
+    recovered (possibly by another worker). Nothing more may be written for it.
+
+    A BaseException, like KeyboardInterrupt: `except Exception` in user code must not swallow
+    it, and no retry policy applies. The executor stops; the run's new owner carries on.
+    """
+
+    def __init__(self, run_id: str, epoch: int, current: int | None) -> None:
+        where = "is gone" if current is None else f"is now at lease epoch {current}"
+        super().__init__(f"lost the lease on run {run_id}: this executor holds epoch {epoch}, "
+                         f"the run {where}. Another executor owns it; this one stops.")
+        self.run_id = run_id
+        self.epoch = epoch

@@ -27,6 +27,18 @@ def _env_int(name: str, default: int) -> int:
             f"{name}={raw!r} is not a whole number; unset it or give e.g. {default}") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds > 0; unset it or give "
+                          f"e.g. {default:g}")
+    return value
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = _env(name, "1" if default else "0").strip().lower()
     if raw in ("1", "true", "yes", "on"):
@@ -63,6 +75,12 @@ class Settings:
     # not yet committed (never fewer than the runner's workers). A crash may run them again;
     # a larger window lets group commit batch more (1000 trivial tasks/s: ~8k at 12, ~10k at 64).
     uncommitted_steps: int = 64
+    # STEAD_LEASE_SECONDS: a worker's claim on a run (and a task's slot of a tag limit) lasts
+    # this long without a heartbeat; a run whose executor stops is recovered within ~2x.
+    lease_seconds: float = 30.0
+    # STEAD_MAX_RECOVERIES: an enqueued run whose executor was lost is requeued at most this
+    # many times (0: never; it stays Crashed for a person to look at).
+    max_recoveries: int = 3
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,6 +103,8 @@ class Settings:
             param_max=_env_int("STEAD_PARAM_MAX", 16 * 1024),
             slow_step_ms=_env_int("STEAD_SLOW_STEP_MS", 500),
             uncommitted_steps=_env_int("STEAD_UNCOMMITTED_STEPS", 64),
+            lease_seconds=_env_float("STEAD_LEASE_SECONDS", 30.0),
+            max_recoveries=_env_int("STEAD_MAX_RECOVERIES", 3),
         )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from stead.core.clock import Clock
 from stead.core.results import ResultFiles
-from stead.store.base import LogRecord, RunRecord, StepRecord, Store
+from stead.store.base import Fence, LogRecord, RunRecord, StepRecord, Store
 
 
 class Frame:
@@ -46,6 +46,9 @@ class RunContext:
     logs: list[LogRecord] = field(default_factory=list)
     logs_since: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set when a worker claimed the run: every write carries it, and stops (LeaseLost) once
+    # the run was recovered by someone else. Child runs share their root's fence.
+    fence: Fence | None = None
 
     def take_logs(self) -> list[LogRecord] | None:
         if not self.logs:
@@ -57,7 +60,7 @@ class RunContext:
     def flush_logs(self) -> None:
         logs = self.take_logs()
         if logs:
-            self.store.append_logs(logs)
+            self.store.append_logs(logs, self.fence)
 
 
 current_run: ContextVar[RunContext | None] = ContextVar("stead_run", default=None)

@@ -29,12 +29,13 @@ from stead.core.timeouts import deadline
 from stead.errors import (
     ConfigError,
     FlowRunFailed,
+    LeaseLost,
     ParameterError,
     RunConflict,
     SerializationError,
     TaskTimeout,
 )
-from stead.store.base import RunRecord, Store
+from stead.store.base import Fence, RunRecord, Store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -120,6 +121,43 @@ class Flow(Generic[P, R]):
         run = _Execution(self, bound, self.run_id, explicit_resume=False)
         return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
 
+    def enqueue(self, *args: Any, queue: str = "default", priority: int = 0,
+                run_id: str | None = None, max_recoveries: int | None = None,
+                params: dict[str, Any] | None = None, **kwargs: Any) -> str:
+        """Record a run of this flow on `queue` for a worker to execute; return its run id.
+
+        Higher `priority` runs are claimed first. A `run_id` makes this idempotent:
+        enqueueing the same id and parameters again is a no-op. `max_recoveries` (default
+        STEAD_MAX_RECOVERIES) caps how often the run is requeued after its worker is lost.
+        A flow with a parameter named like one of these options takes its arguments as
+        `params={...}`.
+
+        Example:
+            >>> etl.enqueue(day="2026-11-22", queue="etl", run_id="etl-2026-11-22")
+            'etl-2026-11-22'
+            >>> # then, on any host:  stead worker start --queue etl
+        """
+        from stead.core.enqueue import enqueue_run
+
+        return enqueue_run(self, args, kwargs, queue=queue, priority=priority, run_id=run_id,
+                           max_recoveries=max_recoveries, params=params)
+
+    def execute_claimed(self, run: RunRecord, store: Store) -> R:
+        """Execute `run`, which a worker claimed from `store` (Running, leased to it).
+
+        Every write is fenced by the claim's lease epoch: if the run is recovered by someone
+        else meanwhile, this execution stops with LeaseLost and writes nothing more.
+        """
+        params = decode(run.params)
+        bound = inspect.BoundArguments(self.signature, params)  # type: ignore[arg-type]
+        execution = _Execution(self, bound, run.id, explicit_resume=True, claimed=run,
+                               store=store)
+        if self.is_async:
+            import asyncio
+
+            return asyncio.run(execution.run_async())  # type: ignore[no-any-return]
+        return execution.run_sync()  # type: ignore[no-any-return]
+
     def resume(self, run_id: str, *, force: bool = False) -> R:
         """Resume the recorded run `run_id` of this flow (crashed, failed or interrupted).
 
@@ -138,7 +176,8 @@ class _Execution:
     """One execution of a flow run: start or resume it, run attempts, record the outcome."""
 
     def __init__(self, flow: Flow[Any, Any], bound: inspect.BoundArguments, run_id: str | None,
-                 *, explicit_resume: bool, force: bool = False) -> None:
+                 *, explicit_resume: bool, force: bool = False,
+                 claimed: RunRecord | None = None, store: Store | None = None) -> None:
         self.flow = flow
         self.bound = bound
         self.requested_id = run_id
@@ -152,11 +191,19 @@ class _Execution:
         self.started = 0.0
         self.attempt = 1  # attempts in this execution: the flow's retry budget
         self.top_frame = Frame(None)
+        self.claimed = claimed  # a run a worker claimed (Running, leased) for this execution
+        self.store = store
+        # A claimed run's writes are fenced by its lease; child runs share their root's fence.
+        self.fence = (Fence(claimed.id, claimed.lease_epoch) if claimed is not None
+                      else self.parent.fence if self.parent is not None else None)
 
     # -- start ---------------------------------------------------------------------------
     def begin(self) -> None:
         flow, parent = self.flow, self.parent
         settings = configure_console()
+        if self.claimed is not None:
+            self._begin_claimed(settings)
+            return
         params = dict(self.bound.arguments)
         try:
             params_json = encode(params)
@@ -188,7 +235,7 @@ class _Execution:
             parent_id=parent.run.id if parent else None,
             parent_step=self.parent_step.key if self.parent_step else None,
             created_at=now, started_at=now, attempts=1, owner=current_owner())
-        run, created = store.create_run(record, "started")
+        run, created = store.create_run(record, "started", fence=self.fence)
         if not created and run.owner == record.owner and run.created_at == record.created_at:
             created = True  # our own insert: its reply was lost and the store retried it
         recorded = {}
@@ -217,16 +264,33 @@ class _Execution:
             run.attempts += 1
             run.error = None
             _move(store, run, State.RUNNING.value, now,
-                  f"resumed ({len(recorded)} steps recorded)", expected=(previous,))
+                  f"resumed ({len(recorded)} steps recorded)", expected=(previous,),
+                  fence=self.fence)
             done = sum(1 for s in recorded.values() if s.state in ("Completed", "Cached"))
             console.say(label, f"Flow '{flow.name}' resumed from {previous} "
                                f"({done} finished steps will be reused)")
         self.started = now
+        self._make_context(run, store, recorded, settings)
+
+    def _begin_claimed(self, settings: Any) -> None:
+        """Start executing a run a worker claimed: it is Running and leased to us already."""
+        run, store = self.claimed, self.store
+        assert run is not None and store is not None
+        recorded = store.load_steps(run.id)
+        done = sum(1 for s in recorded.values() if s.state in ("Completed", "Cached"))
+        reuse = f"; {done} finished steps will be reused" if done else ""
+        console.say(console.run_label(run.flow_name, run.id),
+                    f"Flow '{run.flow_name}' Running (run {run.id}, queue {run.queue}{reuse})")
+        self.started = run.started_at or self.flow.clock.now()
+        self._make_context(run, store, recorded, settings)
+
+    def _make_context(self, run: RunRecord, store: Store, recorded: dict[str, Any],
+                      settings: Any) -> None:
         self.ctx = RunContext(
-            run=run, store=store, clock=clock, results=result_files(store.url),
+            run=run, store=store, clock=self.flow.clock, results=result_files(store.url),
             param_max=settings.param_max,
             console_tasks=settings.console_tasks, recorded=recorded,
-            task_runner=flow.task_runner)
+            task_runner=self.flow.task_runner, fence=self.fence)
         ACTIVE_RUNS.add(self.ctx)
         start_watcher(settings.slow_step_ms / 1000)
 
@@ -254,7 +318,12 @@ class _Execution:
             raise FlowRunFailed(
                 f"run {run.id} already Failed: {_error_summary(run.error)}. Resume it with "
                 f"`stead runs resume {run.id}` (or flow.resume(run_id)).", run_id=run.id)
-        if run.state in _LIVE_STATES:
+        if run.state in _LIVE_STATES and self.fence is not None:
+            # A child run of a recovered run: the fence makes its old executor harmless.
+            _move(store, run, State.CRASHED.value, self.flow.clock.now(),
+                  f"taken over from {describe_owner(run.owner)}", expected=(run.state,),
+                  fence=self.fence)
+        elif run.state in _LIVE_STATES:
             alive = owner_is_alive(run.owner)
             if alive or (alive is None and not self.force):
                 raise RunConflict(
@@ -262,7 +331,8 @@ class _Execution:
                     + ("" if alive else " (another host; use --force if that host is gone)")
                     + ". Wait for it to finish, or stop that process and resume.")
             _move(store, run, State.CRASHED.value, self.flow.clock.now(),
-                  f"{describe_owner(run.owner)} is gone", expected=(run.state,))
+                  f"{describe_owner(run.owner)} is gone", expected=(run.state,),
+                  fence=self.fence)
             console.say(label, f"Flow '{run.flow_name}' Crashed: "
                                f"{describe_owner(run.owner)} is gone")
         return False
@@ -399,7 +469,7 @@ class _Execution:
         now = ctx.clock.now()
         run.ended_at = now
         ctx.flush_logs()
-        _move(ctx.store, run, State.COMPLETED.value, now)
+        _move(ctx.store, run, State.COMPLETED.value, now, fence=ctx.fence)
         console.say(console.run_label(run.flow_name, run.id),
                     f"Flow '{run.flow_name}' Completed in {now - self.started:.2f} s "
                     f"({self.top_frame.counter} top-level steps)")
@@ -418,7 +488,8 @@ class _Execution:
             message = f"attempt {self.attempt} failed: {type(exc).__name__}: {exc}; " \
                       f"retrying in {delay:g} s"
             ctx.flush_logs()
-            _move(ctx.store, run, State.RETRYING.value, ctx.clock.now(), message)
+            _move(ctx.store, run, State.RETRYING.value, ctx.clock.now(), message,
+                  fence=ctx.fence)
             console.say(console.run_label(run.flow_name, run.id), f"Flow Retrying: {message}")
             return delay
         self._failed_for_good(exc)
@@ -430,7 +501,8 @@ class _Execution:
         self.attempt += 1
         ctx.run.attempts += 1
         ctx.recorded = ctx.store.load_steps(ctx.run.id)  # what the failed attempt finished
-        _move(ctx.store, ctx.run, State.RUNNING.value, ctx.clock.now(), f"attempt {self.attempt}")
+        _move(ctx.store, ctx.run, State.RUNNING.value, ctx.clock.now(), f"attempt {self.attempt}",
+              fence=ctx.fence)
 
     def _failed_for_good(self, exc: BaseException) -> None:
         ctx = self.ctx
@@ -441,7 +513,8 @@ class _Execution:
         run.error = error_json(exc, step_key, attempts)
         run.ended_at = ctx.clock.now()
         ctx.flush_logs()
-        _move(ctx.store, run, State.FAILED.value, run.ended_at, f"{type(exc).__name__}: {exc}")
+        _move(ctx.store, run, State.FAILED.value, run.ended_at, f"{type(exc).__name__}: {exc}",
+              fence=ctx.fence)
         origin = (f"task '{step_name}' [{step_key}] raised " if step_name else "")
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
         console.say(console.run_label(run.flow_name, run.id),
@@ -454,11 +527,18 @@ class _Execution:
         ctx = self.ctx
         assert ctx is not None
         run = ctx.run
+        if isinstance(exc, LeaseLost):  # someone else owns the run now: write nothing
+            console.say(console.run_label(run.flow_name, run.id),
+                        f"Flow '{run.flow_name}' stopped: {exc}")
+            if self.parent_step is not None:
+                self.parent_step.abandoned()
+            return
         run.ended_at = ctx.clock.now()
         reason = type(exc).__name__
         try:
             ctx.flush_logs()
-            _move(ctx.store, run, State.CRASHED.value, run.ended_at, f"interrupted by {reason}")
+            _move(ctx.store, run, State.CRASHED.value, run.ended_at, f"interrupted by {reason}",
+                  fence=ctx.fence)
         except Exception as write_error:  # the interrupt matters more; resume still works
             console.say("stead", f"could not record the interruption: {write_error}")
         console.say(console.run_label(run.flow_name, run.id),
@@ -469,10 +549,10 @@ class _Execution:
 
 
 def _move(store: Store, run: RunRecord, state: str, at: float, message: str | None = None,
-          expected: tuple[str, ...] | None = None) -> None:
+          expected: tuple[str, ...] | None = None, fence: Fence | None = None) -> None:
     """Record `run` moving to `state`, after checking the transition table (states.py)."""
     check_transition(run.state, state)
-    store.transition_run(run, state, at, message, expected=expected)
+    store.transition_run(run, state, at, message, expected=expected, fence=fence)
 
 
 def _error_summary(error: str | None) -> str:

@@ -42,7 +42,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     S.COMPLETED: frozenset(),
     S.CACHED: frozenset(),
     S.FAILED: frozenset({S.RUNNING}),
-    S.CRASHED: frozenset({S.RUNNING, S.FAILED, S.CANCELLED}),
+    # Crashed -> Pending: recovered after its executor was lost, requeued for another worker.
+    S.CRASHED: frozenset({S.RUNNING, S.PENDING, S.FAILED, S.CANCELLED}),
     S.CANCELLING: frozenset({S.CANCELLED, S.CRASHED}),
     S.CANCELLED: frozenset(),
 }

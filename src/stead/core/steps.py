@@ -20,7 +20,7 @@ from stead.core import console
 from stead.core.context import RunContext, current_frame
 from stead.core.serialization import decode, encode, encode_arguments
 from stead.core.states import State
-from stead.errors import NonDeterminismError, SerializationError
+from stead.errors import LeaseLost, NonDeterminismError, SerializationError
 from stead.store.base import CacheEntry, StepRecord
 
 COMPLETED, CACHED, RETRYING, FAILED, RUNNING = (
@@ -163,7 +163,7 @@ class Step:
                          child_run_id, self.depends_on, self.cache_key)
         self.written = (inline, ref)
         if self.writer is None:  # the sequential hot path: write here, one commit
-            ctx.store.record_step(rec, ctx.take_logs() if ctx.logs else None)
+            ctx.store.record_step(rec, ctx.take_logs() if ctx.logs else None, ctx.fence)
         else:
             self.outcome = (COMPLETED, result)
             self._write(rec, final=True)
@@ -223,12 +223,12 @@ class Step:
 
     def _write(self, rec: StepRecord, *, final: bool) -> None:
         if self.writer is None:
-            self.ctx.store.record_step(rec, self.ctx.take_logs())
+            self.ctx.store.record_step(rec, self.ctx.take_logs(), self.ctx.fence)
         elif final and self.on_durable is not None:
             self.writer.enqueue(rec, self.ctx.take_logs(),
-                                lambda error: self.on_durable(self, error))
+                                lambda error: self.on_durable(self, error), self.ctx.fence)
         else:
-            self.writer.write(rec, self.ctx.take_logs())
+            self.writer.write(rec, self.ctx.take_logs(), self.ctx.fence)
 
     def abandoned(self) -> None:
         """The attempt was interrupted (Ctrl-C, cancellation): nothing is recorded."""
@@ -271,7 +271,7 @@ def _watch(slow_step_s: float) -> None:
 
 def _watch_once(slow_step_s: float, shown: set[int]) -> None:
     now = time.monotonic()
-    by_store: dict[int, tuple[Any, list[StepRecord]]] = {}
+    by_store: dict[tuple[int, Any], tuple[Any, list[StepRecord]]] = {}
     live = set()
     for ident, (step, since) in list(INFLIGHT.items()):
         live.add(ident)
@@ -281,10 +281,13 @@ def _watch_once(slow_step_s: float, shown: set[int]) -> None:
         ctx = step.ctx
         rec = StepRecord(ctx.run.id, step.key, step.name, step.kind, RUNNING, step.attempts,
                          step.started, None, step.params)
-        by_store.setdefault(id(ctx.store), (ctx.store, []))[1].append(rec)
+        by_store.setdefault((id(ctx.store), ctx.fence), (ctx.store, []))[1].append(rec)
     shown &= live
-    for store, recs in by_store.values():
-        store.mark_steps_running(recs)
+    for (_, fence), (store, recs) in by_store.items():
+        try:
+            store.mark_steps_running(recs, fence)
+        except LeaseLost:
+            pass  # the run's executor learns it at its own next write
     for ctx in list(ACTIVE_RUNS):
         if ctx.logs and now - ctx.logs_since > console.LOG_FLUSH_AFTER_S:
             ctx.flush_logs()

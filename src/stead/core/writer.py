@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from stead.store.base import LogRecord, StepRecord, Store
+from stead.store.base import Fence, LogRecord, StepRecord, Store
 
 MAX_BATCH = 512
 Callback = Callable[[BaseException | None], None]
@@ -27,18 +27,20 @@ class GroupCommitWriter:
         self.commits = 0  # transactions committed
         self.records = 0  # step records written
         self._queue: queue.SimpleQueue[tuple[StepRecord, list[LogRecord] | None,
-                                             Callback | None]] = queue.SimpleQueue()
+                                             Callback | None, Fence | None]] = (
+            queue.SimpleQueue())
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     def enqueue(self, record: StepRecord, logs: list[LogRecord] | None,
-                then: Callback | None = None) -> None:
+                then: Callback | None = None, fence: Fence | None = None) -> None:
         """Queue `record`; `then(error)` runs on the writer thread once it is committed."""
         if self._thread is None:
             self._start()
-        self._queue.put((record, logs, then))
+        self._queue.put((record, logs, then, fence))
 
-    def write(self, record: StepRecord, logs: list[LogRecord] | None = None) -> None:
+    def write(self, record: StepRecord, logs: list[LogRecord] | None = None,
+              fence: Fence | None = None) -> None:
         """Queue `record` and wait until it is committed."""
         done = threading.Lock()
         done.acquire()
@@ -49,7 +51,7 @@ class GroupCommitWriter:
                 failure.append(error)
             done.release()
 
-        self.enqueue(record, logs, then)
+        self.enqueue(record, logs, then, fence)
         done.acquire()
         if failure:
             raise failure[0]
@@ -70,21 +72,31 @@ class GroupCommitWriter:
                     batch.append(get_nowait())
                 except queue.Empty:
                     break
-            error: BaseException | None = None
-            try:
-                self.store.record_steps([(record, logs) for record, logs, _ in batch])
-                self.commits += 1
-                self.records += len(batch)
-            except BaseException as exc:  # every waiter learns the write failed
-                error = exc
-            for _, _, then in batch:
-                if then is not None:
-                    try:
-                        then(error)
-                    except Exception as exc:  # a callback must not stop the writer
-                        from stead.core.console import say
+            # One transaction per fence (almost always one: the process's one leased run).
+            by_fence: dict[Fence | None, list[tuple[StepRecord, list[LogRecord] | None,
+                                                     Callback | None]]] = {}
+            for record, logs, then, fence in batch:
+                by_fence.setdefault(fence, []).append((record, logs, then))
+            for fence, items in by_fence.items():
+                self._commit(items, fence)
 
-                        say("stead", f"group commit callback failed: {exc!r}")
+    def _commit(self, items: list[tuple[StepRecord, list[LogRecord] | None, Callback | None]],
+                fence: Fence | None) -> None:
+        error: BaseException | None = None
+        try:
+            self.store.record_steps([(record, logs) for record, logs, _ in items], fence)
+            self.commits += 1
+            self.records += len(items)
+        except BaseException as exc:  # every waiter learns the write failed
+            error = exc
+        for _, _, then in items:
+            if then is not None:
+                try:
+                    then(error)
+                except Exception as exc:  # a callback must not stop the writer
+                    from stead.core.console import say
+
+                    say("stead", f"group commit callback failed: {exc!r}")
 
 
 _writers: dict[int, GroupCommitWriter] = {}

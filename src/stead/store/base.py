@@ -31,8 +31,17 @@ class RunRecord:
     error: str | None = None
     attempts: int = 0  # flow-level attempts made so far (retries of the whole flow)
     resumes: int = 0  # how many times the run was resumed after a crash or failure
-    owner: str | None = None  # "host:pid:start-ticks" of the process executing it
+    owner: str | None = None  # "host|pid|start-ticks" of the process executing it
     tags: str = "[]"
+    # Queues and leases (written by enqueue, claim, heartbeat and recovery; never by the
+    # engine's transitions, see LEASE_COLUMNS in store/sql.py).
+    queue: str | None = None  # the queue it was enqueued on; None for a direct call
+    priority: int = 0  # higher is claimed first
+    lease_epoch: int = 0  # fencing token: bumped by every claim and recovery
+    lease_expires_at: float | None = None  # None: not leased (direct calls, finished runs)
+    worker_id: str | None = None  # the worker holding the lease
+    recoveries: int = 0  # times it was requeued after its executor was lost
+    max_recoveries: int = 3  # policy: requeue after a lost executor at most this often
 
 
 @dataclass(slots=True)
@@ -89,12 +98,75 @@ class StateChange:
     message: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The right to write to a run: the root run's id and the lease epoch its executor holds.
+
+    Writes carrying a fence happen only while the stored epoch still equals `epoch`;
+    otherwise the store raises LeaseLost and writes nothing.
+    """
+
+    run_id: str
+    epoch: int
+
+
 @dataclass(slots=True)
 class RunFilter:
-    state: str | None = None
+    state: str | tuple[str, ...] | None = None  # one state or any of several
     flow_name: str | None = None
     parent_id: str | None = None
+    queue: str | None = None
     limit: int = 50
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    """A worker process as it reports itself (see `stead workers ls`)."""
+
+    id: str
+    name: str
+    host: str
+    pid: int
+    queues: str  # JSON list of queue names
+    concurrency: int
+    state: str  # "running", "draining" or "stopped"
+    started_at: float
+    heartbeat_at: float
+    running: int = 0  # runs it executes now
+
+
+@dataclass(slots=True)
+class QueueInfo:
+    """A queue, its limit, and how many runs wait in it and run from it."""
+
+    name: str
+    concurrency_limit: int | None
+    pending: int = 0
+    running: int = 0
+    oldest_pending_at: float | None = None
+
+
+@dataclass(slots=True)
+class Limit:
+    """A global limit on tasks carrying the tag `name`: at most `concurrency` at once, and/or
+    at most `rate` starts per `period` seconds, across every process using the database."""
+
+    name: str
+    concurrency: int | None = None
+    rate: int | None = None
+    period: float | None = None
+
+
+@dataclass(slots=True)
+class SlotGrant:
+    """The answer to `take_slots`: slot ids held (release them), or how long to wait."""
+
+    ids: list[int]
+    wait: float = 0.0
+
+    @property
+    def granted(self) -> bool:
+        return self.wait == 0.0
 
 
 @runtime_checkable
@@ -103,7 +175,8 @@ class Store(Protocol):
 
     url: str
 
-    def create_run(self, run: RunRecord, message: str | None = None) -> tuple[RunRecord, bool]:
+    def create_run(self, run: RunRecord, message: str | None = None,
+                   fence: Fence | None = None) -> tuple[RunRecord, bool]:
         """Insert `run` (and its first history entry) unless its id exists.
 
         Returns the stored run and True if this call created it, or the existing run and False.
@@ -128,11 +201,15 @@ class Store(Protocol):
 
     def transition_run(self, run: RunRecord, state: str, at: float,
                        message: str | None = None,
-                       expected: tuple[str, ...] | None = None) -> None:
+                       expected: tuple[str, ...] | None = None,
+                       fence: Fence | None = None) -> None:
         """Write `run`'s fields with its new `state` and append the change to its history.
 
         With `expected`, the write happens only if the stored state is one of those
-        (compare-and-set); otherwise RunConflict is raised and nothing changes.
+        (compare-and-set); otherwise RunConflict is raised and nothing changes. Lease
+        fields (queue, priority, lease_*, worker_id, recoveries) are never written here.
+        Every writing verb takes `fence`: with one, it writes only while the fence holds
+        (else LeaseLost).
         """
         ...
 
@@ -152,11 +229,13 @@ class Store(Protocol):
         """How many steps each of these runs has recorded (for listings)."""
         ...
 
-    def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None) -> None:
+    def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None,
+                    fence: Fence | None = None) -> None:
         """Durably write a step's outcome (one commit), with any buffered log lines."""
         ...
 
-    def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]]) -> None:
+    def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]],
+                     fence: Fence | None = None) -> None:
         """Durably write several step outcomes (and their log lines) in one commit.
 
         Group commit: concurrently finishing tasks share one transaction.
@@ -171,16 +250,88 @@ class Store(Protocol):
         """Store (or replace) the cache entry under `entry.key`."""
         ...
 
-    def mark_steps_running(self, steps: list[StepRecord]) -> None:
+    def mark_steps_running(self, steps: list[StepRecord], fence: Fence | None = None) -> None:
         """Make long-running steps visible; never overwrites an outcome already recorded."""
         ...
 
-    def append_logs(self, logs: list[LogRecord]) -> None:
+    def append_logs(self, logs: list[LogRecord], fence: Fence | None = None) -> None:
         """Durably store log lines."""
         ...
 
     def read_logs(self, run_id: str, after_id: int = 0, limit: int = 10_000) -> list[LogRecord]:
         """Log lines of the run with id greater than `after_id`, oldest first."""
+        ...
+
+    # -- queues, workers, leases ----------------------------------------------------------
+    def set_queue(self, name: str, concurrency_limit: int | None) -> None:
+        """Create the queue or change its limit (None: unlimited)."""
+        ...
+
+    def list_queues(self) -> list[QueueInfo]:
+        """Every queue (declared, or named by a run) with its counts, by name."""
+        ...
+
+    def claim_runs(self, queues: list[str], worker: WorkerRecord, owner: str, n: int,
+                   now: float, lease_s: float) -> list[RunRecord]:
+        """Take up to `n` Pending runs from `queues` (highest priority, then oldest first),
+        within each queue's concurrency limit, for `worker`: each moves to Running with its
+        lease epoch bumped, `worker_id` set and a lease until now + lease_s. Concurrent
+        claimers never take the same run (SKIP LOCKED on PostgreSQL, the write lock on SQLite).
+        """
+        ...
+
+    def heartbeat(self, worker: WorkerRecord, held: list[Fence], now: float,
+                  lease_s: float) -> list[Fence]:
+        """Record `worker` alive and extend the leases of the runs in `held` to now + lease_s;
+        return the fences that still hold (a missing one was recovered by someone else)."""
+        ...
+
+    def expired_runs(self, now: float, limit: int = 100) -> list[RunRecord]:
+        """Leased live runs whose lease ran out before `now` (their executor stopped)."""
+        ...
+
+    def recover_run(self, run_id: str, epoch: int, now: float, reason: str, *,
+                    count: bool = True) -> str | None:
+        """Take a run away from the executor holding `epoch`: bump the epoch (fencing that
+        executor off), record Crashed with `reason`, and requeue it as Pending unless it was
+        already recovered max_recoveries times (`count=False`: a hand-back, not counted).
+        Returns the run's new state, or None if the epoch no longer matched (nothing done)."""
+        ...
+
+    def register_worker(self, worker: WorkerRecord) -> None:
+        """Insert or replace the worker's row."""
+        ...
+
+    def list_workers(self) -> list[WorkerRecord]:
+        """Every worker that has registered, most recent heartbeat first."""
+        ...
+
+    def set_limit(self, limit: Limit) -> None:
+        """Create or replace the tag limit `limit.name`."""
+        ...
+
+    def delete_limit(self, name: str) -> None:
+        """Remove the tag limit `name` (and its slots)."""
+        ...
+
+    def list_limits(self) -> list[Limit]:
+        """Every tag limit, by name."""
+        ...
+
+    def take_slots(self, names: list[str], holder: str, now: float,
+                   lease_s: float) -> SlotGrant:
+        """Take one slot of every limit among `names` at once, or none: returns the slot ids,
+        or how long to wait before asking again. Tags without a limit need no slot.
+        Concurrency slots expire at now + lease_s unless renewed (a dead holder's slot is
+        freed); rate slots expire one period after they were taken."""
+        ...
+
+    def renew_slots(self, ids: list[int], until: float) -> None:
+        """Extend the held concurrency slots `ids` to `until`."""
+        ...
+
+    def release_slots(self, ids: list[int]) -> None:
+        """Give back concurrency slots (rate slots run out by themselves)."""
         ...
 
     def close(self) -> None:

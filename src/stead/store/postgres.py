@@ -20,22 +20,31 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from stead.errors import RunNotFound, StoreError
+from stead.store import leases, slots
 from stead.store.base import (
     CacheEntry,
+    Fence,
+    Limit,
     LogRecord,
+    QueueInfo,
     RunFilter,
     RunRecord,
+    SlotGrant,
     StateChange,
     StepRecord,
+    WorkerRecord,
 )
 from stead.store.migrate import SCHEMA_HEAD, upgrade
 from stead.store.sql import (
+    POSTGRES,
     check_expected,
+    check_fence,
     is_plain_task_done,
     log_values,
     one_match,
     resolve_matches,
     run_filter_sql,
+    run_update_values,
     run_values,
     statements,
     step_record,
@@ -142,8 +151,11 @@ class PostgresStore:
 
     # -- runs ----------------------------------------------------------------------------
     @_survives_restarts
-    def create_run(self, run: RunRecord, message: str | None = None) -> tuple[RunRecord, bool]:
+    def create_run(self, run: RunRecord, message: str | None = None,
+                   fence: Fence | None = None) -> tuple[RunRecord, bool]:
         with self._transaction() as conn:
+            if fence is not None:
+                check_fence(conn, POSTGRES, fence)
             created = conn.execute(Q.run_insert, run_values(run)).rowcount == 1
             if created:
                 conn.execute(Q.history_insert, (run.id, run.state, run.created_at, message))
@@ -176,7 +188,7 @@ class PostgresStore:
 
     @_survives_restarts
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:
-        where, args = run_filter_sql(flt.state, flt.flow_name, flt.parent_id, "%s")
+        where, args = run_filter_sql(flt, "%s")
         sql = f"{Q.run_select}{where} ORDER BY created_at DESC, id DESC LIMIT %s"
         with self._conn() as conn:
             return [RunRecord(*row) for row in conn.execute(sql, (*args, flt.limit))]
@@ -184,14 +196,17 @@ class PostgresStore:
     @_survives_restarts
     def transition_run(self, run: RunRecord, state: str, at: float,
                        message: str | None = None,
-                       expected: tuple[str, ...] | None = None) -> None:
+                       expected: tuple[str, ...] | None = None,
+                       fence: Fence | None = None) -> None:
         with self._transaction() as conn:
+            if fence is not None:
+                check_fence(conn, POSTGRES, fence)
             if expected is not None:
                 row = conn.execute("SELECT state FROM runs WHERE id = %s FOR UPDATE",
                                    (run.id,)).fetchone()
                 check_expected(run.id, row[0] if row else None, expected)
             run.state = state
-            conn.execute(Q.run_update, (*run_values(run)[1:], run.id))
+            conn.execute(Q.run_update, run_update_values(run))
             conn.execute(Q.history_insert, (run.id, state, at, message))
 
     @_survives_restarts
@@ -236,8 +251,12 @@ class PostgresStore:
         return counts
 
     @_survives_restarts
-    def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None) -> None:
+    def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None,
+                    fence: Fence | None = None) -> None:
         seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
+        if fence is not None:
+            self.record_steps([(step, logs)], fence)
+            return
         if not logs:
             with self._conn() as conn:
                 if is_plain_task_done(step):
@@ -252,19 +271,24 @@ class PostgresStore:
                 cur.executemany(Q.log_insert, log_values(logs))
 
     @_survives_restarts
-    def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]]) -> None:
+    def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]],
+                     fence: Fence | None = None) -> None:
         steps = [_step_values(self._seqs.get(s.run_id) or self._seq(s.run_id), s)
                  for s, _ in batch]
         logs = [line for _, lines in batch if lines for line in log_values(lines)]
         with self._transaction() as conn, conn.cursor() as cur:
+            if fence is not None:
+                check_fence(cur, POSTGRES, fence)
             cur.executemany(Q.step_upsert, steps)
             if logs:
                 cur.executemany(Q.log_insert, logs)
 
     @_survives_restarts
-    def mark_steps_running(self, steps: list[StepRecord]) -> None:
+    def mark_steps_running(self, steps: list[StepRecord], fence: Fence | None = None) -> None:
         values = [_step_values(self._seq(s.run_id), s) for s in steps]
         with self._transaction() as conn, conn.cursor() as cur:
+            if fence is not None:
+                check_fence(cur, POSTGRES, fence)
             cur.executemany(Q.step_if_absent, values)
 
     # -- cache ---------------------------------------------------------------------------
@@ -283,10 +307,12 @@ class PostgresStore:
 
     # -- logs ----------------------------------------------------------------------------
     @_survives_restarts
-    def append_logs(self, logs: list[LogRecord]) -> None:
+    def append_logs(self, logs: list[LogRecord], fence: Fence | None = None) -> None:
         if not logs:
             return
         with self._transaction() as conn, conn.cursor() as cur:
+            if fence is not None:
+                check_fence(cur, POSTGRES, fence)
             cur.executemany(Q.log_insert, log_values(logs))
 
     @_survives_restarts
@@ -294,6 +320,63 @@ class PostgresStore:
         with self._conn() as conn:
             rows = conn.execute(Q.log_select, (run_id, after_id, limit)).fetchall()
         return [LogRecord(*row) for row in rows]
+
+    # -- queues, workers, leases (SQL in store/leases.py and store/slots.py) -------------
+    @_survives_restarts
+    def _write(self, fn: Any, *args: Any) -> Any:
+        with self._transaction() as conn:
+            return fn(conn, POSTGRES, *args)
+
+    @_survives_restarts
+    def _read(self, fn: Any, *args: Any) -> Any:
+        with self._conn() as conn:
+            return fn(conn, *args)
+
+    def set_queue(self, name: str, concurrency_limit: int | None) -> None:
+        self._write(leases.set_queue, name, concurrency_limit)
+
+    def list_queues(self) -> list[QueueInfo]:
+        return self._read(leases.list_queues, POSTGRES)
+
+    def claim_runs(self, queues: list[str], worker: WorkerRecord, owner: str, n: int,
+                   now: float, lease_s: float) -> list[RunRecord]:
+        return self._write(leases.claim_runs, queues, worker, owner, n, now, lease_s)
+
+    def heartbeat(self, worker: WorkerRecord, held: list[Fence], now: float,
+                  lease_s: float) -> list[Fence]:
+        return self._write(leases.heartbeat, worker, held, now, lease_s)
+
+    def expired_runs(self, now: float, limit: int = 100) -> list[RunRecord]:
+        return self._read(leases.expired_runs, POSTGRES, now, limit)
+
+    def recover_run(self, run_id: str, epoch: int, now: float, reason: str, *,
+                    count: bool = True) -> str | None:
+        return self._write(leases.recover_run, run_id, epoch, now, reason, count)
+
+    def register_worker(self, worker: WorkerRecord) -> None:
+        self._write(leases.register_worker, worker)
+
+    def list_workers(self) -> list[WorkerRecord]:
+        return self._read(leases.list_workers)
+
+    def set_limit(self, limit: Limit) -> None:
+        self._write(slots.set_limit, limit)
+
+    def delete_limit(self, name: str) -> None:
+        self._write(slots.delete_limit, name)
+
+    def list_limits(self) -> list[Limit]:
+        return self._read(slots.list_limits)
+
+    def take_slots(self, names: list[str], holder: str, now: float,
+                   lease_s: float) -> SlotGrant:
+        return self._write(slots.take_slots, names, holder, now, lease_s)
+
+    def renew_slots(self, ids: list[int], until: float) -> None:
+        self._write(slots.renew_slots, ids, until)
+
+    def release_slots(self, ids: list[int]) -> None:
+        self._write(slots.release_slots, ids)
 
 
 def _sqlalchemy_url(url: str) -> str:

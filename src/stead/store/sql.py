@@ -6,15 +6,47 @@ SQLite binds `?`, psycopg binds `%s`; everything else here is standard SQL that 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
-from stead.errors import RunConflict, RunNotFound
-from stead.store.base import LogRecord, RunRecord, StepRecord
+from stead.errors import LeaseLost, RunConflict, RunNotFound
+from stead.store.base import Fence, LogRecord, RunFilter, RunRecord, StepRecord
 
 RUN_COLUMNS = [f.name for f in fields(RunRecord)]
+# Written only by enqueue, claims, heartbeats and recovery: an executor's transitions must
+# not write back a stale copy of them.
+LEASE_COLUMNS = ("queue", "priority", "lease_epoch", "lease_expires_at", "worker_id",
+                 "recoveries", "max_recoveries")
+RUN_UPDATE_COLUMNS = [c for c in RUN_COLUMNS[1:] if c not in LEASE_COLUMNS]
+LIVE_STATES = ("Running", "Retrying")  # states of a run that an executor is working on
 # Steps refer to their run by its integer `seq`, not its text id: a smaller key makes the
 # per-step insert (the hot path) cheaper.
 STEP_COLUMNS = ["run_seq", *[f.name for f in fields(StepRecord)][1:]]
 CACHE_COLUMNS = "key, result, result_ref, run_id, step_key, created_at, expires_at"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs in the shared SQL: the placeholder and the row-locking clauses."""
+
+    p: str  # "?" or "%s"
+    for_update: str  # lock the rows read until commit ("" on SQLite: the write lock covers it)
+    for_share: str  # the same, shared (fence checks; they conflict with a recovery's UPDATE)
+    skip_locked: str  # lock the rows read, skipping rows other transactions hold
+
+    def marks(self, n: int) -> str:
+        return ", ".join([self.p] * n)
+
+
+SQLITE = Dialect("?", "", "", "")
+POSTGRES = Dialect("%s", " FOR UPDATE", " FOR SHARE", " FOR UPDATE SKIP LOCKED")
+
+
+def check_fence(conn: Any, d: Dialect, fence: Fence) -> None:
+    """Inside a write transaction: raise LeaseLost unless `fence` still holds its run."""
+    row = conn.execute(f"SELECT lease_epoch FROM runs WHERE id = {d.p}{d.for_share}",
+                       (fence.run_id,)).fetchone()
+    if row is None or row[0] != fence.epoch:
+        raise LeaseLost(fence.run_id, fence.epoch, None if row is None else row[0])
 
 
 @dataclass(frozen=True)
@@ -47,7 +79,7 @@ def statements(p: str) -> Statements:
         run_select=f"SELECT {', '.join(RUN_COLUMNS)} FROM runs",
         run_insert=(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES "
                     f"({marks(len(RUN_COLUMNS))}) ON CONFLICT (id) DO NOTHING"),
-        run_update=(f"UPDATE runs SET {', '.join(f'{c} = {p}' for c in RUN_COLUMNS[1:])} "
+        run_update=(f"UPDATE runs SET {', '.join(f'{c} = {p}' for c in RUN_UPDATE_COLUMNS)} "
                     f"WHERE id = {p}"),
         history_insert=(f"INSERT INTO run_history (run_id, state, at, message) "
                         f"VALUES ({marks(4)})"),
@@ -81,6 +113,11 @@ def run_values(run: RunRecord) -> tuple:
     return tuple(getattr(run, c) for c in RUN_COLUMNS)
 
 
+def run_update_values(run: RunRecord) -> tuple:
+    """The values of `run_update`: RUN_UPDATE_COLUMNS, then the id."""
+    return (*(getattr(run, c) for c in RUN_UPDATE_COLUMNS), run.id)
+
+
 def step_values(seq: int, key: object, s: StepRecord) -> tuple:
     """The values of STEP_COLUMNS for `s`; "[]" (derived history) is stored as NULL."""
     return (seq, key, s.name, s.kind, s.state, s.attempts, s.started_at, s.ended_at,
@@ -100,11 +137,16 @@ def is_plain_task_done(step: StepRecord) -> bool:
             and step.depends_on is None and step.cache_key is None)
 
 
-def run_filter_sql(state: str | None, flow_name: str | None, parent_id: str | None,
-                   p: str) -> tuple[str, list]:
+def run_filter_sql(flt: RunFilter, p: str) -> tuple[str, list]:
     """The WHERE clause (possibly empty) and arguments of a run listing."""
-    where, args = [], []
-    for column, value in (("state", state), ("flow_name", flow_name), ("parent_id", parent_id)):
+    where: list[str] = []
+    args: list[Any] = []
+    states = (flt.state,) if isinstance(flt.state, str) else flt.state
+    if states:
+        where.append(f"state IN ({', '.join([p] * len(states))})")
+        args.extend(states)
+    for column, value in (("flow_name", flt.flow_name), ("parent_id", flt.parent_id),
+                          ("queue", flt.queue)):
         if value is not None:
             where.append(f"{column} = {p}")
             args.append(value)

@@ -20,24 +20,34 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from stead.errors import RunNotFound, StoreError
+from stead.store import leases, slots
 from stead.store.base import (
     CacheEntry,
+    Fence,
+    Limit,
     LogRecord,
+    QueueInfo,
     RunFilter,
     RunRecord,
+    SlotGrant,
     StateChange,
     StepRecord,
+    WorkerRecord,
 )
 from stead.store.migrate import SCHEMA_HEAD, upgrade
 from stead.store.sql import (
+    SQLITE,
     check_expected,
+    check_fence,
     is_plain_task_done,
     log_values,
     one_match,
     resolve_matches,
     run_filter_sql,
+    run_update_values,
     run_values,
     statements,
     step_record,
@@ -176,9 +186,12 @@ class SQLiteStore:
         self._local = threading.local()
 
     # -- runs ----------------------------------------------------------------------------
-    def create_run(self, run: RunRecord, message: str | None = None) -> tuple[RunRecord, bool]:
+    def create_run(self, run: RunRecord, message: str | None = None,
+                   fence: Fence | None = None) -> tuple[RunRecord, bool]:
         conn = self._conn()
         with _write_transaction(conn):
+            if fence is not None:
+                check_fence(conn, SQLITE, fence)
             created = conn.execute(Q.run_insert, run_values(run)).rowcount == 1
             if created:
                 conn.execute(Q.history_insert, (run.id, run.state, run.created_at, message))
@@ -207,20 +220,23 @@ class SQLiteStore:
         return one_match(prefix, resolve_matches(prefix, [r[0] for r in rows]), str(self.path))
 
     def list_runs(self, flt: RunFilter) -> list[RunRecord]:
-        where, args = run_filter_sql(flt.state, flt.flow_name, flt.parent_id, "?")
+        where, args = run_filter_sql(flt, "?")
         sql = f"{Q.run_select}{where} ORDER BY created_at DESC, id DESC LIMIT ?"
         return [RunRecord(*row) for row in self._conn().execute(sql, (*args, flt.limit))]
 
     def transition_run(self, run: RunRecord, state: str, at: float,
                        message: str | None = None,
-                       expected: tuple[str, ...] | None = None) -> None:
+                       expected: tuple[str, ...] | None = None,
+                       fence: Fence | None = None) -> None:
         conn = self._conn()
         with _write_transaction(conn):
+            if fence is not None:
+                check_fence(conn, SQLITE, fence)
             if expected is not None:
                 row = conn.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
                 check_expected(run.id, row[0] if row else None, expected)
             run.state = state
-            conn.execute(Q.run_update, (*run_values(run)[1:], run.id))
+            conn.execute(Q.run_update, run_update_values(run))
             conn.execute(Q.history_insert, (run.id, state, at, message))
 
     def run_history(self, run_id: str) -> list[StateChange]:
@@ -260,9 +276,13 @@ class SQLiteStore:
             counts.update(dict(rows.fetchall()))
         return counts
 
-    def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None) -> None:
+    def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None,
+                    fence: Fence | None = None) -> None:
         conn = self._conn()
         seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
+        if fence is not None:
+            self.record_steps([(step, logs)], fence)
+            return
         if not logs:  # the hot path: one statement, one implicit transaction, one commit
             if is_plain_task_done(step):
                 key = step.key
@@ -276,19 +296,24 @@ class SQLiteStore:
             conn.execute(Q.step_upsert, _step_values(seq, step))
             conn.executemany(Q.log_insert, log_values(logs))
 
-    def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]]) -> None:
+    def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]],
+                     fence: Fence | None = None) -> None:
         conn = self._conn()
         steps = [_step_values(self._seqs.get(s.run_id) or self._seq(s.run_id), s)
                  for s, _ in batch]
         logs = [line for _, lines in batch if lines for line in log_values(lines)]
         with _write_transaction(conn):
+            if fence is not None:
+                check_fence(conn, SQLITE, fence)
             conn.executemany(Q.step_upsert, steps)
             if logs:
                 conn.executemany(Q.log_insert, logs)
 
-    def mark_steps_running(self, steps: list[StepRecord]) -> None:
+    def mark_steps_running(self, steps: list[StepRecord], fence: Fence | None = None) -> None:
         conn = self._conn()
         with _write_transaction(conn):
+            if fence is not None:
+                check_fence(conn, SQLITE, fence)
             conn.executemany(Q.step_if_absent,
                              [_step_values(self._seq(s.run_id), s) for s in steps])
 
@@ -303,16 +328,70 @@ class SQLiteStore:
             entry.created_at, entry.expires_at))
 
     # -- logs ----------------------------------------------------------------------------
-    def append_logs(self, logs: list[LogRecord]) -> None:
+    def append_logs(self, logs: list[LogRecord], fence: Fence | None = None) -> None:
         if not logs:
             return
         conn = self._conn()
         with _write_transaction(conn):
+            if fence is not None:
+                check_fence(conn, SQLITE, fence)
             conn.executemany(Q.log_insert, log_values(logs))
 
     def read_logs(self, run_id: str, after_id: int = 0, limit: int = 10_000) -> list[LogRecord]:
         rows = self._conn().execute(Q.log_select, (run_id, after_id, limit))
         return [LogRecord(*row) for row in rows]
+
+    # -- queues, workers, leases (SQL in store/leases.py and store/slots.py) -------------
+    def _write(self, fn: Any, *args: Any) -> Any:
+        conn = self._conn()
+        with _write_transaction(conn):
+            return fn(conn, SQLITE, *args)
+
+    def set_queue(self, name: str, concurrency_limit: int | None) -> None:
+        self._write(leases.set_queue, name, concurrency_limit)
+
+    def list_queues(self) -> list[QueueInfo]:
+        return leases.list_queues(self._conn(), SQLITE)
+
+    def claim_runs(self, queues: list[str], worker: WorkerRecord, owner: str, n: int,
+                   now: float, lease_s: float) -> list[RunRecord]:
+        return self._write(leases.claim_runs, queues, worker, owner, n, now, lease_s)
+
+    def heartbeat(self, worker: WorkerRecord, held: list[Fence], now: float,
+                  lease_s: float) -> list[Fence]:
+        return self._write(leases.heartbeat, worker, held, now, lease_s)
+
+    def expired_runs(self, now: float, limit: int = 100) -> list[RunRecord]:
+        return leases.expired_runs(self._conn(), SQLITE, now, limit)
+
+    def recover_run(self, run_id: str, epoch: int, now: float, reason: str, *,
+                    count: bool = True) -> str | None:
+        return self._write(leases.recover_run, run_id, epoch, now, reason, count)
+
+    def register_worker(self, worker: WorkerRecord) -> None:
+        self._write(leases.register_worker, worker)
+
+    def list_workers(self) -> list[WorkerRecord]:
+        return leases.list_workers(self._conn())
+
+    def set_limit(self, limit: Limit) -> None:
+        self._write(slots.set_limit, limit)
+
+    def delete_limit(self, name: str) -> None:
+        self._write(slots.delete_limit, name)
+
+    def list_limits(self) -> list[Limit]:
+        return slots.list_limits(self._conn())
+
+    def take_slots(self, names: list[str], holder: str, now: float,
+                   lease_s: float) -> SlotGrant:
+        return self._write(slots.take_slots, names, holder, now, lease_s)
+
+    def renew_slots(self, ids: list[int], until: float) -> None:
+        self._write(slots.renew_slots, ids, until)
+
+    def release_slots(self, ids: list[int]) -> None:
+        self._write(slots.release_slots, ids)
 
 
 class _Checkpointer:

@@ -1,0 +1,91 @@
+"""Putting a flow run on a queue for a worker to execute (`Flow.enqueue`).
+
+The run is recorded Pending with its parameters, queue and priority; a worker claims it
+(`stead worker start`). A run id makes enqueueing idempotent: the same id with the same
+parameters is a no-op that returns the id; with other parameters it is refused.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from stead.core.runtime import store_for
+from stead.core.serialization import encode
+from stead.errors import ConfigError, ParameterError, RunConflict, SerializationError
+from stead.settings import get_settings
+from stead.store.base import RunRecord
+
+if TYPE_CHECKING:
+    from stead.core.flow import Flow
+
+ENQUEUE_OPTIONS = ("queue", "priority", "run_id", "max_recoveries", "params")
+
+
+def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+                queue: str, priority: int, run_id: str | None, max_recoveries: int | None,
+                params: dict[str, Any] | None) -> str:
+    """Record a Pending run of `flow` on `queue`; return its id. See `Flow.enqueue`."""
+    from stead.core.flow import new_run_id
+
+    what = f"flow '{flow.name}'"
+    clash = [n for n in ENQUEUE_OPTIONS if n in flow.signature.parameters]
+    if clash and params is None:
+        raise ConfigError(
+            f"{what} has a parameter named {clash[0]!r}, which enqueue() takes as an option; "
+            f"pass the flow's arguments as enqueue(params={{...}}, queue=...)")
+    if params is not None and (args or kwargs):
+        raise ConfigError(f"{what}: pass the flow's arguments either as params={{...}} or as "
+                          "arguments to enqueue(), not both")
+    if not isinstance(queue, str) or not queue.strip():
+        raise ConfigError(f"{what}: queue must be a non-empty name, got {queue!r}")
+    if not isinstance(priority, int):
+        raise ConfigError(f"{what}: priority must be a whole number, got {priority!r}")
+    if max_recoveries is not None and (not isinstance(max_recoveries, int) or
+                                       max_recoveries < 0):
+        raise ConfigError(f"{what}: max_recoveries must be a whole number >= 0, "
+                          f"got {max_recoveries!r}")
+    try:
+        bound = (flow.signature.bind(**params) if params is not None
+                 else flow.signature.bind(*args, **kwargs))
+    except TypeError as exc:
+        raise ParameterError(f"{what} was enqueued with wrong arguments: {exc}. It takes "
+                             f"{flow.name}{flow.signature}.") from None
+    bound.apply_defaults()
+    _check_loadable(flow)
+    try:
+        params_json = encode(dict(bound.arguments))
+    except SerializationError as exc:
+        raise ParameterError(
+            f"{what}: its parameters cannot be recorded ({exc}); a worker receives them from "
+            "the database, so they must be storable values (numbers, text, lists, dicts, "
+            "dates, dataclasses...)") from None
+    store = store_for(flow.database_url)
+    now = flow.clock.now()
+    record = RunRecord(
+        id=run_id or new_run_id(), flow_name=flow.name, state="Pending",
+        entrypoint=flow.entrypoint, script_path=flow.script_path, params=params_json,
+        created_at=now, queue=queue, priority=priority,
+        max_recoveries=(get_settings().max_recoveries if max_recoveries is None
+                        else max_recoveries))
+    run, created = store.create_run(record, f"enqueued on queue {queue!r}")
+    if not created and (run.flow_name != flow.name or run.params != params_json):
+        raise RunConflict(
+            f"run id {run.id!r} already names a run of flow '{run.flow_name}' with parameters "
+            f"{run.params}; enqueueing {what} with {params_json} under the same id is refused. "
+            "Use another run id.")
+    return run.id
+
+
+def _check_loadable(flow: Flow[Any, Any]) -> None:
+    """A worker imports the flow by its entrypoint: refuse flows it could not find."""
+    module, _, qualname = flow.entrypoint.partition(":")
+    if "<locals>" in qualname:
+        raise ConfigError(f"flow '{flow.name}' is defined inside a function; a worker could not "
+                          "import it. Define it at the top level of a module or script.")
+    if module == "__main__" and flow.script_path is None:
+        raise ConfigError(f"flow '{flow.name}' is defined in an interactive session; a worker "
+                          "could not import it. Define it in a module or script file.")
+    if not inspect.isfunction(flow.fn) and not inspect.iscoroutinefunction(flow.fn):
+        raise ConfigError(f"flow '{flow.name}' does not wrap a plain function; a worker "
+                          "imports flows by module and name")

@@ -1,0 +1,173 @@
+"""Queues, claims, leases, recovery and workers: SQL both backends share.
+
+Each function runs inside the caller's write transaction on `conn` (an sqlite3 or psycopg
+connection: both have `execute(...).fetchall()` and `rowcount`). The dialect supplies the
+locking: SQLite holds the database's write lock for the whole transaction (BEGIN
+IMMEDIATE), PostgreSQL locks rows (FOR UPDATE, SKIP LOCKED for claims).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stead.store.base import Fence, QueueInfo, RunRecord, WorkerRecord
+from stead.store.sql import LIVE_STATES, RUN_COLUMNS, Dialect
+
+_RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
+_LIVE = "state IN ('Running', 'Retrying')"
+WORKER_COLUMNS = ("id, name, host, pid, queues, concurrency, state, started_at, heartbeat_at, "
+                  "running")
+
+
+def _history(conn: Any, d: Dialect, rows: list[tuple[str, str, float, str | None]]) -> None:
+    for row in rows:
+        conn.execute(f"INSERT INTO run_history (run_id, state, at, message) VALUES "
+                     f"({d.marks(4)})", row)
+
+
+# -- queues -------------------------------------------------------------------------------
+def set_queue(conn: Any, d: Dialect, name: str, concurrency_limit: int | None) -> None:
+    conn.execute(f"INSERT INTO queues (name, concurrency_limit) VALUES ({d.marks(2)}) "
+                 "ON CONFLICT (name) DO UPDATE SET concurrency_limit = "
+                 "excluded.concurrency_limit", (name, concurrency_limit))
+
+
+def list_queues(conn: Any, d: Dialect) -> list[QueueInfo]:
+    queues = {name: QueueInfo(name, limit)
+              for name, limit in conn.execute("SELECT name, concurrency_limit FROM queues")}
+    rows = conn.execute(
+        "SELECT queue, state, count(*), min(created_at) FROM runs WHERE queue IS NOT NULL "
+        "AND state IN ('Pending', 'Running', 'Retrying') GROUP BY queue, state").fetchall()
+    for name, state, count, oldest in rows:
+        info = queues.setdefault(name, QueueInfo(name, None))
+        if state == "Pending":
+            info.pending, info.oldest_pending_at = count, oldest
+        else:
+            info.running += count
+    for (name,) in conn.execute("SELECT DISTINCT queue FROM runs WHERE queue IS NOT NULL"):
+        queues.setdefault(name, QueueInfo(name, None))
+    return [queues[name] for name in sorted(queues)]
+
+
+# -- claims -------------------------------------------------------------------------------
+def claim_runs(conn: Any, d: Dialect, queues: list[str], worker: WorkerRecord, owner: str,
+               n: int, now: float, lease_s: float) -> list[RunRecord]:
+    """See Store.claim_runs. Runs inside one write transaction."""
+    if n <= 0 or not queues:
+        return []
+    p, qs = d.p, d.marks(len(queues))
+    # Limited queues: lock their rows so concurrent claimers count running runs one at a time.
+    limits = dict(conn.execute(
+        f"SELECT name, concurrency_limit FROM queues WHERE name IN ({qs}) AND "
+        f"concurrency_limit IS NOT NULL ORDER BY name{d.for_update}", queues).fetchall())
+    room: dict[str, int] = {}
+    if limits:
+        running = dict(conn.execute(
+            f"SELECT queue, count(*) FROM runs WHERE queue IN ({d.marks(len(limits))}) "
+            f"AND {_LIVE} GROUP BY queue", list(limits)).fetchall())
+        room = {q: max(0, limit - running.get(q, 0)) for q, limit in limits.items()}
+    open_queues = [q for q in queues if room.get(q, 1) > 0]
+    if not open_queues:
+        return []
+    # Read a few more than needed when some queue is limited: its surplus is skipped below.
+    candidates = conn.execute(
+        f"SELECT seq, queue FROM runs WHERE state = 'Pending' AND queue IN "
+        f"({d.marks(len(open_queues))}) ORDER BY priority DESC, created_at, seq "
+        f"LIMIT {p}{d.skip_locked}", (*open_queues, n * 2 if room else n)).fetchall()
+    chosen: list[int] = []
+    for seq, queue in candidates:
+        if queue in room:
+            if room[queue] == 0:
+                continue
+            room[queue] -= 1
+        chosen.append(seq)
+        if len(chosen) == n:
+            break
+    if not chosen:
+        return []
+    rows = conn.execute(
+        f"UPDATE runs SET state = 'Running', lease_epoch = lease_epoch + 1, worker_id = {p}, "
+        f"lease_expires_at = {p}, owner = {p}, started_at = {p}, ended_at = NULL, "
+        "error = NULL, resumes = CASE WHEN attempts > 0 THEN resumes + 1 ELSE resumes END, "
+        f"attempts = attempts + 1 WHERE seq IN ({d.marks(len(chosen))}) "
+        f"RETURNING {', '.join(RUN_COLUMNS)}",
+        (worker.id, now + lease_s, owner, now, *chosen)).fetchall()
+    claimed = [RunRecord(*row) for row in rows]
+    _history(conn, d, [(r.id, "Running", now, f"claimed by worker {worker.name} on "
+                        f"{worker.host}") for r in claimed])
+    claimed.sort(key=lambda r: (-r.priority, r.created_at))
+    return claimed
+
+
+# -- leases -------------------------------------------------------------------------------
+def heartbeat(conn: Any, d: Dialect, worker: WorkerRecord, held: list[Fence], now: float,
+              lease_s: float) -> list[Fence]:
+    p = d.p
+    worker.heartbeat_at = now
+    updated = conn.execute(
+        f"UPDATE workers SET heartbeat_at = {p}, running = {p}, state = {p} WHERE id = {p}",
+        (now, worker.running, worker.state, worker.id)).rowcount
+    if not updated:  # removed (or never registered): report again
+        register_worker(conn, d, worker)
+    if not held:
+        return []
+    rows = conn.execute(
+        f"UPDATE runs SET lease_expires_at = {p} WHERE worker_id = {p} AND {_LIVE} "
+        "RETURNING id, lease_epoch", (now + lease_s, worker.id)).fetchall()
+    still = set(rows)
+    return [f for f in held if (f.run_id, f.epoch) in still]
+
+
+def expired_runs(conn: Any, d: Dialect, now: float, limit: int) -> list[RunRecord]:
+    rows = conn.execute(
+        f"{_RUN_SELECT} WHERE lease_expires_at IS NOT NULL AND {_LIVE} AND "
+        f"lease_expires_at < {d.p} ORDER BY lease_expires_at LIMIT {d.p}", (now, limit))
+    return [RunRecord(*row) for row in rows.fetchall()]
+
+
+def recover_run(conn: Any, d: Dialect, run_id: str, epoch: int, now: float, reason: str,
+                count: bool) -> str | None:
+    """See Store.recover_run. Runs inside one write transaction."""
+    p = d.p
+    row = conn.execute(f"SELECT state, lease_epoch, recoveries, max_recoveries FROM runs "
+                       f"WHERE id = {p}{d.for_update}", (run_id,)).fetchone()
+    if row is None or row[1] != epoch or row[0] not in LIVE_STATES:
+        return None
+    _, _, recoveries, max_recoveries = row
+    conn.execute(f"UPDATE runs SET state = 'Crashed', lease_epoch = lease_epoch + 1, "
+                 f"lease_expires_at = NULL, worker_id = NULL, ended_at = {p} WHERE id = {p}",
+                 (now, run_id))
+    history = [(run_id, "Crashed", now, reason)]
+    if not count or recoveries < max_recoveries:
+        note = ("handed back to its queue" if not count else
+                f"requeued (recovery {recoveries + 1} of {max_recoveries})")
+        history.append((run_id, "Pending", now, note))
+        conn.execute(f"UPDATE runs SET state = 'Pending', ended_at = NULL, "
+                     f"recoveries = recoveries + {p} WHERE id = {p}", (int(count), run_id))
+    else:
+        error = {"type": "stead.errors.LeaseLost",
+                 "message": f"{reason}; not requeued: recovered {recoveries} times already "
+                            f"(max_recoveries={max_recoveries}). Resume it with "
+                            f"`stead runs resume {run_id}`.",
+                 "traceback": ""}
+        conn.execute(f"UPDATE runs SET error = {p} WHERE id = {p}", (json.dumps(error), run_id))
+    _history(conn, d, history)
+    return history[-1][1]
+
+
+# -- workers ------------------------------------------------------------------------------
+def register_worker(conn: Any, d: Dialect, w: WorkerRecord) -> None:
+    conn.execute(
+        f"INSERT INTO workers ({WORKER_COLUMNS}) VALUES ({d.marks(10)}) ON CONFLICT (id) DO "
+        "UPDATE SET name = excluded.name, host = excluded.host, pid = excluded.pid, "
+        "queues = excluded.queues, concurrency = excluded.concurrency, state = excluded.state, "
+        "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
+        "running = excluded.running",
+        (w.id, w.name, w.host, w.pid, w.queues, w.concurrency, w.state, w.started_at,
+         w.heartbeat_at, w.running))
+
+
+def list_workers(conn: Any) -> list[WorkerRecord]:
+    rows = conn.execute(f"SELECT {WORKER_COLUMNS} FROM workers ORDER BY heartbeat_at DESC")
+    return [WorkerRecord(*row) for row in rows.fetchall()]
