@@ -1,4 +1,4 @@
-"""The `stead` command line: `stead runs ls|show|resume`, `stead logs`.
+"""The `stead` command line: runs, logs, workers, queues and tag limits.
 
 Run as ``stead ...`` (installed script) or ``python -m stead.cli.main ...``.
 """
@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from stead.cli import logs as logs_cmd
-from stead.cli import runs
+from stead.cli import queues, runs, workers
 from stead.cli.common import DB_HELP, OPTIONS
 
 app = typer.Typer(
     name="stead",
-    help="Stead: inspect and resume recorded flow runs.\n\n"
+    help="Stead: run workers, and inspect and resume recorded flow runs.\n\n"
          "Runs are read from STEAD_DATABASE_URL (default $STEAD_HOME/stead.db, "
          "$STEAD_HOME defaults to ~/.stead); --db chooses another database.\n\n"
          "Example: [bold]stead runs ls[/], then [bold]stead runs show RUN_ID[/]",
@@ -24,6 +24,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(runs.app, name="runs")
+app.add_typer(workers.worker_app, name="worker")
+app.add_typer(workers.workers_app, name="workers")
+app.add_typer(queues.queues_app, name="queues")
+app.add_typer(queues.limits_app, name="limits")
 app.command("logs", help=logs_cmd.HELP)(logs_cmd.logs)
 
 

@@ -67,28 +67,33 @@ RESUME_HELP = (
 @app.command("ls", help=LS_HELP)
 @handle_errors
 def list_runs(
-    state: Annotated[str | None, typer.Option(
+    state: Annotated[list[str] | None, typer.Option(
         "--state", "-s", metavar="STATE",
-        help="Only runs in this state (Running, Completed, Failed, Crashed, ...).")] = None,
+        help="Only runs in this state (Pending, Running, Completed, Failed, Crashed, ...); "
+             "repeat for several.")] = None,
     flow: Annotated[str | None, typer.Option(
         "--flow", "-f", metavar="NAME", help="Only runs of this flow.")] = None,
+    queue: Annotated[str | None, typer.Option(
+        "--queue", "-q", metavar="NAME", help="Only runs enqueued on this queue.")] = None,
     limit: Annotated[int, typer.Option(
         "--limit", "-n", min=1, help="Show at most this many runs.")] = 20,
     db: DbOption = None,
 ) -> None:
     """List recorded runs (see LS_HELP)."""
-    if state is not None:
-        state = _state_name(state)
+    states = tuple(dict.fromkeys(_state_name(s) for s in state or ()))
     store = open_db(db)
-    runs = store.list_runs(RunFilter(state=state, flow_name=flow, limit=limit))
-    if state == "Crashed":  # also the runs still marked live whose process is gone
-        for live in LIVE_STATES:
-            runs += [r for r in store.list_runs(RunFilter(state=live, flow_name=flow,
-                                                          limit=limit)) if run_status(r).gone]
+    runs = store.list_runs(RunFilter(state=states or None, flow_name=flow, queue=queue,
+                                     limit=limit))
+    if "Crashed" in states:  # also the runs still marked live whose process is gone
+        seen = {r.id for r in runs}
+        live = tuple(LIVE_STATES)
+        runs += [r for r in store.list_runs(RunFilter(state=live, flow_name=flow, queue=queue,
+                                                      limit=limit))
+                 if run_status(r).gone and r.id not in seen]
         runs = sorted(runs, key=lambda r: (r.created_at, r.id), reverse=True)[:limit]
     console = out()
     if not runs:
-        what = " matching the filters" if state or flow else ""
+        what = " matching the filters" if states or flow or queue else ""
         console.print(f"No runs{what} in {escape(store.url)}.")
         return
     rows = []
@@ -98,14 +103,15 @@ def list_runs(
         live = status.state in ("Running", "Retrying") and not status.gone
         rows.append((short_id(run.id), run.flow_name, status.text(), fmt_time(run.created_at),
                      span(run.started_at, run.ended_at, live),
-                     str(counts[run.id]),
+                     str(counts[run.id]), run.queue or "",
                      short_id(run.parent_id) if run.parent_id else ""))
     columns = [("Run", "left", True), ("Flow", "left", False), ("State", "left", True),
-               ("Started", "left", True), ("Duration", "right", True), ("Steps", "right", True)]
-    if any(run.parent_id for run in runs):
-        columns.append(("Parent", "left", False))
-    else:
-        rows = [row[:-1] for row in rows]
+               ("Started", "left", True), ("Duration", "right", True), ("Steps", "right", True),
+               ("Queue", "left", False), ("Parent", "left", False)]
+    # Columns that no listed run uses are left out.
+    keep = [i for i, _ in enumerate(columns) if i < 6 or any(row[i] for row in rows)]
+    columns = [columns[i] for i in keep]
+    rows = [tuple(row[i] for i in keep) for row in rows]
     tbl = table()
     # Ids, states and times are never cut short; flow and parent names give way on narrow screens.
     for i, (name, justify, keep) in enumerate(columns):

@@ -48,7 +48,7 @@ class Task(Generic[P, R]):
                  timeout: float | None = None, serializer: str = "json",
                  concurrency: int | None = None, cache_policy: CachePolicy | None = None,
                  cache_expiration: float | timedelta | None = None,
-                 refresh_cache: bool = False) -> None:
+                 refresh_cache: bool = False, tags: Iterable[str] = ()) -> None:
         if not callable(fn):
             raise ConfigError(f"@task needs a function, got {fn!r}")
         self.fn = fn
@@ -71,6 +71,10 @@ class Task(Generic[P, R]):
                 not isinstance(cache_expiration, int | float) or cache_expiration <= 0):
             raise ConfigError(f"task '{self.name}': cache_expiration must be a timedelta or "
                               f"seconds > 0, got {cache_expiration!r}")
+        if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
+            raise ConfigError(f"task '{self.name}': tags must be a list of names, e.g. "
+                              f"tags=['db'], got {tags!r}")
+        self.tags = tuple(tags)
         self.cache_policy = cache_policy
         self.cache_expiration = cache_expiration
         self.refresh_cache = refresh_cache
@@ -84,7 +88,8 @@ class Task(Generic[P, R]):
         self._options = {"name": name, "retries": retries, "retry_delay": retry_delay,
                          "retry_on": retry_on, "timeout": timeout, "serializer": serializer,
                          "concurrency": concurrency, "cache_policy": cache_policy,
-                         "cache_expiration": cache_expiration, "refresh_cache": refresh_cache}
+                         "cache_expiration": cache_expiration, "refresh_cache": refresh_cache,
+                         "tags": tags}
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def with_options(self, **options: Any) -> Task[P, R]:
@@ -174,7 +179,10 @@ class Task(Generic[P, R]):
         return await self._attempts_async(ctx, step, args, kwargs)
 
     async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any) -> R:
+        import asyncio
+
         while True:
+            slots = await _tag_slots_async(self, ctx, step)
             step.start_attempt()
             frame_token = current_frame.set(step)  # type: ignore[arg-type]
             try:
@@ -190,13 +198,34 @@ class Task(Generic[P, R]):
                 raise
             finally:
                 current_frame.reset(frame_token)
+                if slots is not None:
+                    await asyncio.to_thread(slots.__exit__, None, None, None)
             return step.succeeded(result)
+
+
+async def _tag_slots_async(task: Task[Any, Any], ctx: RunContext, step: Step) -> Any:
+    """Enter `tag_slots` off the event loop (it may wait); the caller exits it."""
+    if not task.tags:
+        return None
+    import asyncio
+
+    from stead.core.limits import tag_slots
+
+    slots = tag_slots(ctx, task.tags, f"{ctx.run.id}/{step.key}")
+    await asyncio.to_thread(slots.__enter__)
+    return slots
 
 
 def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
                  body: Callable[..., Any], timeout: float | None) -> Any:
     """Run `body` as the attempts of `step`: retries, deadline, and recording of the outcome."""
     while True:
+        slots = None
+        if task.tags:
+            from stead.core.limits import tag_slots
+
+            slots = tag_slots(ctx, task.tags, f"{ctx.run.id}/{step.key}")
+            slots.__enter__()
         step.start_attempt()
         frame_token = current_frame.set(step)  # type: ignore[arg-type]
         try:
@@ -216,6 +245,8 @@ def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, k
             raise
         finally:
             current_frame.reset(frame_token)
+            if slots is not None:
+                slots.__exit__(None, None, None)
         return step.succeeded(result)
 
 
@@ -274,8 +305,8 @@ def task(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          retry_on: RetryOn | None = None, timeout: float | None = None,
          serializer: str = "json", concurrency: int | None = None,
          cache_policy: CachePolicy | None = None,
-         cache_expiration: float | timedelta | None = None, refresh_cache: bool = False
-         ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+         cache_expiration: float | timedelta | None = None, refresh_cache: bool = False,
+         tags: Iterable[str] = ()) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -287,7 +318,8 @@ def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     concurrency (at most this many submitted calls of this task run at once in a run),
     cache_policy (INPUTS, TASK_SOURCE, CacheKeyFn(fn), or a sum of them: reuse a result an
     earlier call with the same key recorded), cache_expiration (timedelta or seconds),
-    refresh_cache (run anyway and replace the cached value).
+    refresh_cache (run anyway and replace the cached value), tags (names; a global limit
+    set on a tag with `stead limits set` caps the calls carrying it across all processes).
 
     Example:
         >>> from stead import flow, task

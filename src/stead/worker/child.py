@@ -1,0 +1,84 @@
+"""What runs inside a worker's child process: execute claimed runs, one at a time, for as long
+as the worker keeps the child (a reusable pool: no Python start-up per run).
+
+The child opens its own store connections. It reports each run's final state to the worker
+over its pipe. If it loses a run's lease (the run was recovered elsewhere while this child
+was paused), it reports that and exits, so the worker replaces it with a clean process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+
+from stead.errors import FlowNotLoadable, LeaseLost
+from stead.store.base import Fence, RunRecord, Store
+
+LOST_LEASE_EXIT = 3
+
+
+def child_main(conn: Connection, database_url: str, worker_pid: int) -> None:
+    """Entry point of a pool child: serve runs sent by the worker until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle (drain)
+    threading.Thread(target=_exit_with_parent, args=(worker_pid,), name="stead-orphan-check",
+                     daemon=True).start()
+    from stead.core.runtime import store_for
+
+    store = store_for(database_url)
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        if message is None:
+            break
+        run = RunRecord(*message)
+        try:
+            state = execute(store, run)
+        except LeaseLost as exc:
+            conn.send(("lost", run.id, str(exc)))
+            sys.stderr.flush()
+            os._exit(LOST_LEASE_EXIT)
+        conn.send(("done", run.id, state))
+
+
+def execute(store: Store, run: RunRecord) -> str:
+    """Execute one claimed run to its end; return the state it ended in."""
+    from stead.core.loader import load_flow
+    from stead.core.steps import error_json
+
+    fence = Fence(run.id, run.lease_epoch)
+    try:
+        flow = load_flow(run)
+    except FlowNotLoadable as exc:
+        run.error = error_json(exc)
+        run.ended_at = time.time()
+        store.transition_run(run, "Failed", run.ended_at, str(exc), fence=fence)
+        return "Failed"
+    try:
+        flow.execute_claimed(run, store)
+    except Exception:  # the engine recorded the failure, with its traceback
+        pass
+    return store.get_run(run.id).state
+
+
+def _exit_with_parent(worker_pid: int) -> None:
+    """A child whose worker died stops too: its leases lapse and another worker recovers.
+
+    The child's parent is the forkserver, which exits with the worker; check both."""
+    parent = os.getppid()
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            pass
+        if os.getppid() != parent:
+            os._exit(1)

@@ -1,0 +1,193 @@
+"""`stead worker start`: claim runs from queues and execute them in a pool of child processes.
+
+One loop in the worker's main thread:
+- claims as many Pending runs as it has idle children (`Store.claim_runs`: SKIP LOCKED on
+  PostgreSQL, the write lock on SQLite) and hands each to a child;
+- every lease/3 seconds, heartbeats: reports itself and extends the leases of its runs. A
+  run missing from the answer was recovered by someone else while this worker was paused:
+  its child is killed (its writes were already refused by the run's fence);
+- every lease/2 seconds, reaps: runs of any worker whose lease lapsed are marked Crashed and
+  requeued (`recovery.py`), so a lost worker's runs resume elsewhere within ~1.5 leases;
+- replaces children that die, recovering the run a dead child was executing.
+SIGTERM (or Ctrl-C) drains: no new claims; runs in progress may finish within the grace
+period, then the rest are handed back to their queues. A second signal hands back at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from stead.core import console
+from stead.core.process import current_owner
+from stead.store.base import Fence, Store, WorkerRecord
+from stead.worker.pool import Child, ChildPool
+from stead.worker.recovery import reap, recover_local_orphans
+
+
+@dataclass
+class WorkerOptions:
+    queues: list[str]
+    concurrency: int = 4
+    name: str | None = None
+    lease_s: float = 30.0
+    poll_s: float = 0.1  # how often an idle worker looks for new runs
+    grace_s: float = 25.0  # how long a draining worker lets its runs finish
+    max_runs: int | None = None  # stop after claiming this many runs (tests, batch jobs)
+
+
+class Worker:
+    """A worker process. Create it with a store and options; `run()` blocks until stopped."""
+
+    def __init__(self, store: Store, options: WorkerOptions) -> None:
+        self.store = store
+        self.options = options
+        host = os.uname().nodename
+        now = time.time()
+        self.record = WorkerRecord(
+            id=uuid.uuid4().hex, name=options.name or f"{host}-{os.getpid()}", host=host,
+            pid=os.getpid(), queues=json.dumps(options.queues),
+            concurrency=options.concurrency, state="running", started_at=now,
+            heartbeat_at=now)
+        self.owner = current_owner()
+        self.pool = ChildPool(options.concurrency, store.url)
+        self.signals = 0
+        self.claimed = 0
+        self.completed = 0
+
+    # -- life cycle ----------------------------------------------------------------------
+    def run(self) -> int:
+        opts = self.options
+        self._install_signals()
+        self.store.register_worker(self.record)
+        found = recover_local_orphans(self.store, time.time())
+        found += reap(self.store, time.time())
+        self._say(f"started: queues {', '.join(opts.queues)}, {opts.concurrency} child "
+                  f"processes, lease {opts.lease_s:g} s"
+                  + (f"; recovered {found} runs left by dead workers" if found else ""))
+        self.pool.start()
+        next_beat = next_reap = 0.0
+        drain_deadline: float | None = None
+        try:
+            while True:
+                now = time.time()
+                if self.signals and drain_deadline is None:
+                    drain_deadline = now + opts.grace_s
+                    self.record.state = "draining"
+                    busy = len(self.pool.busy())
+                    self._say(f"draining: {busy} runs in progress get {opts.grace_s:g} s to "
+                              "finish (signal again to hand them back now)")
+                    next_beat = 0.0
+                if now >= next_beat:
+                    self._heartbeat(now)
+                    next_beat = now + opts.lease_s / 3
+                if now >= next_reap:
+                    reap(self.store, now)
+                    next_reap = now + opts.lease_s / 2
+                if drain_deadline is not None:
+                    if not self.pool.busy():
+                        break
+                    if now >= drain_deadline or self.signals > 1:
+                        self._hand_back()
+                        break
+                elif self._limit_reached():
+                    if not self.pool.busy():
+                        break
+                else:
+                    self.pool.start()  # replace dead children
+                    claimed = self._claim(now)
+                    if claimed and self.pool.idle():
+                        continue  # more may be waiting: look again at once
+                self._events(self.pool.poll(opts.poll_s))
+        finally:
+            self.pool.stop()
+            self.record.state = "stopped"
+            self.record.running = 0
+            try:
+                self.store.heartbeat(self.record, [], time.time(), opts.lease_s)
+            except Exception as exc:
+                self._say(f"could not record the stop: {exc}")
+            self._say(f"stopped after {self.completed} runs")
+        return 0
+
+    def _install_signals(self) -> None:
+        def on_signal(signum: int, frame: Any) -> None:
+            self.signals += 1
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def _limit_reached(self) -> bool:
+        return self.options.max_runs is not None and self.claimed >= self.options.max_runs
+
+    # -- the work ------------------------------------------------------------------------
+    def _claim(self, now: float) -> int:
+        idle = self.pool.idle()
+        want = len(idle)
+        if self.options.max_runs is not None:
+            want = min(want, self.options.max_runs - self.claimed)
+        if want <= 0:
+            return 0
+        runs = self.store.claim_runs(self.options.queues, self.record, self.owner, want, now,
+                                     self.options.lease_s)
+        for child, run in zip(idle, runs, strict=False):
+            self.pool.assign(child, run)
+        self.claimed += len(runs)
+        return len(runs)
+
+    def _events(self, polled: tuple[list[tuple[Child, tuple[Any, ...]]], list[Child]]) -> None:
+        messages, dead = polled
+        for _, message in messages:
+            if message[0] == "done":
+                self.completed += 1
+            elif message[0] == "lost":
+                self._say(f"run {message[1]}: {message[2]}")
+        for child in dead:
+            run = child.run
+            code = child.process.exitcode
+            if run is None:
+                if code not in (0, None):
+                    self._say(f"child process {child.pid} exited with code {code}; replaced")
+                continue
+            state = self.store.recover_run(
+                run.id, run.lease_epoch, time.time(),
+                f"the worker's child process {child.pid} died (exit code {code}) during the "
+                "run")
+            self._say(f"run {run.id}: child process {child.pid} died (exit code {code}); "
+                      f"run is {state or 'already taken over'}")
+
+    def _heartbeat(self, now: float) -> None:
+        busy = self.pool.busy()
+        self.record.running = len(busy)
+        held = [Fence(c.run.id, c.run.lease_epoch) for c in busy if c.run is not None]
+        try:
+            still = set(self.store.heartbeat(self.record, held, now, self.options.lease_s))
+        except Exception as exc:  # the store retries outages itself; keep the loop alive
+            self._say(f"heartbeat failed: {exc}")
+            return
+        for child in busy:
+            run = child.run
+            if run is not None and Fence(run.id, run.lease_epoch) not in still:
+                self._say(f"run {run.id} was recovered by another worker while this one "
+                          "was unresponsive; stopping its child process")
+                child.run = None
+                self.pool.kill(child)
+
+    def _hand_back(self) -> None:
+        for child in self.pool.busy():
+            run = child.run
+            assert run is not None
+            self.pool.kill(child)
+            child.run = None
+            state = self.store.recover_run(run.id, run.lease_epoch, time.time(),
+                                           f"worker {self.record.name} shut down before the "
+                                           "run finished", count=False)
+            self._say(f"run {run.id} handed back ({state or 'already taken over'})")
+
+    def _say(self, text: str) -> None:
+        console.say(f"worker {self.record.name}", text)

@@ -1,0 +1,47 @@
+"""Flows that tests enqueue and workers execute, imported by module name (`queued_flows`).
+
+Each task appends "RUN_ID STEP_KEY PID" to the file named by the `out` parameter: the side
+effects the worker tests count. TASK_SLEEP slows every task (so kills land mid-run).
+"""
+
+import os
+import time
+
+from stead import flow, step_idempotency_key, task
+
+SLEEP = float(os.environ.get("TASK_SLEEP", "0"))
+
+
+@task
+def effect(out: str, i: int) -> int:
+    if SLEEP:
+        time.sleep(SLEEP)
+    with open(out, "a") as f:
+        f.write(f"{step_idempotency_key()} {os.getpid()}\n")
+    return i
+
+
+@flow
+def twenty(out: str, n: int = 20) -> int:
+    return sum(effect(out, i) for i in range(n))
+
+
+@task(tags=["db"])
+def limited(out: str, seconds: float) -> float:
+    time.sleep(seconds)
+    with open(out, "a") as f:
+        f.write(f"{step_idempotency_key()} {os.getpid()}\n")
+    return seconds
+
+
+@flow
+def tagged(out: str, n: int, seconds: float) -> float:
+    return sum(limited(out, seconds) for _ in range(n))
+
+
+@flow
+def hang(out: str, seconds: float) -> int:
+    """Records one step, then sleeps (a run to kill or pause in the middle), then another."""
+    effect(out, 0)
+    time.sleep(seconds)
+    return effect(out, 1)
