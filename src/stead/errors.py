@@ -72,3 +72,8 @@ class LeaseLost(BaseException):
                          f"the run {where}. Another executor owns it; this one stops.")
         self.run_id = run_id
         self.epoch = epoch
+
+
+class ExecutorLost(SteadError):
+    """The process executing a run was lost (killed, crashed, its host gone) and the run was
+    not requeued, having been recovered max_recoveries times already."""

@@ -45,3 +45,27 @@ def hang(out: str, seconds: float) -> int:
     effect(out, 0)
     time.sleep(seconds)
     return effect(out, 1)
+
+
+@task
+def process_group() -> int:
+    """The process group of the process running it: which worker executed the step."""
+    return os.getpgid(0)
+
+
+@flow
+def fenced(out: str, seconds: float) -> int:
+    """One step, a pause (to kill or stop the worker in), then a step that says who ran it."""
+    effect(out, 0)
+    time.sleep(seconds)
+    return process_group()
+
+
+@flow
+def dies_once(marker: str, always: bool = False) -> str:
+    """Kills its own process the first time (every time with `always`), as a crash would."""
+    effect(marker + ".out", 0)
+    if always or not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), 9)
+    return "survived"

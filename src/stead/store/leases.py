@@ -146,7 +146,7 @@ def recover_run(conn: Any, d: Dialect, run_id: str, epoch: int, now: float, reas
         conn.execute(f"UPDATE runs SET state = 'Pending', ended_at = NULL, "
                      f"recoveries = recoveries + {p} WHERE id = {p}", (int(count), run_id))
     else:
-        error = {"type": "stead.errors.LeaseLost",
+        error = {"type": "stead.errors.ExecutorLost",
                  "message": f"{reason}; not requeued: recovered {recoveries} times already "
                             f"(max_recoveries={max_recoveries}). Resume it with "
                             f"`stead runs resume {run_id}`.",

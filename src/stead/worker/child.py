@@ -23,7 +23,10 @@ LOST_LEASE_EXIT = 3
 
 def child_main(conn: Connection, database_url: str, worker_pid: int) -> None:
     """Entry point of a pool child: serve runs sent by the worker until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle (drain)
+    # Ctrl-C and SIGTERM sent to the whole process group are the worker's to handle (drain);
+    # the worker stops its children itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(worker_pid,), name="stead-orphan-check",
                      daemon=True).start()
     from stead.core.runtime import store_for
