@@ -169,8 +169,6 @@ def test_workers_ls_shows_live_and_lost_workers_and_all_shows_stopped(invoke,
     assert "lost" in row(everything.stdout, "silent-one")[4]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cli/workers.py passes the markup string "
-                   "'[bold red]lost[/]' to a PlainTable, which prints it literally")
 def test_a_lost_worker_is_shown_as_lost_not_as_markup(invoke, store: Store) -> None:
     store.register_worker(worker("w2", "silent-one", time.time() - 3600))
     out = invoke("workers", "ls").stdout
@@ -178,8 +176,6 @@ def test_a_lost_worker_is_shown_as_lost_not_as_markup(invoke, store: Store) -> N
     assert "[bold red]" not in out
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cli/queues.py and cli/workers.py escape() names "
-                   "for Rich markup, but PlainTable cells are plain text: the backslash shows")
 def test_names_with_brackets_are_shown_as_they_are(invoke, store: Store) -> None:
     store.set_queue("etl[eu]", 2)
     store.set_limit(Limit("db[main]", concurrency=1))

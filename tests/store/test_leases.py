@@ -153,8 +153,6 @@ def test_a_queue_limit_caps_claims_across_workers_and_calls(store: Store) -> Non
     assert claim(store, ["q"], n=5, w=w1) == ["r3", "r4"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: claim_runs reads only 2*n candidates when a named "
-                   "queue is limited, so surplus runs of that queue hide claimable runs of others")
 def test_a_full_limited_queue_does_not_hide_claimable_runs_of_other_queues(store: Store) -> None:
     store.set_queue("limited", 1)
     for i in range(4):
@@ -668,12 +666,7 @@ def test_deleting_a_limit_frees_its_slots(store: Store) -> None:
     assert store.take_slots(["db"], "r/3", now=2.0, lease_s=100.0).granted
 
 
-def test_empty_lists_of_tags_and_slots_are_no_ops(store: Store, backend: str,
-                                                 request: pytest.FixtureRequest) -> None:
-    request.applymarker(pytest.mark.xfail(
-        backend == "postgres", strict=True,
-        reason="BUG: store/slots.py builds `IN ()` for an empty list: a SyntaxError on "
-               "PostgreSQL (SQLite accepts it)"))
+def test_empty_lists_of_tags_and_slots_are_no_ops(store: Store) -> None:
     store.set_limit(Limit("db", concurrency=1))
     assert store.take_slots([], "r/1", now=0.0, lease_s=10.0).ids == []
     store.renew_slots([], until=10.0)

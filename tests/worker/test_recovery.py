@@ -35,7 +35,16 @@ def test_300_runs_on_three_workers_survive_one_worker_killed(workers: Workers, d
     wait_until(lambda: states(db)["Completed"] >= 100, 180, "100 completed runs")
     victim = procs[0]
     workers.kill(victim)  # the worker and its children: a lost host
-    wait_until(lambda: states(db)["Completed"] == 300, 240, "every run completed")
+    try:
+        wait_until(lambda: states(db)["Completed"] == 300, 240, "every run completed")
+    except AssertionError:
+        stuck = [r for r in db.list_runs(RunFilter(limit=1000)) if r.state != "Completed"]
+        for r in stuck[:3]:
+            print(r)
+            print([(c.state, c.message) for c in db.run_history(r.id)])
+        for p in procs:
+            print(workers.log(p)[-3000:])
+        raise
 
     final = states(db)
     assert final == Counter({"Completed": 300}), final  # none Running, Pending or Crashed

@@ -43,7 +43,7 @@ def list_queues(db: DbOption = None) -> None:
         tbl.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for q in queues:
         waited = fmt_duration(now - q.oldest_pending_at) if q.oldest_pending_at else ""
-        tbl.add_row(escape(q.name), "-" if q.concurrency_limit is None else
+        tbl.add_row(q.name, "-" if q.concurrency_limit is None else
                     str(q.concurrency_limit), str(q.pending), str(q.running), waited)
     console.print(tbl)
 
@@ -81,7 +81,7 @@ def list_limits(db: DbOption = None) -> None:
         tbl.add_column(column, no_wrap=True)
     for lim in limits:
         rate = f"{lim.rate} per {lim.period:g} s" if lim.rate and lim.period else "-"
-        tbl.add_row(escape(lim.name), "-" if lim.concurrency is None else str(lim.concurrency),
+        tbl.add_row(lim.name, "-" if lim.concurrency is None else str(lim.concurrency),
                     rate)
     console.print(tbl)
 

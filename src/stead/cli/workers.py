@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from stead.cli.common import DB_HELP, database_url, handle_errors, open_db, out
 from stead.cli.render import fmt_duration, fmt_time, table
@@ -103,9 +104,8 @@ def list_workers(
         silent = now - w.heartbeat_at
         state = w.state
         if state != "stopped" and silent > lease:
-            state = "[bold red]lost[/]"
-        tbl.add_row(escape(w.name), escape(w.host), str(w.pid),
-                    escape(", ".join(json.loads(w.queues))), state,
+            state = Text("lost", style="bold red")
+        tbl.add_row(w.name, w.host, str(w.pid), ", ".join(json.loads(w.queues)), state,
                     f"{w.running}/{w.concurrency}", f"{fmt_duration(max(silent, 0))} ago",
                     fmt_time(w.started_at))
     console.print(tbl)

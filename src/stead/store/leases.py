@@ -67,23 +67,18 @@ def claim_runs(conn: Any, d: Dialect, queues: list[str], worker: WorkerRecord, o
             f"SELECT queue, count(*) FROM runs WHERE queue IN ({d.marks(len(limits))}) "
             f"AND {_LIVE} GROUP BY queue", list(limits)).fetchall())
         room = {q: max(0, limit - running.get(q, 0)) for q, limit in limits.items()}
-    open_queues = [q for q in queues if room.get(q, 1) > 0]
-    if not open_queues:
-        return []
-    # Read a few more than needed when some queue is limited: its surplus is skipped below.
-    candidates = conn.execute(
-        f"SELECT seq, queue FROM runs WHERE state = 'Pending' AND queue IN "
-        f"({d.marks(len(open_queues))}) ORDER BY priority DESC, created_at, seq "
-        f"LIMIT {p}{d.skip_locked}", (*open_queues, n * 2 if room else n)).fetchall()
-    chosen: list[int] = []
-    for seq, queue in candidates:
-        if queue in room:
-            if room[queue] == 0:
-                continue
-            room[queue] -= 1
-        chosen.append(seq)
-        if len(chosen) == n:
-            break
+    # The best candidates of each queue (one index range scan each, see runs_pending), then
+    # the best n of those: a full limited queue never hides the runs of another queue.
+    candidates: list[tuple[int, int, float]] = []
+    for queue in dict.fromkeys(queues):
+        take = min(n, room.get(queue, n))
+        if take > 0:
+            candidates += conn.execute(
+                f"SELECT priority, created_at, seq FROM runs WHERE state = 'Pending' AND "
+                f"queue = {p} ORDER BY priority DESC, created_at, seq LIMIT {p}"
+                f"{d.skip_locked}", (queue, take)).fetchall()
+    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+    chosen = [seq for _, _, seq in candidates[:n]]
     if not chosen:
         return []
     rows = conn.execute(
@@ -112,9 +107,12 @@ def heartbeat(conn: Any, d: Dialect, worker: WorkerRecord, held: list[Fence], no
         register_worker(conn, d, worker)
     if not held:
         return []
-    rows = conn.execute(
-        f"UPDATE runs SET lease_expires_at = {p} WHERE worker_id = {p} AND {_LIVE} "
-        "RETURNING id, lease_epoch", (now + lease_s, worker.id)).fetchall()
+    conn.execute(f"UPDATE runs SET lease_expires_at = {p} WHERE worker_id = {p} AND {_LIVE}",
+                 (now + lease_s, worker.id))
+    # Held = the epoch is still ours, whatever the state: a run that just finished (its
+    # child's "done" not read yet) is not lost.
+    rows = conn.execute(f"SELECT id, lease_epoch FROM runs WHERE id IN "
+                        f"({d.marks(len(held))})", [f.run_id for f in held]).fetchall()
     still = set(rows)
     return [f for f in held if (f.run_id, f.epoch) in still]
 

@@ -41,6 +41,8 @@ def list_limits(conn: Any) -> list[Limit]:
 def take_slots(conn: Any, d: Dialect, names: list[str], holder: str, now: float,
                lease_s: float) -> SlotGrant:
     """See Store.take_slots. Runs inside one write transaction."""
+    if not names:
+        return SlotGrant([])
     p, marks = d.p, d.marks(len(names))
     # Locking the limit rows makes concurrent takers of the same tags count one at a time.
     limits = [Limit(*row) for row in conn.execute(
@@ -78,10 +80,14 @@ def take_slots(conn: Any, d: Dialect, names: list[str], holder: str, now: float,
 
 
 def renew_slots(conn: Any, d: Dialect, ids: list[int], until: float) -> None:
+    if not ids:
+        return
     conn.execute(f"UPDATE slots SET expires_at = {d.p} WHERE kind = 'concurrency' AND id IN "
                  f"({d.marks(len(ids))})", (until, *ids))
 
 
 def release_slots(conn: Any, d: Dialect, ids: list[int]) -> None:
+    if not ids:
+        return
     conn.execute(f"DELETE FROM slots WHERE kind = 'concurrency' AND id IN "
                  f"({d.marks(len(ids))})", ids)

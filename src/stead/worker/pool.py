@@ -67,9 +67,15 @@ class ChildPool:
     def busy(self) -> list[Child]:
         return [c for c in self.children if c.run is not None]
 
-    def assign(self, child: Child, run: RunRecord) -> None:
+    def assign(self, child: Child, run: RunRecord) -> bool:
+        """Hand `run` to an idle child; False if the child turned out to be dead."""
+        try:
+            child.conn.send(run_values(run))
+        except OSError:  # it died since the last poll: the next poll reaps it
+            child.ready = False
+            return False
         child.run = run
-        child.conn.send(run_values(run))
+        return True
 
     def poll(self, timeout: float) -> tuple[list[tuple[Child, tuple[Any, ...]]], list[Child]]:
         """Wait up to `timeout` for messages or deaths: ([(child, message)], [dead children]).
@@ -114,6 +120,7 @@ class ChildPool:
         except ProcessLookupError:
             pass
         child.process.join(5)
+        child.ready = False  # never handed another run; the next poll reaps it
 
     def stop(self) -> None:
         """Ask idle children to exit, kill the rest."""

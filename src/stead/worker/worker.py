@@ -100,10 +100,13 @@ class Worker:
                         break
                 else:
                     self.pool.start()  # replace dead children
-                    claimed = self._claim(now)
+                    claimed = self._claim()
                     if claimed and self.pool.idle():
                         continue  # more may be waiting: look again at once
                 self._events(self.pool.poll(opts.poll_s))
+        except BaseException as exc:
+            self._say(f"stopping on {type(exc).__name__}: {exc}")
+            raise
         finally:
             self.pool.stop()
             self.record.state = "stopped"
@@ -126,17 +129,19 @@ class Worker:
         return self.options.max_runs is not None and self.claimed >= self.options.max_runs
 
     # -- the work ------------------------------------------------------------------------
-    def _claim(self, now: float) -> int:
+    def _claim(self) -> int:
         idle = self.pool.idle()
         want = len(idle)
         if self.options.max_runs is not None:
             want = min(want, self.options.max_runs - self.claimed)
         if want <= 0:
             return 0
-        runs = self.store.claim_runs(self.options.queues, self.record, self.owner, want, now,
-                                     self.options.lease_s)
+        runs = self.store.claim_runs(self.options.queues, self.record, self.owner, want,
+                                     time.time(), self.options.lease_s)
         for child, run in zip(idle, runs, strict=False):
-            self.pool.assign(child, run)
+            if not self.pool.assign(child, run):
+                self.store.recover_run(run.id, run.lease_epoch, time.time(),
+                                       "its child process died before it started", count=False)
         self.claimed += len(runs)
         return len(runs)
 
@@ -162,6 +167,11 @@ class Worker:
                       f"run is {state or 'already taken over'}")
 
     def _heartbeat(self, now: float) -> None:
+        late = now - self.record.heartbeat_at
+        if self.record.state != "draining" and late > self.options.lease_s * 2 / 3:
+            self._say(f"heartbeat {late:.1f} s after the last one (lease "
+                      f"{self.options.lease_s:g} s): this host or the database is overloaded; "
+                      "runs may be recovered elsewhere. Consider a longer --lease.")
         busy = self.pool.busy()
         self.record.running = len(busy)
         held = [Fence(c.run.id, c.run.lease_epoch) for c in busy if c.run is not None]
