@@ -183,24 +183,27 @@ class Task(Generic[P, R]):
 
         while True:
             slots = await _tag_slots_async(self, ctx, step)
-            step.start_attempt()
-            frame_token = current_frame.set(step)  # type: ignore[arg-type]
-            try:
-                result = await call_async(self, args, kwargs, f" (step {step.key})")
-            except Exception as exc:
-                delay = _record_failure(self, step, exc)
-                if delay is None:
+            try:  # slots are held until the outcome is recorded: its times stay inside them
+                step.start_attempt()
+                frame_token = current_frame.set(step)  # type: ignore[arg-type]
+                try:
+                    result = await call_async(self, args, kwargs, f" (step {step.key})")
+                except Exception as exc:
+                    delay = _record_failure(self, step, exc)
+                    if delay is None:
+                        raise
+                    result = _RETRY
+                except BaseException:
+                    step.abandoned()
                     raise
-                await ctx.clock.asleep(delay)
-                continue
-            except BaseException:
-                step.abandoned()
-                raise
+                finally:
+                    current_frame.reset(frame_token)
+                if result is not _RETRY:
+                    return step.succeeded(result)
             finally:
-                current_frame.reset(frame_token)
                 if slots is not None:
                     await asyncio.to_thread(slots.__exit__, None, None, None)
-            return step.succeeded(result)
+            await ctx.clock.asleep(delay)
 
 
 async def _tag_slots_async(task: Task[Any, Any], ctx: RunContext, step: Step) -> Any:
@@ -226,28 +229,34 @@ def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, k
 
             slots = tag_slots(ctx, task.tags, f"{ctx.run.id}/{step.key}")
             slots.__enter__()
-        step.start_attempt()
-        frame_token = current_frame.set(step)  # type: ignore[arg-type]
-        try:
-            if timeout is None:
-                result = body(*args, **kwargs)
-            else:
-                with deadline(timeout, f"task '{task.name}' (step {step.key})"):
+        try:  # slots are held until the outcome is recorded: its times stay inside them
+            step.start_attempt()
+            frame_token = current_frame.set(step)  # type: ignore[arg-type]
+            try:
+                if timeout is None:
                     result = body(*args, **kwargs)
-        except Exception as exc:
-            delay = _record_failure(task, step, exc)
-            if delay is None:
+                else:
+                    with deadline(timeout, f"task '{task.name}' (step {step.key})"):
+                        result = body(*args, **kwargs)
+            except Exception as exc:
+                delay = _record_failure(task, step, exc)
+                if delay is None:
+                    raise
+                result = _RETRY
+            except BaseException:
+                step.abandoned()
                 raise
-            ctx.clock.sleep(delay)
-            continue
-        except BaseException:
-            step.abandoned()
-            raise
+            finally:
+                current_frame.reset(frame_token)
+            if result is not _RETRY:
+                return step.succeeded(result)
         finally:
-            current_frame.reset(frame_token)
             if slots is not None:
                 slots.__exit__(None, None, None)
-        return step.succeeded(result)
+        ctx.clock.sleep(delay)  # a retry waits without holding slots
+
+
+_RETRY = object()  # the attempt failed and will be retried
 
 
 def _load_task(module: str, qualname: str) -> Task[Any, Any]:
