@@ -40,6 +40,7 @@ from stead.store.sql import (
     check_expected,
     check_fence,
     is_plain_task_done,
+    lease_lost,
     log_values,
     one_match,
     resolve_matches,
@@ -51,7 +52,7 @@ from stead.store.sql import (
     step_values,
 )
 
-Q = statements("%s")
+Q = statements(POSTGRES)
 MIGRATION_LOCK = 7_305_001  # pg_advisory_lock key: one process migrates at a time
 RETRY_FOR_S = 60.0  # how long a verb keeps retrying while the server is unreachable
 F = TypeVar("F", bound=Callable[..., Any])
@@ -254,6 +255,12 @@ class PostgresStore:
     def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None,
                     fence: Fence | None = None) -> None:
         seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
+        if fence is not None and not logs:  # one statement: the write checks its fence
+            with self._conn() as conn:
+                if conn.execute(Q.fenced_step_upsert, (*_step_values(seq, step), fence.run_id,
+                                                       fence.epoch)).rowcount != 1:
+                    raise lease_lost(conn, POSTGRES, fence)
+            return
         if fence is not None:
             self.record_steps([(step, logs)], fence)
             return

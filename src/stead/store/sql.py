@@ -49,6 +49,13 @@ def check_fence(conn: Any, d: Dialect, fence: Fence) -> None:
         raise LeaseLost(fence.run_id, fence.epoch, None if row is None else row[0])
 
 
+def lease_lost(conn: Any, d: Dialect, fence: Fence) -> LeaseLost:
+    """The LeaseLost to raise after a fenced write wrote nothing."""
+    row = conn.execute(f"SELECT lease_epoch FROM runs WHERE id = {d.p}",
+                       (fence.run_id,)).fetchone()
+    return LeaseLost(fence.run_id, fence.epoch, None if row is None else row[0])
+
+
 @dataclass(frozen=True)
 class Statements:
     """Every statement the stores run, for one placeholder style."""
@@ -60,6 +67,7 @@ class Statements:
     history_select: str
     step_select: str
     step_upsert: str
+    fenced_step_upsert: str
     task_done: str
     step_if_absent: str
     log_insert: str
@@ -68,8 +76,9 @@ class Statements:
     cache_upsert: str
 
 
-def statements(p: str) -> Statements:
-    """The statements with placeholder `p` ("?" or "%s")."""
+def statements(d: Dialect) -> Statements:
+    """The statements in dialect `d` (placeholder "?" or "%s", and its locking clauses)."""
+    p = d.p
 
     def marks(n: int) -> str:
         return ", ".join([p] * n)
@@ -94,6 +103,12 @@ def statements(p: str) -> Statements:
         task_done=("INSERT INTO steps (run_seq, key, name, kind, state, attempts, started_at, "
                    f"ended_at, params, result) VALUES ({p}, {p}, {p}, 'task', 'Completed', 1, "
                    f"{marks(4)}) ON CONFLICT (run_seq, key) DO UPDATE SET {update_step}"),
+        # A step write that checks its fence in the same statement: one round trip instead of
+        # a transaction around a fence check and the write. No row written: the fence is lost.
+        fenced_step_upsert=(
+            f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) SELECT {marks(len(STEP_COLUMNS))} "
+            f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = {p} AND lease_epoch = {p}"
+            f"{d.for_share}) ON CONFLICT (run_seq, key) DO UPDATE SET {update_step}"),
         step_if_absent=(f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES "
                         f"({marks(len(STEP_COLUMNS))}) ON CONFLICT (run_seq, key) DO NOTHING"),
         log_insert=(f"INSERT INTO logs (run_id, step_key, at, level, message) "

@@ -43,6 +43,7 @@ from stead.store.sql import (
     check_expected,
     check_fence,
     is_plain_task_done,
+    lease_lost,
     log_values,
     one_match,
     resolve_matches,
@@ -54,7 +55,7 @@ from stead.store.sql import (
     step_values,
 )
 
-Q = statements("?")
+Q = statements(SQLITE)
 BUSY_TIMEOUT_MS = 60_000
 AUTOCHECKPOINT_PAGES = 10_000  # SQLite checkpoints by itself only past this (~40 MB of WAL)
 CHECKPOINT_EVERY_S = 0.5
@@ -281,7 +282,11 @@ class SQLiteStore:
         conn = self._conn()
         seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
         if fence is not None:
-            self.record_steps([(step, logs)], fence)
+            if logs:
+                self.record_steps([(step, logs)], fence)
+            elif conn.execute(Q.fenced_step_upsert, (*_step_values(seq, step), fence.run_id,
+                                                     fence.epoch)).rowcount != 1:
+                raise lease_lost(conn, SQLITE, fence)
             return
         if not logs:  # the hot path: one statement, one implicit transaction, one commit
             if is_plain_task_done(step):
