@@ -25,6 +25,7 @@ from typing import Any
 
 from stead.core import console
 from stead.core.process import current_owner
+from stead.errors import StoreError
 from stead.store.base import Fence, Store, WorkerRecord
 from stead.worker.pool import Child, ChildPool
 from stead.worker.recovery import reap, recover_local_orphans
@@ -71,39 +72,16 @@ class Worker:
                   f"processes, lease {opts.lease_s:g} s"
                   + (f"; recovered {found} runs left by dead workers" if found else ""))
         self.pool.start()
-        next_beat = next_reap = 0.0
-        drain_deadline: float | None = None
+        self._next_beat = self._next_reap = 0.0
+        self._drain_deadline: float | None = None
         try:
             while True:
-                now = time.time()
-                if self.signals and drain_deadline is None:
-                    drain_deadline = now + opts.grace_s
-                    self.record.state = "draining"
-                    busy = len(self.pool.busy())
-                    self._say(f"draining: {busy} runs in progress get {opts.grace_s:g} s to "
-                              "finish (signal again to hand them back now)")
-                    next_beat = 0.0
-                if now >= next_beat:
-                    self._heartbeat(now)
-                    next_beat = now + opts.lease_s / 3
-                if now >= next_reap:
-                    reap(self.store, now)
-                    next_reap = now + opts.lease_s / 2
-                if drain_deadline is not None:
-                    if not self.pool.busy():
+                try:
+                    if not self._turn():
                         break
-                    if now >= drain_deadline or self.signals > 1:
-                        self._hand_back()
-                        break
-                elif self._limit_reached():
-                    if not self.pool.busy():
-                        break
-                else:
-                    self.pool.start()  # replace dead children
-                    claimed = self._claim()
-                    if claimed and self.pool.idle():
-                        continue  # more may be waiting: look again at once
-                self._events(self.pool.poll(opts.poll_s))
+                except StoreError as exc:  # the store retried for a minute already
+                    self._say(f"the database is unavailable ({exc}); trying again")
+                    time.sleep(min(opts.lease_s / 3, 5.0))
         except BaseException as exc:
             self._say(f"stopping on {type(exc).__name__}: {exc}")
             raise
@@ -117,6 +95,38 @@ class Worker:
                 self._say(f"could not record the stop: {exc}")
             self._say(f"stopped after {self.completed} runs")
         return 0
+
+    def _turn(self) -> bool:
+        """One round of the loop; False when the worker should stop."""
+        opts = self.options
+        now = time.time()
+        if self.signals and self._drain_deadline is None:
+            self._drain_deadline = now + opts.grace_s
+            self.record.state = "draining"
+            self._say(f"draining: {len(self.pool.busy())} runs in progress get "
+                      f"{opts.grace_s:g} s to finish (signal again to hand them back now)")
+            self._next_beat = 0.0
+        if now >= self._next_beat:
+            self._heartbeat(now)
+            self._next_beat = now + opts.lease_s / 3
+        if now >= self._next_reap:
+            reap(self.store, now)
+            self._next_reap = now + opts.lease_s / 2
+        if self._drain_deadline is not None:
+            if not self.pool.busy():
+                return False
+            if now >= self._drain_deadline or self.signals > 1:
+                self._hand_back()
+                return False
+        elif self._limit_reached():
+            if not self.pool.busy():
+                return False
+        else:
+            self.pool.start()  # replace dead children
+            if self._claim() and self.pool.idle():
+                return True  # more may be waiting: look again at once
+        self._events(self.pool.poll(opts.poll_s))
+        return True
 
     def _install_signals(self) -> None:
         def on_signal(signum: int, frame: Any) -> None:
@@ -177,7 +187,7 @@ class Worker:
         held = [Fence(c.run.id, c.run.lease_epoch) for c in busy if c.run is not None]
         try:
             still = set(self.store.heartbeat(self.record, held, now, self.options.lease_s))
-        except Exception as exc:  # the store retries outages itself; keep the loop alive
+        except StoreError as exc:  # the store retried outages itself; keep the loop alive
             self._say(f"heartbeat failed: {exc}")
             return
         for child in busy:
