@@ -8,7 +8,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,6 +22,7 @@ from stead.store.base import RunRecord, Store
 F = TypeVar("F", bound=Callable[..., Any])
 DB_HELP = ("Database URL (sqlite:///PATH or a file path). "
            "Default: STEAD_DATABASE_URL, else $STEAD_HOME/stead.db.")
+DbOption = Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)]
 
 
 def out() -> Console:

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from stead.cli.common import DB_HELP, err, handle_errors, open_db, out, resolve_run
+from stead.cli.common import DbOption, err, handle_errors, open_db, out, resolve_run
 from stead.cli.render import FINAL_STATES, fmt_time, run_status
 from stead.core.console import level_name
 from stead.store.base import LogRecord, RunRecord, Store
@@ -34,7 +34,7 @@ def logs(
     level: Annotated[str | None, typer.Option(
         "--level", "-l", metavar="LEVEL",
         help="Only lines at this level or above: DEBUG, INFO, WARNING, ERROR, CRITICAL.")] = None,
-    db: Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)] = None,
+    db: DbOption = None,
 ) -> None:
     """Print a run\'s log lines (see HELP)."""
     threshold = _threshold(level)

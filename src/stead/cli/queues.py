@@ -6,13 +6,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from stead.cli.common import DB_HELP, database_url, handle_errors, open_db, out
+from stead.cli.common import DbOption, database_url, handle_errors, open_db, out
 from stead.cli.render import fmt_duration, table
 from stead.core.runtime import store_for
 from stead.errors import ConfigError
 from stead.store.base import Limit
-
-DbOption = Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)]
 
 queues_app = typer.Typer(
     name="queues", no_args_is_help=True,

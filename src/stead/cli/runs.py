@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from stead.cli.common import (
-    DB_HELP,
+    DbOption,
     database_url,
     err,
     fail,
@@ -39,7 +39,6 @@ app = typer.Typer(
     name="runs", no_args_is_help=True,
     help="List, inspect and resume flow runs.\n\nExample: [bold]stead runs ls --state Failed[/]")
 
-DbOption = Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)]
 RunIdArg = Annotated[str, typer.Argument(
     metavar="RUN_ID", show_default=False,
     help="A run id, or a unique prefix of one (e.g. the 12 characters `stead runs ls` shows).")]

@@ -8,13 +8,11 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from stead.cli.common import DB_HELP, database_url, handle_errors, open_db, out
+from stead.cli.common import DbOption, database_url, handle_errors, open_db, out
 from stead.cli.render import fmt_duration, fmt_time, table
 from stead.core.runtime import configure_console, store_for
 from stead.errors import ConfigError
 from stead.settings import get_settings
-
-DbOption = Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)]
 
 worker_app = typer.Typer(
     name="worker", no_args_is_help=True,

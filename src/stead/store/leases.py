@@ -166,6 +166,6 @@ def register_worker(conn: Any, d: Dialect, w: WorkerRecord) -> None:
          w.heartbeat_at, w.running))
 
 
-def list_workers(conn: Any) -> list[WorkerRecord]:
+def list_workers(conn: Any, d: Dialect) -> list[WorkerRecord]:
     rows = conn.execute(f"SELECT {WORKER_COLUMNS} FROM workers ORDER BY heartbeat_at DESC")
     return [WorkerRecord(*row) for row in rows.fetchall()]

@@ -20,19 +20,14 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from stead.errors import RunNotFound, StoreError
-from stead.store import leases, slots
 from stead.store.base import (
     CacheEntry,
     Fence,
-    Limit,
     LogRecord,
-    QueueInfo,
     RunFilter,
     RunRecord,
-    SlotGrant,
     StateChange,
     StepRecord,
-    WorkerRecord,
 )
 from stead.store.migrate import SCHEMA_HEAD, upgrade
 from stead.store.sql import (
@@ -51,6 +46,7 @@ from stead.store.sql import (
     step_record,
     step_values,
 )
+from stead.store.verbs import QueueVerbs
 
 Q = statements(POSTGRES)
 MIGRATION_LOCK = 7_305_001  # pg_advisory_lock key: one process migrates at a time
@@ -86,7 +82,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, s.key, s)
 
 
-class PostgresStore:
+class PostgresStore(QueueVerbs):
     """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16) -> None:
@@ -337,53 +333,7 @@ class PostgresStore:
     @_survives_restarts
     def _read(self, fn: Any, *args: Any) -> Any:
         with self._conn() as conn:
-            return fn(conn, *args)
-
-    def set_queue(self, name: str, concurrency_limit: int | None) -> None:
-        self._write(leases.set_queue, name, concurrency_limit)
-
-    def list_queues(self) -> list[QueueInfo]:
-        return self._read(leases.list_queues, POSTGRES)
-
-    def claim_runs(self, queues: list[str], worker: WorkerRecord, owner: str, n: int,
-                   now: float, lease_s: float) -> list[RunRecord]:
-        return self._write(leases.claim_runs, queues, worker, owner, n, now, lease_s)
-
-    def heartbeat(self, worker: WorkerRecord, held: list[Fence], now: float,
-                  lease_s: float) -> list[Fence]:
-        return self._write(leases.heartbeat, worker, held, now, lease_s)
-
-    def expired_runs(self, now: float, limit: int = 100) -> list[RunRecord]:
-        return self._read(leases.expired_runs, POSTGRES, now, limit)
-
-    def recover_run(self, run_id: str, epoch: int, now: float, reason: str, *,
-                    count: bool = True) -> str | None:
-        return self._write(leases.recover_run, run_id, epoch, now, reason, count)
-
-    def register_worker(self, worker: WorkerRecord) -> None:
-        self._write(leases.register_worker, worker)
-
-    def list_workers(self) -> list[WorkerRecord]:
-        return self._read(leases.list_workers)
-
-    def set_limit(self, limit: Limit) -> None:
-        self._write(slots.set_limit, limit)
-
-    def delete_limit(self, name: str) -> None:
-        self._write(slots.delete_limit, name)
-
-    def list_limits(self) -> list[Limit]:
-        return self._read(slots.list_limits)
-
-    def take_slots(self, names: list[str], holder: str, now: float,
-                   lease_s: float) -> SlotGrant:
-        return self._write(slots.take_slots, names, holder, now, lease_s)
-
-    def renew_slots(self, ids: list[int], until: float) -> None:
-        self._write(slots.renew_slots, ids, until)
-
-    def release_slots(self, ids: list[int]) -> None:
-        self._write(slots.release_slots, ids)
+            return fn(conn, POSTGRES, *args)
 
 
 def _sqlalchemy_url(url: str) -> str:

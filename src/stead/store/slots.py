@@ -33,7 +33,7 @@ def delete_limit(conn: Any, d: Dialect, name: str) -> None:
     conn.execute(f"DELETE FROM slots WHERE name = {d.p}", (name,))
 
 
-def list_limits(conn: Any) -> list[Limit]:
+def list_limits(conn: Any, d: Dialect) -> list[Limit]:
     rows = conn.execute("SELECT name, concurrency, rate, period FROM limits ORDER BY name")
     return [Limit(*row) for row in rows.fetchall()]
 

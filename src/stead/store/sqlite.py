@@ -23,19 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from stead.errors import RunNotFound, StoreError
-from stead.store import leases, slots
 from stead.store.base import (
     CacheEntry,
     Fence,
-    Limit,
     LogRecord,
-    QueueInfo,
     RunFilter,
     RunRecord,
-    SlotGrant,
     StateChange,
     StepRecord,
-    WorkerRecord,
 )
 from stead.store.migrate import SCHEMA_HEAD, upgrade
 from stead.store.sql import (
@@ -54,6 +49,7 @@ from stead.store.sql import (
     step_record,
     step_values,
 )
+from stead.store.verbs import QueueVerbs
 
 Q = statements(SQLITE)
 BUSY_TIMEOUT_MS = 60_000
@@ -89,7 +85,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, _db_key(s.key), s)
 
 
-class SQLiteStore:
+class SQLiteStore(QueueVerbs):
     """Store implementation on one SQLite file. Create with `SQLiteStore(path)`."""
 
     def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL") -> None:
@@ -352,51 +348,8 @@ class SQLiteStore:
         with _write_transaction(conn):
             return fn(conn, SQLITE, *args)
 
-    def set_queue(self, name: str, concurrency_limit: int | None) -> None:
-        self._write(leases.set_queue, name, concurrency_limit)
-
-    def list_queues(self) -> list[QueueInfo]:
-        return leases.list_queues(self._conn(), SQLITE)
-
-    def claim_runs(self, queues: list[str], worker: WorkerRecord, owner: str, n: int,
-                   now: float, lease_s: float) -> list[RunRecord]:
-        return self._write(leases.claim_runs, queues, worker, owner, n, now, lease_s)
-
-    def heartbeat(self, worker: WorkerRecord, held: list[Fence], now: float,
-                  lease_s: float) -> list[Fence]:
-        return self._write(leases.heartbeat, worker, held, now, lease_s)
-
-    def expired_runs(self, now: float, limit: int = 100) -> list[RunRecord]:
-        return leases.expired_runs(self._conn(), SQLITE, now, limit)
-
-    def recover_run(self, run_id: str, epoch: int, now: float, reason: str, *,
-                    count: bool = True) -> str | None:
-        return self._write(leases.recover_run, run_id, epoch, now, reason, count)
-
-    def register_worker(self, worker: WorkerRecord) -> None:
-        self._write(leases.register_worker, worker)
-
-    def list_workers(self) -> list[WorkerRecord]:
-        return leases.list_workers(self._conn())
-
-    def set_limit(self, limit: Limit) -> None:
-        self._write(slots.set_limit, limit)
-
-    def delete_limit(self, name: str) -> None:
-        self._write(slots.delete_limit, name)
-
-    def list_limits(self) -> list[Limit]:
-        return slots.list_limits(self._conn())
-
-    def take_slots(self, names: list[str], holder: str, now: float,
-                   lease_s: float) -> SlotGrant:
-        return self._write(slots.take_slots, names, holder, now, lease_s)
-
-    def renew_slots(self, ids: list[int], until: float) -> None:
-        self._write(slots.renew_slots, ids, until)
-
-    def release_slots(self, ids: list[int]) -> None:
-        self._write(slots.release_slots, ids)
+    def _read(self, fn: Any, *args: Any) -> Any:
+        return fn(self._conn(), SQLITE, *args)
 
 
 class _Checkpointer:

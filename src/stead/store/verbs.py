@@ -1,0 +1,71 @@
+"""The queue, lease, worker and limit verbs of the Store, written once for both backends.
+
+A backend mixes `QueueVerbs` in and provides `_write(fn, *args)` (run fn(conn, dialect,
+*args) in a write transaction) and `_read(fn, *args)` (the same on a plain connection).
+The SQL itself is in store/leases.py and store/slots.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stead.store import leases, slots
+from stead.store.base import Fence, Limit, QueueInfo, RunRecord, SlotGrant, WorkerRecord
+
+
+class QueueVerbs:
+    def _write(self, fn: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _read(self, fn: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def set_queue(self, name: str, concurrency_limit: int | None) -> None:
+        self._write(leases.set_queue, name, concurrency_limit)
+
+    def list_queues(self) -> list[QueueInfo]:
+        return self._read(leases.list_queues)  # type: ignore[no-any-return]
+
+    def claim_runs(self, queues: list[str], worker: WorkerRecord, owner: str, n: int,
+                   now: float, lease_s: float) -> list[RunRecord]:
+        return self._write(  # type: ignore[no-any-return]
+            leases.claim_runs, queues, worker, owner, n, now, lease_s)
+
+    def heartbeat(self, worker: WorkerRecord, held: list[Fence], now: float,
+                  lease_s: float) -> list[Fence]:
+        return self._write(leases.heartbeat, worker, held, now,  # type: ignore[no-any-return]
+                           lease_s)
+
+    def expired_runs(self, now: float, limit: int = 100) -> list[RunRecord]:
+        return self._read(leases.expired_runs, now, limit)  # type: ignore[no-any-return]
+
+    def recover_run(self, run_id: str, epoch: int, now: float, reason: str, *,
+                    count: bool = True) -> str | None:
+        return self._write(  # type: ignore[no-any-return]
+            leases.recover_run, run_id, epoch, now, reason, count)
+
+    def register_worker(self, worker: WorkerRecord) -> None:
+        self._write(leases.register_worker, worker)
+
+    def list_workers(self) -> list[WorkerRecord]:
+        return self._read(leases.list_workers)  # type: ignore[no-any-return]
+
+    def set_limit(self, limit: Limit) -> None:
+        self._write(slots.set_limit, limit)
+
+    def delete_limit(self, name: str) -> None:
+        self._write(slots.delete_limit, name)
+
+    def list_limits(self) -> list[Limit]:
+        return self._read(slots.list_limits)  # type: ignore[no-any-return]
+
+    def take_slots(self, names: list[str], holder: str, now: float,
+                   lease_s: float) -> SlotGrant:
+        return self._write(slots.take_slots, names, holder, now,  # type: ignore[no-any-return]
+                           lease_s)
+
+    def renew_slots(self, ids: list[int], until: float) -> None:
+        self._write(slots.renew_slots, ids, until)
+
+    def release_slots(self, ids: list[int]) -> None:
+        self._write(slots.release_slots, ids)
