@@ -275,3 +275,18 @@ def test_queues_and_workers_from_a_real_process(stead_cli, store: Store) -> None
     bad = stead_cli("limits", "set", "db", "--rate", "5")
     assert bad.returncode == 2 and "--rate and --per go together" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_runs_show_names_the_queue_and_recoveries_of_an_enqueued_run(invoke, store: Store
+                                                                     ) -> None:
+    now = time.time()
+    store.create_run(RunRecord(id="queued-1", flow_name="etl_flow", state="Pending",
+                               queue="etl", priority=5, created_at=now, max_recoveries=2),
+                     "enqueued")
+    (run,) = store.claim_runs(["etl"], worker("w1", "alpha", now), current_owner(), 1, now,
+                              30.0)
+    store.recover_run(run.id, run.lease_epoch, now + 1, "lease expired")
+    out = invoke("runs", "show", "queued-1").stdout
+    assert row(out, "Queue")[1] == "etl (priority 5)"
+    assert row(out, "Recoveries")[1].startswith("1 of at most 2")
+    assert "lease expired" in out  # the recovery is on the run's timeline

@@ -74,6 +74,11 @@ def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
     grid.add_row("Resumes", str(run.resumes))
     grid.add_row("Steps", str(n_steps))
     grid.add_row("Owner", _owner(run, status))
+    if run.queue is not None:
+        queue = f"{run.queue} (priority {run.priority})" if run.priority else run.queue
+        grid.add_row("Queue", queue)
+        grid.add_row("Recoveries", f"{run.recoveries} of at most {run.max_recoveries} "
+                                   "(requeued after its worker was lost)")
     if run.parent_id:
         grid.add_row("Parent", f"{run.parent_id} (step {run.parent_step})")
     if run.state in ("Completed", "Cached"):
