@@ -30,7 +30,7 @@ def test_300_runs_on_three_workers_survive_one_worker_killed(workers: Workers, d
     out = tmp_path / "effects.txt"
     ids = [queued_flows.twenty.enqueue(out=str(out), queue="etl", run_id=f"run-{i:03d}")
            for i in range(300)]
-    procs = [workers.start("-q", "etl", "-c", "2", "--lease", "2", TASK_SLEEP="0.002")
+    procs = [workers.start("-q", "etl", "-c", "2", "--lease", "3", TASK_SLEEP="0.002")
              for _ in range(3)]
     wait_until(lambda: states(db)["Completed"] >= 100, 180, "100 completed runs")
     victim = procs[0]
