@@ -77,3 +77,7 @@ class LeaseLost(BaseException):
 class ExecutorLost(SteadError):
     """The process executing a run was lost (killed, crashed, its host gone) and the run was
     not requeued, having been recovered max_recoveries times already."""
+
+
+class DeploymentNotFound(SteadError):
+    """No deployment with the given name (or version) exists."""

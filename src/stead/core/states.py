@@ -33,7 +33,7 @@ S = State
 TRANSITIONS: dict[State, frozenset[State]] = {
     S.SCHEDULED: frozenset({S.PENDING, S.RUNNING, S.LATE, S.CANCELLED}),
     S.LATE: frozenset({S.PENDING, S.RUNNING, S.CANCELLED}),
-    S.PENDING: frozenset({S.RUNNING, S.CANCELLED, S.CRASHED}),
+    S.PENDING: frozenset({S.RUNNING, S.LATE, S.CANCELLED, S.CRASHED}),
     S.RUNNING: frozenset(
         {S.COMPLETED, S.CACHED, S.FAILED, S.RETRYING, S.PAUSED, S.CRASHED, S.CANCELLING}
     ),

@@ -42,6 +42,10 @@ class RunRecord:
     worker_id: str | None = None  # the worker holding the lease
     recoveries: int = 0  # times it was requeued after its executor was lost
     max_recoveries: int = 3  # policy: requeue after a lost executor at most this often
+    # Runs created from a deployment (by hand or by a schedule).
+    deployment: str | None = None
+    deployment_version: int | None = None
+    scheduled_for: float | None = None  # the fire time of a scheduled run
 
 
 @dataclass(slots=True)
@@ -96,6 +100,36 @@ class StateChange:
     state: str
     at: float
     message: str | None = None
+
+
+@dataclass(slots=True)
+class DeploymentRecord:
+    """One version of a deployment: a flow entrypoint with default parameters and a queue."""
+
+    name: str
+    version: int
+    flow_name: str
+    entrypoint: str  # "module:qualname"
+    script_path: str | None
+    params: str  # JSON object: default parameters
+    param_schema: str  # JSON Schema of the flow's parameters (validated at run creation)
+    queue: str
+    tags: str = "[]"
+    description: str | None = None
+    created_at: float = 0.0
+
+
+@dataclass(slots=True)
+class ScheduleRecord:
+    """A schedule of a deployment (the spec is the JSON of deployments/schedules.Schedule)."""
+
+    id: int | None
+    deployment: str
+    schedule: str
+    active: bool = True
+    missed: str = "latest"  # after an outage: "all", "latest" or "skip"
+    last_fire_at: float | None = None
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +366,46 @@ class Store(Protocol):
 
     def release_slots(self, ids: list[int]) -> None:
         """Give back concurrency slots (rate slots run out by themselves)."""
+        ...
+
+    # -- deployments and schedules ---------------------------------------------------------
+    def save_deployment(self, deployment: DeploymentRecord) -> DeploymentRecord:
+        """Store a new version of the deployment `deployment.name` (version = latest + 1, or
+        1) and return it with its version."""
+        ...
+
+    def get_deployment(self, name: str, version: int | None = None) -> DeploymentRecord:
+        """That version of the deployment (default: the latest); DeploymentNotFound if none."""
+        ...
+
+    def list_deployments(self) -> list[DeploymentRecord]:
+        """The latest version of every deployment, by name."""
+        ...
+
+    def set_schedules(self, deployment: str, schedules: list[ScheduleRecord]) -> None:
+        """Replace the deployment's schedules. A schedule equal to an existing one (same spec
+        and missed policy) keeps its progress (last_fire_at) and its active flag."""
+        ...
+
+    def list_schedules(self, deployment: str | None = None) -> list[ScheduleRecord]:
+        """Schedules (of one deployment, or all), by deployment and id."""
+        ...
+
+    def set_schedule_active(self, deployment: str, active: bool) -> int:
+        """Pause or resume every schedule of the deployment; returns how many changed."""
+        ...
+
+    def advance_schedule(self, schedule_id: int, last_fire_at: float) -> None:
+        """Record that runs were created up to the fire time `last_fire_at`."""
+        ...
+
+    def promote_due_runs(self, now: float) -> int:
+        """Scheduled runs whose time has come become Pending (claimable); returns how many."""
+        ...
+
+    def mark_late_runs(self, now: float, grace_s: float) -> int:
+        """Pending runs of schedules still not started `grace_s` after their time become Late
+        (still claimable); returns how many."""
         ...
 
     def close(self) -> None:

@@ -38,11 +38,13 @@ def list_queues(conn: Any, d: Dialect) -> list[QueueInfo]:
               for name, limit in conn.execute("SELECT name, concurrency_limit FROM queues")}
     rows = conn.execute(
         "SELECT queue, state, count(*), min(created_at) FROM runs WHERE queue IS NOT NULL "
-        "AND state IN ('Pending', 'Running', 'Retrying') GROUP BY queue, state").fetchall()
+        "AND state IN ('Pending', 'Late', 'Running', 'Retrying') GROUP BY queue, state").fetchall()
     for name, state, count, oldest in rows:
         info = queues.setdefault(name, QueueInfo(name, None))
-        if state == "Pending":
-            info.pending, info.oldest_pending_at = count, oldest
+        if state in ("Pending", "Late"):
+            info.pending += count
+            if info.oldest_pending_at is None or oldest < info.oldest_pending_at:
+                info.oldest_pending_at = oldest
         else:
             info.running += count
     for (name,) in conn.execute("SELECT DISTINCT queue FROM runs WHERE queue IS NOT NULL"):
@@ -74,8 +76,8 @@ def claim_runs(conn: Any, d: Dialect, queues: list[str], worker: WorkerRecord, o
         take = min(n, room.get(queue, n))
         if take > 0:
             candidates += conn.execute(
-                f"SELECT priority, created_at, seq FROM runs WHERE state = 'Pending' AND "
-                f"queue = {p} ORDER BY priority DESC, created_at, seq LIMIT {p}"
+                "SELECT priority, created_at, seq FROM runs WHERE state IN ('Pending', 'Late') "
+                f"AND queue = {p} ORDER BY priority DESC, created_at, seq LIMIT {p}"
                 f"{d.skip_locked}", (queue, take)).fetchall()
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
     chosen = [seq for _, _, seq in candidates[:n]]

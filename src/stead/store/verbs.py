@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from stead.store import leases, slots
-from stead.store.base import Fence, Limit, QueueInfo, RunRecord, SlotGrant, WorkerRecord
+from stead.store import deployments, leases, slots
+from stead.store.base import (
+    DeploymentRecord,
+    Fence,
+    Limit,
+    QueueInfo,
+    RunRecord,
+    ScheduleRecord,
+    SlotGrant,
+    WorkerRecord,
+)
 
 
 class QueueVerbs:
@@ -69,3 +78,36 @@ class QueueVerbs:
 
     def release_slots(self, ids: list[int]) -> None:
         self._write(slots.release_slots, ids)
+
+    # -- deployments and schedules (SQL in store/deployments.py) ---------------------------
+    def save_deployment(self, deployment: DeploymentRecord) -> DeploymentRecord:
+        return self._write(deployments.save_deployment,  # type: ignore[no-any-return]
+                           deployment)
+
+    def get_deployment(self, name: str, version: int | None = None) -> DeploymentRecord:
+        return self._read(deployments.get_deployment, name,  # type: ignore[no-any-return]
+                          version)
+
+    def list_deployments(self) -> list[DeploymentRecord]:
+        return self._read(deployments.list_deployments)  # type: ignore[no-any-return]
+
+    def set_schedules(self, deployment: str, schedules: list[ScheduleRecord]) -> None:
+        self._write(deployments.set_schedules, deployment, schedules)
+
+    def list_schedules(self, deployment: str | None = None) -> list[ScheduleRecord]:
+        return self._read(deployments.list_schedules,  # type: ignore[no-any-return]
+                          deployment)
+
+    def set_schedule_active(self, deployment: str, active: bool) -> int:
+        return self._write(deployments.set_schedule_active,  # type: ignore[no-any-return]
+                           deployment, active)
+
+    def advance_schedule(self, schedule_id: int, last_fire_at: float) -> None:
+        self._write(deployments.advance_schedule, schedule_id, last_fire_at)
+
+    def promote_due_runs(self, now: float) -> int:
+        return self._write(deployments.promote_due_runs, now)  # type: ignore[no-any-return]
+
+    def mark_late_runs(self, now: float, grace_s: float) -> int:
+        return self._write(deployments.mark_late_runs, now,  # type: ignore[no-any-return]
+                           grace_s)

@@ -28,12 +28,12 @@ def upgrade() -> None:
         runs.add_column(sa.Column("recoveries", sa.Integer, nullable=False, server_default="0"))
         runs.add_column(sa.Column("max_recoveries", sa.Integer, nullable=False,
                                   server_default="3"))
-    # What a claim reads: the pending runs of a queue, best priority then oldest first (in
+    # What a claim reads: the pending (or late) runs of a queue, best priority then oldest first (in
     # the index's order, so a claim reads a few index entries instead of sorting the queue).
     op.create_index("runs_pending", "runs",
                     ["queue", sa.text("priority DESC"), "created_at", "seq"],
-                    postgresql_where=sa.text("state = 'Pending'"),
-                    sqlite_where=sa.text("state = 'Pending'"))
+                    postgresql_where=sa.text("state IN ('Pending', 'Late')"),
+                    sqlite_where=sa.text("state IN ('Pending', 'Late')"))
     # What the lease reaper reads, and the running count of a limited queue.
     op.create_index("runs_leased", "runs", ["lease_expires_at"],
                     postgresql_where=sa.text(f"lease_expires_at IS NOT NULL AND {_LIVE}"),

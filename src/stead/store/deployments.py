@@ -1,0 +1,106 @@
+"""Deployments, schedules, and the state changes of scheduled runs: SQL both backends share.
+
+Each function runs on the caller's connection, inside its write transaction for writes (see
+store/leases.py for the conventions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stead.errors import DeploymentNotFound
+from stead.store.base import DeploymentRecord, ScheduleRecord
+from stead.store.sql import Dialect
+
+DEPLOYMENT_COLUMNS = ("name, version, flow_name, entrypoint, script_path, params, "
+                      "param_schema, queue, tags, description, created_at")
+SCHEDULE_COLUMNS = "id, deployment, schedule, active, missed, last_fire_at, created_at"
+
+
+def save_deployment(conn: Any, d: Dialect, dep: DeploymentRecord) -> DeploymentRecord:
+    # Versions of one name are numbered under a lock of that name's rows (the write lock on
+    # SQLite); the primary key (name, version) refuses a duplicate if two deploys still race.
+    rows = conn.execute(f"SELECT version FROM deployments WHERE name = {d.p}{d.for_update}",
+                        (dep.name,)).fetchall()
+    dep.version = max((r[0] for r in rows), default=0) + 1
+    conn.execute(f"INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ({d.marks(11)})",
+                 (dep.name, dep.version, dep.flow_name, dep.entrypoint, dep.script_path,
+                  dep.params, dep.param_schema, dep.queue, dep.tags, dep.description,
+                  dep.created_at))
+    return dep
+
+
+def get_deployment(conn: Any, d: Dialect, name: str, version: int | None) -> DeploymentRecord:
+    if version is None:
+        row = conn.execute(f"SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE name = {d.p} "
+                           "ORDER BY version DESC LIMIT 1", (name,)).fetchone()
+    else:
+        row = conn.execute(f"SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE name = {d.p} "
+                           f"AND version = {d.p}", (name, version)).fetchone()
+    if row is None:
+        which = f"deployment {name!r}" + ("" if version is None else f" version {version}")
+        raise DeploymentNotFound(f"no {which}; `stead deployments ls` lists the deployments")
+    return DeploymentRecord(*row)
+
+
+def list_deployments(conn: Any, d: Dialect) -> list[DeploymentRecord]:
+    rows = conn.execute(
+        f"SELECT {DEPLOYMENT_COLUMNS} FROM deployments AS dep WHERE version = "
+        "(SELECT max(version) FROM deployments WHERE name = dep.name) ORDER BY name").fetchall()
+    return [DeploymentRecord(*row) for row in rows]
+
+
+def set_schedules(conn: Any, d: Dialect, deployment: str, schedules: list[ScheduleRecord]
+                  ) -> None:
+    old = {(s.schedule, s.missed): s for s in list_schedules(conn, d, deployment)}
+    conn.execute(f"DELETE FROM schedules WHERE deployment = {d.p}", (deployment,))
+    for s in schedules:
+        kept = old.get((s.schedule, s.missed))
+        if kept is not None:  # an unchanged schedule keeps its progress: no duplicate runs
+            s.last_fire_at, s.active, s.created_at = (kept.last_fire_at, kept.active,
+                                                      kept.created_at)
+        conn.execute(f"INSERT INTO schedules (deployment, schedule, active, missed, "
+                     f"last_fire_at, created_at) VALUES ({d.marks(6)})",
+                     (deployment, s.schedule, s.active, s.missed, s.last_fire_at, s.created_at))
+
+
+def list_schedules(conn: Any, d: Dialect, deployment: str | None) -> list[ScheduleRecord]:
+    if deployment is None:
+        rows = conn.execute(f"SELECT {SCHEDULE_COLUMNS} FROM schedules "
+                            "ORDER BY deployment, id").fetchall()
+    else:
+        rows = conn.execute(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE deployment = "
+                            f"{d.p} ORDER BY id", (deployment,)).fetchall()
+    return [ScheduleRecord(r[0], r[1], r[2], bool(r[3]), *r[4:]) for r in rows]
+
+
+def set_schedule_active(conn: Any, d: Dialect, deployment: str, active: bool) -> int:
+    return int(conn.execute(f"UPDATE schedules SET active = {d.p} WHERE deployment = {d.p} "
+                            f"AND active <> {d.p}", (active, deployment, active)).rowcount)
+
+
+def advance_schedule(conn: Any, d: Dialect, schedule_id: int, last_fire_at: float) -> None:
+    conn.execute(f"UPDATE schedules SET last_fire_at = {d.p} WHERE id = {d.p} AND "
+                 f"(last_fire_at IS NULL OR last_fire_at < {d.p})",
+                 (last_fire_at, schedule_id, last_fire_at))
+
+
+def _move_runs(conn: Any, d: Dialect, where: str, args: tuple[Any, ...], state: str,
+               at: float, message: str) -> int:
+    rows = conn.execute(f"UPDATE runs SET state = {d.p} WHERE {where} RETURNING id",
+                        (state, *args)).fetchall()
+    for (run_id,) in rows:
+        conn.execute(f"INSERT INTO run_history (run_id, state, at, message) VALUES "
+                     f"({d.marks(4)})", (run_id, state, at, message))
+    return len(rows)
+
+
+def promote_due_runs(conn: Any, d: Dialect, now: float) -> int:
+    return _move_runs(conn, d, f"state = 'Scheduled' AND scheduled_for <= {d.p}", (now,),
+                      "Pending", now, "due: waiting for a worker")
+
+
+def mark_late_runs(conn: Any, d: Dialect, now: float, grace_s: float) -> int:
+    return _move_runs(conn, d, f"state = 'Pending' AND scheduled_for < {d.p}",
+                      (now - grace_s,), "Late", now,
+                      f"not started within {grace_s:g} s of its scheduled time")
