@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from stead.cli import deployments, queues, runs, workers
 from stead.cli import logs as logs_cmd
-from stead.cli import queues, runs, workers
-from stead.cli.common import DB_HELP, OPTIONS
+from stead.cli.common import DB_HELP, OPTIONS, handle_errors
 
 app = typer.Typer(
     name="stead",
@@ -28,6 +28,9 @@ app.add_typer(workers.worker_app, name="worker")
 app.add_typer(workers.workers_app, name="workers")
 app.add_typer(queues.queues_app, name="queues")
 app.add_typer(queues.limits_app, name="limits")
+app.command("deploy", help=deployments.DEPLOY_HELP)(handle_errors(deployments.deploy_command))
+app.add_typer(deployments.deployments_app, name="deployments")
+app.add_typer(deployments.scheduler_app, name="scheduler")
 app.command("logs", help=logs_cmd.HELP)(logs_cmd.logs)
 
 

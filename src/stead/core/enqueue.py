@@ -52,7 +52,7 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
         raise ParameterError(f"{what} was enqueued with wrong arguments: {exc}. It takes "
                              f"{flow.name}{flow.signature}.") from None
     bound.apply_defaults()
-    _check_loadable(flow)
+    check_loadable(flow)
     try:
         params_json = encode(dict(bound.arguments))
     except SerializationError as exc:
@@ -77,7 +77,7 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
     return run.id
 
 
-def _check_loadable(flow: Flow[Any, Any]) -> None:
+def check_loadable(flow: Flow[Any, Any]) -> None:
     """A worker imports the flow by its entrypoint: refuse flows it could not find."""
     module, _, qualname = flow.entrypoint.partition(":")
     if "<locals>" in qualname:

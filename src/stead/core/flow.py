@@ -142,13 +142,16 @@ class Flow(Generic[P, R]):
         return enqueue_run(self, args, kwargs, queue=queue, priority=priority, run_id=run_id,
                            max_recoveries=max_recoveries, params=params)
 
-    def execute_claimed(self, run: RunRecord, store: Store) -> R:
-        """Execute `run`, which a worker claimed from `store` (Running, leased to it).
+    def execute_claimed(self, run: RunRecord, store: Store,
+                        params: dict[str, Any] | None = None) -> R:
+        """Execute `run`, which a worker claimed from `store` (Running, leased to it), with
+        its recorded parameters (or `params`, the same turned into their annotated types).
 
         Every write is fenced by the claim's lease epoch: if the run is recovered by someone
         else meanwhile, this execution stops with LeaseLost and writes nothing more.
         """
-        params = decode(run.params)
+        if params is None:
+            params = decode(run.params)
         bound = inspect.BoundArguments(self.signature, params)  # type: ignore[arg-type]
         execution = _Execution(self, bound, run.id, explicit_resume=True, claimed=run,
                                store=store)

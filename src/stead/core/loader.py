@@ -105,3 +105,31 @@ def _import_module(name: str, what: str) -> ModuleType:
     except Exception as exc:
         raise FlowNotLoadable(
             f"{what}: importing module {name!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def load_entrypoint(spec: str) -> Flow[Any, Any]:
+    """The flow named by "path/to/file.py:function" or "package.module:function".
+
+    Example:
+        >>> load_entrypoint("flows/etl.py:nightly")
+        <Flow nightly>
+    """
+    where, sep, qualname = spec.rpartition(":")
+    if not sep or not where or not qualname:
+        raise FlowNotLoadable(f"entrypoint {spec!r}: write FILE.py:FUNCTION or "
+                              "MODULE:FUNCTION, e.g. flows/etl.py:nightly")
+    what = f"entrypoint {spec!r}"
+    if where.endswith(".py") or "/" in where or os.sep in where:
+        path = Path(where).expanduser().absolute()
+        module = _import_script(path, what)
+    else:
+        module = _import_module(where, what)
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise FlowNotLoadable(f"{what}: {where} has no {qualname!r}")
+    if not isinstance(obj, Flow):
+        raise FlowNotLoadable(f"{what}: {qualname} is {type(obj).__name__}, not a stead flow "
+                              "(decorate it with @flow)")
+    return obj

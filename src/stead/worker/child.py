@@ -15,7 +15,7 @@ import threading
 import time
 from multiprocessing.connection import Connection
 
-from stead.errors import FlowNotLoadable, LeaseLost
+from stead.errors import FlowNotLoadable, LeaseLost, ParameterError
 from stead.store.base import Fence, RunRecord, Store
 
 LOST_LEASE_EXIT = 3
@@ -56,15 +56,21 @@ def execute(store: Store, run: RunRecord) -> str:
     from stead.core.steps import error_json
 
     fence = Fence(run.id, run.lease_epoch)
+    params = None
     try:
         flow = load_flow(run)
-    except FlowNotLoadable as exc:
+        if run.deployment is not None:  # JSON values from a deployment: make them typed
+            from stead.core.serialization import decode
+            from stead.deployments.params import typed_parameters
+
+            params = typed_parameters(flow.fn, decode(run.params))
+    except (FlowNotLoadable, ParameterError) as exc:
         run.error = error_json(exc)
         run.ended_at = time.time()
         store.transition_run(run, "Failed", run.ended_at, str(exc), fence=fence)
         return "Failed"
     try:
-        flow.execute_claimed(run, store)
+        flow.execute_claimed(run, store, params)
     except Exception:  # the engine recorded the failure, with its traceback
         pass
     return store.get_run(run.id).state
