@@ -81,3 +81,9 @@ class ExecutorLost(SteadError):
 
 class DeploymentNotFound(SteadError):
     """No deployment with the given name (or version) exists."""
+
+
+class RunCancelled(BaseException):
+    """Raised in a worker's child process when the run it executes is cancelled: the run's
+    code stops (like KeyboardInterrupt, `except Exception` does not catch it) and the worker
+    records the run Cancelled."""

@@ -196,3 +196,36 @@ def resume_run(
         raise
     console.print(f"[green]Run {escape(run.id)} Completed[/] in {span(started, time.time())}; "
                   f"result: {escape(short_repr(result, 200))}")
+
+
+CANCEL_HELP = (
+    "Cancel a run and its child runs. A run waiting in a queue (Scheduled, Pending, Late) "
+    "is Cancelled at once. A run a worker executes becomes Cancelling: the worker stops it "
+    "(RunCancelled is raised in its code, then the process is killed after the worker's "
+    "grace period), records Cancelled and frees its slots.\n\n"
+    "A run started directly (not enqueued) whose process is gone is Cancelled at once; if "
+    "its process is alive, stop that process (Ctrl-C) yourself.\n\n"
+    "Example: [bold]stead runs cancel 3f2a9c1e4b5d[/]")
+
+
+@app.command("cancel", help=CANCEL_HELP)
+@handle_errors
+def cancel_run(run_id: RunIdArg, db: DbOption = None) -> None:
+    """Cancel a run (see CANCEL_HELP)."""
+    from stead.core.process import owner_is_alive
+
+    store = open_db(db)
+    run = resolve_run(store, run_id)
+    state = store.cancel_run(run.id, time.time(), "cancelled from the command line")
+    console = out()
+    if state == "Cancelling" and run.worker_id is None and owner_is_alive(run.owner) is False:
+        store.finish_cancel(run.id, time.time(), f"{describe_owner(run.owner)} is gone")
+        state = "Cancelled"
+    if state == "Cancelled":
+        console.print(f"run {run.id} Cancelled")
+    elif run.worker_id is not None:
+        console.print(f"run {run.id} Cancelling: its worker stops it within seconds "
+                      "(`stead runs show` follows it)")
+    else:
+        console.print(f"run {run.id} Cancelling: it runs in {describe_owner(run.owner)}, "
+                      "outside a worker; stop that process to end it")

@@ -31,6 +31,7 @@ from stead.errors import (
     FlowRunFailed,
     LeaseLost,
     ParameterError,
+    RunCancelled,
     RunConflict,
     SerializationError,
     TaskTimeout,
@@ -530,7 +531,7 @@ class _Execution:
         ctx = self.ctx
         assert ctx is not None
         run = ctx.run
-        if isinstance(exc, LeaseLost):  # someone else owns the run now: write nothing
+        if isinstance(exc, LeaseLost | RunCancelled):  # its worker records the outcome
             console.say(console.run_label(run.flow_name, run.id),
                         f"Flow '{run.flow_name}' stopped: {exc}")
             if self.parent_step is not None:

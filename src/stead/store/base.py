@@ -408,6 +408,23 @@ class Store(Protocol):
         (still claimable); returns how many."""
         ...
 
+    # -- cancellation --------------------------------------------------------------------
+    def cancel_run(self, run_id: str, now: float, reason: str) -> str:
+        """Cancel a run and its child runs. A waiting run (Scheduled, Pending, Late) is
+        Cancelled at once; an executing one becomes Cancelling until its worker stops it
+        (`finish_cancel`). Returns the run's new state; RunConflict if it already ended."""
+        ...
+
+    def runs_to_cancel(self, worker_id: str) -> list[tuple[str, int]]:
+        """(run id, lease epoch) of the Cancelling runs leased to this worker."""
+        ...
+
+    def finish_cancel(self, run_id: str, now: float, message: str) -> bool:
+        """Record a Cancelling run (and its children) Cancelled once its process was stopped:
+        bumps the lease epoch (fencing the stopped executor) and frees its tag slots.
+        False if the run was not Cancelling."""
+        ...
+
     def close(self) -> None:
         """Release connections held by this process."""
         ...

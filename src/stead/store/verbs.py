@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stead.store import deployments, leases, slots
+from stead.store import cancel, deployments, leases, slots
 from stead.store.base import (
     DeploymentRecord,
     Fence,
@@ -111,3 +111,14 @@ class QueueVerbs:
     def mark_late_runs(self, now: float, grace_s: float) -> int:
         return self._write(deployments.mark_late_runs, now,  # type: ignore[no-any-return]
                            grace_s)
+
+    # -- cancellation (SQL in store/cancel.py) -----------------------------------------------
+    def cancel_run(self, run_id: str, now: float, reason: str) -> str:
+        return self._write(cancel.cancel_run, run_id, now, reason)  # type: ignore[no-any-return]
+
+    def runs_to_cancel(self, worker_id: str) -> list[tuple[str, int]]:
+        return self._read(cancel.runs_to_cancel, worker_id)  # type: ignore[no-any-return]
+
+    def finish_cancel(self, run_id: str, now: float, message: str) -> bool:
+        return self._write(cancel.finish_cancel, run_id, now,  # type: ignore[no-any-return]
+                           message)

@@ -15,10 +15,17 @@ import threading
 import time
 from multiprocessing.connection import Connection
 
-from stead.errors import FlowNotLoadable, LeaseLost, ParameterError
+from stead.errors import FlowNotLoadable, LeaseLost, ParameterError, RunCancelled
 from stead.store.base import Fence, RunRecord, Store
 
 LOST_LEASE_EXIT = 3
+CANCELLED_EXIT = 4
+_executing = False  # SIGUSR1 (cancel) interrupts a run, never the wait for the next one
+
+
+def _cancel(signum: int, frame: object) -> None:
+    if _executing:
+        raise RunCancelled("the run was cancelled")
 
 
 def child_main(conn: Connection, database_url: str, worker_pid: int) -> None:
@@ -27,6 +34,7 @@ def child_main(conn: Connection, database_url: str, worker_pid: int) -> None:
     # the worker stops its children itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, _cancel)  # the worker's "stop this run": see worker.py
     threading.Thread(target=_exit_with_parent, args=(worker_pid,), name="stead-orphan-check",
                      daemon=True).start()
     from stead.core.runtime import store_for
@@ -41,12 +49,20 @@ def child_main(conn: Connection, database_url: str, worker_pid: int) -> None:
         if message is None:
             break
         run = RunRecord(*message)
+        global _executing
         try:
+            _executing = True
             state = execute(store, run)
         except LeaseLost as exc:
             conn.send(("lost", run.id, str(exc)))
             sys.stderr.flush()
             os._exit(LOST_LEASE_EXIT)
+        except RunCancelled:  # threads of the run may still be busy: start afresh
+            conn.send(("cancelled", run.id))
+            sys.stderr.flush()
+            os._exit(CANCELLED_EXIT)
+        finally:
+            _executing = False
         conn.send(("done", run.id, state))
 
 

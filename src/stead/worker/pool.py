@@ -109,7 +109,7 @@ class ChildPool:
         for child, message in messages:
             if message[0] == "ready":
                 child.ready = True
-            elif message[0] in ("done", "lost"):
+            elif message[0] in ("done", "lost", "cancelled"):
                 child.run = None
         return messages, dead
 

@@ -39,6 +39,8 @@ class WorkerOptions:
     lease_s: float = 30.0
     poll_s: float = 0.1  # how often an idle worker looks for new runs
     grace_s: float = 25.0  # how long a draining worker lets its runs finish
+    cancel_grace_s: float = 10.0  # how long a cancelled run may take to stop before SIGKILL
+    cancel_check_s: float = 1.0  # how often a busy worker looks for cancelled runs
     max_runs: int | None = None  # stop after claiming this many runs (tests, batch jobs)
 
 
@@ -58,6 +60,8 @@ class Worker:
         self.owner = current_owner()
         self.pool = ChildPool(options.concurrency, store.url)
         self.signals = 0
+        self._cancelling: dict[str, float] = {}  # run id -> when its child gets SIGKILL
+        self._next_cancel_check = 0.0
         self.claimed = 0
         self.completed = 0
 
@@ -112,6 +116,9 @@ class Worker:
         if now >= self._next_reap:
             reap(self.store, now)
             self._next_reap = now + opts.lease_s / 2
+        if now >= self._next_cancel_check or self._cancelling:
+            self._stop_cancelled(now)
+            self._next_cancel_check = now + opts.cancel_check_s
         if self._drain_deadline is not None:
             if not self.pool.busy():
                 return False
@@ -162,9 +169,15 @@ class Worker:
                 self.completed += 1
             elif message[0] == "lost":
                 self._say(f"run {message[1]}: {message[2]}")
+            elif message[0] == "cancelled":
+                self._cancelled(message[1], f"stopped by worker {self.record.name}")
         for child in dead:
             run = child.run
             code = child.process.exitcode
+            if run is not None and run.id in self._cancelling:
+                self._cancelled(run.id, f"its process was killed by worker {self.record.name}"
+                                        f" after {self.options.cancel_grace_s:g} s")
+                continue
             if run is None:
                 if code not in (0, None):
                     self._say(f"child process {child.pid} exited with code {code}; replaced")
@@ -175,6 +188,39 @@ class Worker:
                 "run")
             self._say(f"run {run.id}: child process {child.pid} died (exit code {code}); "
                       f"run is {state or 'already taken over'}")
+
+    def _stop_cancelled(self, now: float) -> None:
+        """Stop the runs someone cancelled: SIGUSR1 (RunCancelled in the run's code), then,
+        after cancel_grace_s, SIGKILL."""
+        busy = {c.run.id: c for c in self.pool.busy() if c.run is not None}
+        if not busy:
+            return
+        if now >= self._next_cancel_check:
+            for run_id, _ in self.store.runs_to_cancel(self.record.id):
+                child = busy.get(run_id)
+                if child is not None and run_id not in self._cancelling:
+                    self._say(f"run {run_id} was cancelled; stopping it")
+                    self._cancelling[run_id] = now + self.options.cancel_grace_s
+                    self._signal(child, signal.SIGUSR1)
+        for run_id, deadline in list(self._cancelling.items()):
+            child = busy.get(run_id)
+            if child is not None and now >= deadline:
+                self.pool.kill(child)  # the next poll reports it dead: _events finishes it
+
+    def _cancelled(self, run_id: str, message: str) -> None:
+        self._cancelling.pop(run_id, None)
+        for child in self.pool.children:
+            if child.run is not None and child.run.id == run_id:
+                child.run = None
+        self.store.finish_cancel(run_id, time.time(), message)
+        self._say(f"run {run_id} Cancelled")
+
+    @staticmethod
+    def _signal(child: Child, sig: int) -> None:
+        try:
+            os.kill(child.pid, sig)
+        except ProcessLookupError:
+            pass
 
     def _heartbeat(self, now: float) -> None:
         late = now - self.record.heartbeat_at
