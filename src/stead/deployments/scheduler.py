@@ -45,7 +45,10 @@ def tick(store: Store, now: float, *, ahead_s: float = 3600.0, grace_s: float = 
             continue
         try:
             schedule = Schedule.from_json(sched.schedule)
-            times = plan(schedule, sched.last_fire_at, now, ahead_s, sched.missed)
+            # Fire times count from the schedule's creation: one that passed before the
+            # first tick (or between two slow ticks) follows the missed-run policy.
+            since = sched.last_fire_at if sched.last_fire_at is not None else sched.created_at
+            times = plan(schedule, since, now, ahead_s, sched.missed)
             for fire_at in times:
                 run, created = run_deployment(
                     store, sched.deployment, now, run_id=scheduled_run_id(sched.deployment,
