@@ -63,7 +63,7 @@ def deploy(store: Store, flow: Flow[Any, Any], *, name: str, now: float,
     record = DeploymentRecord(
         name=name, version=0, flow_name=flow.name, entrypoint=flow.entrypoint,
         script_path=flow.script_path, params=encode(params),
-        param_schema=json.dumps(schema, sort_keys=True), queue=queue,
+        param_schema=json.dumps(schema), queue=queue,
         tags=json.dumps(list(tags)), description=description, created_at=now)
     created = True
     try:
