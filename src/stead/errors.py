@@ -72,6 +72,7 @@ class LeaseLost(BaseException):
                          f"the run {where}. Another executor owns it; this one stops.")
         self.run_id = run_id
         self.epoch = epoch
+        self.current = current
 
 
 class ExecutorLost(SteadError):

@@ -18,8 +18,9 @@ __all__ = ["CacheEntry", "LogRecord", "RunFilter", "RunRecord", "StateChange", "
 
 
 def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
-    """Open the store at `url`: ``sqlite:///path/to/file.db`` (or a bare file path), or
-    ``postgresql://user@host:5432/dbname``."""
+    """Open the store at `url`: ``sqlite:///path/to/file.db`` (or a bare file path),
+    ``postgresql://user@host:5432/dbname``, or a Stead server ``https://host:4300`` (remote
+    mode; the API key comes from STEAD_API_KEY)."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
     elif "://" not in url:
@@ -28,11 +29,17 @@ def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
         from stead.store.postgres import PostgresStore
 
         return PostgresStore(url)
+    elif url.split("://", 1)[0] in ("http", "https"):
+        from stead.settings import get_settings
+        from stead.store.http import HttpStore
+
+        return HttpStore(url, api_key=get_settings().api_key)
     else:
         scheme = url.split("://", 1)[0]
         raise ConfigError(
-            f"database URL scheme {scheme!r} is not supported; use sqlite:///PATH or "
-            f"postgresql://USER@HOST:PORT/DBNAME (got {url!r})")
+            f"database URL scheme {scheme!r} is not supported; use sqlite:///PATH, "
+            f"postgresql://USER@HOST:PORT/DBNAME or a server's http(s)://HOST:PORT "
+            f"(got {url!r})")
     from stead.store.sqlite import SQLiteStore
 
     return SQLiteStore(path, synchronous=synchronous)
