@@ -132,6 +132,19 @@ class ScheduleRecord:
     created_at: float = 0.0
 
 
+@dataclass(slots=True)
+class ApiKeyRecord:
+    """An API key of the HTTP server. Only its hash is stored; the key itself is shown once."""
+
+    id: str
+    name: str
+    prefix: str  # the first 8 characters after "stead_", to tell keys apart in listings
+    hash: str  # SHA-256 (hex) of the whole key
+    created_at: float
+    last_used_at: float | None = None  # updated at most once a minute
+    revoked_at: float | None = None  # a revoked key is refused
+
+
 @dataclass(frozen=True, slots=True)
 class Fence:
     """The right to write to a run: the root run's id and the lease epoch its executor holds.
@@ -151,6 +164,13 @@ class RunFilter:
     parent_id: str | None = None
     queue: str | None = None
     limit: int = 50
+    deployment: str | None = None
+    tag: str | None = None  # runs carrying this tag
+    created_after: float | None = None  # created_at >= this (Unix seconds)
+    created_before: float | None = None  # created_at < this
+    # A page's cursor: only runs after this (created_at, id) in the listing's order (newest
+    # first), so pages neither repeat nor skip runs while new ones are inserted.
+    after: tuple[float, str] | None = None
 
 
 @dataclass(slots=True)
@@ -427,4 +447,27 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections held by this process."""
+        ...
+
+    # -- API keys of the HTTP server (SQL in store/keys.py) --------------------------------
+    def create_api_key(self, key: ApiKeyRecord) -> None:
+        """Store a new API key (its hash, never the key itself)."""
+        ...
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every API key, revoked ones included, oldest first."""
+        ...
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key whose hash is `key_hash` (revoked or not), or None."""
+        ...
+
+    def revoke_api_key(self, id_or_prefix: str, now: float) -> ApiKeyRecord:
+        """Revoke the key with this id or prefix (ConfigError if none or several match) and
+        return it; a key already revoked keeps its time of revocation."""
+        ...
+
+    def touch_api_key(self, key_id: str, now: float) -> None:
+        """Record that the key was used at `now` (skipped if recorded within the last minute,
+        so a busy client does not cost a write per request)."""
         ...

@@ -5,6 +5,7 @@ SQLite binds `?`, psycopg binds `%s`; everything else here is standard SQL that 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -161,10 +162,24 @@ def run_filter_sql(flt: RunFilter, p: str) -> tuple[str, list]:
         where.append(f"state IN ({', '.join([p] * len(states))})")
         args.extend(states)
     for column, value in (("flow_name", flt.flow_name), ("parent_id", flt.parent_id),
-                          ("queue", flt.queue)):
+                          ("queue", flt.queue), ("deployment", flt.deployment)):
         if value is not None:
             where.append(f"{column} = {p}")
             args.append(value)
+    if flt.tag is not None:
+        # `tags` is a JSON list written by json.dumps: a tag is in it iff its JSON string is.
+        # replace() compares case-sensitively on both backends (SQLite's LIKE does not).
+        where.append(f"replace(tags, {p}, '') <> tags")
+        args.append(json.dumps(flt.tag))
+    if flt.created_after is not None:
+        where.append(f"created_at >= {p}")
+        args.append(flt.created_after)
+    if flt.created_before is not None:
+        where.append(f"created_at < {p}")
+        args.append(flt.created_before)
+    if flt.after is not None:  # keyset pagination in the order created_at DESC, id DESC
+        where.append(f"(created_at < {p} OR (created_at = {p} AND id < {p}))")
+        args.extend((flt.after[0], flt.after[0], flt.after[1]))
     return (f" WHERE {' AND '.join(where)}" if where else ""), args
 
 

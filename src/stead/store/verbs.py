@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from stead.store import cancel, deployments, leases, slots
+from stead.store import cancel, deployments, keys, leases, slots
 from stead.store.base import (
+    ApiKeyRecord,
     DeploymentRecord,
     Fence,
     Limit,
@@ -122,3 +123,20 @@ class QueueVerbs:
     def finish_cancel(self, run_id: str, now: float, message: str) -> bool:
         return self._write(cancel.finish_cancel, run_id, now,  # type: ignore[no-any-return]
                            message)
+
+    # -- API keys of the HTTP server (SQL in store/keys.py) ----------------------------------
+    def create_api_key(self, key: ApiKeyRecord) -> None:
+        self._write(keys.create_api_key, key)
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        return self._read(keys.list_api_keys)  # type: ignore[no-any-return]
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        return self._read(keys.find_api_key, key_hash)  # type: ignore[no-any-return]
+
+    def revoke_api_key(self, id_or_prefix: str, now: float) -> ApiKeyRecord:
+        return self._write(keys.revoke_api_key, id_or_prefix,  # type: ignore[no-any-return]
+                           now)
+
+    def touch_api_key(self, key_id: str, now: float) -> None:
+        self._write(keys.touch_api_key, key_id, now)
