@@ -61,12 +61,16 @@ def postgres_template(postgres_admin: str) -> Iterator[str]:
 _counter = iter(range(1_000_000))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "http"])
 def backend(request: pytest.FixtureRequest, stead_home: Path,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Run the test once on SQLite and once on a fresh PostgreSQL database."""
+    """Run the test on SQLite, on a fresh PostgreSQL database, and in remote mode: through
+    a real HTTP server (on loopback, in a thread) over a fresh SQLite database."""
     if request.param == "sqlite":
         yield "sqlite"
+        return
+    if request.param == "http":
+        yield from _remote_backend(stead_home, monkeypatch)
         return
     from tests.postgres import create_database, drop_database
 
@@ -95,3 +99,36 @@ def run_script(home: Path, name: str, *args: str, timeout: float = 120,
     """Run tests/scripts/NAME in a fresh interpreter with the test's Stead home."""
     return subprocess.run([sys.executable, str(SCRIPTS / name), *args], capture_output=True,
                           text=True, timeout=timeout, env=script_env(home, **env))
+
+
+def _remote_backend(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from stead.server.app import create_app
+    from stead.store import open_store
+
+    backing = open_store(f"sqlite:///{home / 'server.db'}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(backing, require_auth=False),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test's Stead server did not start")
+        time.sleep(0.01)
+    monkeypatch.setenv("STEAD_DATABASE_URL", f"http://127.0.0.1:{port}")
+    close_stores()
+    reset_settings()
+    yield "http"
+    close_stores()
+    server.should_exit = True
+    thread.join(10)
+    backing.close()

@@ -304,5 +304,5 @@ def test_the_transition_table_refuses_what_it_does_not_list() -> None:
                                                 "Completed may move to nothing"):
         check_transition("Completed", "Running")
     with pytest.raises(InvalidTransition, match="Pending may move to Cancelled, Crashed, "
-                                                "Running"):
+                                                "Late, Running"):
         check_transition("Pending", "Failed")

@@ -16,7 +16,8 @@ from stead.store.base import CacheEntry, LogRecord, RunFilter, RunRecord, StepRe
 @pytest.fixture
 def store(backend: str) -> Store:
     store = store_for()
-    assert type(store).__name__ == {"sqlite": "SQLiteStore", "postgres": "PostgresStore"}[backend]
+    assert type(store).__name__ == {"sqlite": "SQLiteStore", "postgres": "PostgresStore",
+                                    "http": "HttpStore"}[backend]
     return store
 
 

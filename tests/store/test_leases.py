@@ -36,7 +36,8 @@ LEASE = 30.0
 @pytest.fixture
 def store(backend: str) -> Store:
     store = store_for()
-    assert type(store).__name__ == {"sqlite": "SQLiteStore", "postgres": "PostgresStore"}[backend]
+    assert type(store).__name__ == {"sqlite": "SQLiteStore", "postgres": "PostgresStore",
+                                    "http": "HttpStore"}[backend]
     return store
 
 
