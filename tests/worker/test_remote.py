@@ -1,0 +1,85 @@
+"""A remote worker: a process with only the server's URL and an API key executes runs; the
+server refuses it once its key is revoked."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import queued_flows
+import uvicorn
+
+from stead.core.runtime import close_stores
+from stead.errors import StoreError
+from stead.server.apikeys import new_api_key
+from stead.server.app import create_app
+from stead.settings import reset_settings
+from stead.store import open_store
+from stead.store.base import Store
+from stead.store.http import HttpStore
+from tests.worker.conftest import Workers, effects, wait_until
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Store]]:
+    """A server that requires API keys, over an SQLite database only it opens."""
+    backing = open_store(f"sqlite:///{tmp_path / 'server.db'}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(backing, require_auth=True),
+                                        host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}", backing
+    srv.should_exit = True
+    thread.join(10)
+    backing.close()
+
+
+def test_a_worker_with_only_a_url_and_a_key_completes_runs(server: tuple[str, Store],
+                                                           tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    url, backing = server
+    key, record = new_api_key("worker-host-2", time.time())
+    backing.create_api_key(record)
+    monkeypatch.setenv("STEAD_DATABASE_URL", url)
+    monkeypatch.setenv("STEAD_API_KEY", key)
+    close_stores()
+    reset_settings()
+    out = tmp_path / "effects.txt"
+    ids = [queued_flows.twenty.enqueue(out=str(out), queue="remote", n=5) for _ in range(6)]
+    workers = Workers(url, tmp_path)
+    try:
+        workers.start("-q", "remote", "-c", "2", STEAD_API_KEY=key)
+        wait_until(lambda: all(backing.get_run(r).state == "Completed" for r in ids), 60,
+                   "the remote worker to complete every run")
+        assert len(effects(out)) == 30
+        assert [w.host for w in backing.list_workers()]  # it reported itself to the server
+    finally:
+        workers.stop_all()
+
+
+def test_a_revoked_key_is_refused(server: tuple[str, Store], tmp_path: Path) -> None:
+    url, backing = server
+    key, record = new_api_key("old", time.time())
+    backing.create_api_key(record)
+    backing.revoke_api_key(record.id, time.time())
+    workers = Workers(url, tmp_path)
+    try:
+        proc = workers.start("-q", "remote", STEAD_API_KEY=key)
+        assert proc.wait(60) == 2
+        assert "refused the API key" in workers.log(proc)
+    finally:
+        workers.stop_all()
+    with pytest.raises(StoreError, match="refused the API key"):
+        HttpStore(url, api_key=key).get_run("x")
+    with pytest.raises(StoreError, match="refused the API key"):
+        HttpStore(url).get_run("x")  # no key at all
