@@ -81,6 +81,10 @@ class Settings:
     # STEAD_MAX_RECOVERIES: an enqueued run whose executor was lost is requeued at most this
     # many times (0: never; it stays Crashed for a person to look at).
     max_recoveries: int = 3
+    # STEAD_SERVER_HOST: the address `stead server start` listens on (not loopback: keys needed).
+    server_host: str = "127.0.0.1"
+    # STEAD_SERVER_PORT: the port `stead server start` listens on.
+    server_port: int = 4300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -105,6 +109,8 @@ class Settings:
             uncommitted_steps=_env_int("STEAD_UNCOMMITTED_STEPS", 64),
             lease_seconds=_env_float("STEAD_LEASE_SECONDS", 30.0),
             max_recoveries=_env_int("STEAD_MAX_RECOVERIES", 3),
+            server_host=_env("STEAD_SERVER_HOST", "127.0.0.1"),
+            server_port=_env_int("STEAD_SERVER_PORT", 4300),
         )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stead.cli import deployments, queues, runs, workers
+from stead.cli import deployments, queues, runs, server, workers
 from stead.cli import logs as logs_cmd
 from stead.cli.common import DB_HELP, OPTIONS, handle_errors
 
@@ -31,6 +31,8 @@ app.add_typer(queues.limits_app, name="limits")
 app.command("deploy", help=deployments.DEPLOY_HELP)(handle_errors(deployments.deploy_command))
 app.add_typer(deployments.deployments_app, name="deployments")
 app.add_typer(deployments.scheduler_app, name="scheduler")
+app.add_typer(server.server_app, name="server")
+app.add_typer(server.keys_app, name="keys")
 app.command("logs", help=logs_cmd.HELP)(logs_cmd.logs)
 
 

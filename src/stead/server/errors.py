@@ -1,0 +1,115 @@
+"""One error body for every error: {"error": {"type": "...", "message": "..."}}.
+
+Stead's own errors keep their class name and message (written for people); HTTP and
+validation errors get a type from their status; anything unexpected is a 500 whose body says
+only that (the traceback goes to the server's log, never to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from stead import errors
+from stead.server.schemas import ErrorBody
+
+log = logging.getLogger("stead.server")
+
+HTTP_TYPES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+              405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict",
+              413: "BodyTooLarge", 415: "UnsupportedMediaType", 422: "ValidationError",
+              500: "InternalError", 503: "Unavailable"}
+# Stead's errors by the status they answer with; the first matching class wins.
+STEAD_STATUS: list[tuple[type[errors.SteadError], int]] = [
+    (errors.RunNotFound, 404),
+    (errors.DeploymentNotFound, 404),
+    (errors.ParameterError, 422),
+    (errors.SerializationError, 422),
+    (errors.RunConflict, 409),
+    (errors.ConfigError, 400),
+    (errors.StoreError, 503),
+]
+
+
+class ApiError(Exception):
+    """An error a route answers with: its status, type and message."""
+
+    def __init__(self, status: int, message: str, type: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type or HTTP_TYPES.get(status, "Error")
+        self.message = message
+        self.headers = headers
+
+
+def error_response(status: int, type: str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"type": type, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+# What every route may answer besides its own success: documented in the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The request cannot be read (e.g. a body that "
+                                             "is not UTF-8 JSON)"},
+    401: {"model": ErrorBody, "description": "No valid API key (when the server needs one)"},
+    413: {"model": ErrorBody, "description": "The request body is larger than allowed"},
+    422: {"model": ErrorBody, "description": "A parameter or the body is not valid"},
+    500: {"model": ErrorBody, "description": "An unexpected error (see the server's log)"},
+    503: {"model": ErrorBody, "description": "The database cannot be reached"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such run or deployment"}}
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors()[:3]:
+        loc = [str(p) for p in e.get("loc", ())]
+        where = {"query": "query parameter", "path": "path parameter", "body": "body",
+                 "header": "header"}.get(loc[0], loc[0]) if loc else "request"
+        name = ".".join(loc[1:])
+        parts.append(f"{where} {name!r}: {e.get('msg', 'is not valid')}" if name
+                     else f"{where}: {e.get('msg', 'is not valid')}")
+    more = len(exc.errors()) - 3
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error answer with the error body."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.type, exc.message, exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such endpoint: {request.method} {request.url.path}; see /docs"
+        return error_response(exc.status_code, HTTP_TYPES.get(exc.status_code, "Error"),
+                              message, dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "ValidationError", _describe_validation(exc))
+
+    @app.exception_handler(errors.SteadError)
+    async def stead_error(request: Request, exc: errors.SteadError) -> JSONResponse:
+        status = next((code for cls, code in STEAD_STATUS if isinstance(exc, cls)), 500)
+        if status >= 500:
+            log.error("%s %s: %s: %s", request.method, request.url.path,
+                      type(exc).__name__, exc)
+        return error_response(status, type(exc).__name__, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return error_response(500, "InternalError",
+                              "an unexpected error occurred; the server's log has the details")
