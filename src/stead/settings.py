@@ -39,6 +39,18 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
+def _env_days(name: str) -> float:
+    raw = _env(name, "0")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{name}={raw!r} is not a number of days >= 0; unset it (keep "
+                          "forever) or give e.g. 30")
+    return value
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = _env(name, "1" if default else "0").strip().lower()
     if raw in ("1", "true", "yes", "on"):
@@ -81,6 +93,9 @@ class Settings:
     # STEAD_MAX_RECOVERIES: an enqueued run whose executor was lost is requeued at most this
     # many times (0: never; it stays Crashed for a person to look at).
     max_recoveries: int = 3
+    # STEAD_RETENTION_DAYS: finished runs (with steps, logs, result files) older than this many
+    # days are pruned by the server (0: keep forever; `stead runs prune` prunes by hand).
+    retention_days: float = 0.0
     # STEAD_SERVER_HOST: the address `stead server start` listens on (not loopback: keys needed).
     server_host: str = "127.0.0.1"
     # STEAD_SERVER_PORT: the port `stead server start` listens on.
@@ -109,6 +124,7 @@ class Settings:
             uncommitted_steps=_env_int("STEAD_UNCOMMITTED_STEPS", 64),
             lease_seconds=_env_float("STEAD_LEASE_SECONDS", 30.0),
             max_recoveries=_env_int("STEAD_MAX_RECOVERIES", 3),
+            retention_days=_env_days("STEAD_RETENTION_DAYS"),
             server_host=_env("STEAD_SERVER_HOST", "127.0.0.1"),
             server_port=_env_int("STEAD_SERVER_PORT", 4300),
         )

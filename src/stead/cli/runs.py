@@ -1,4 +1,4 @@
-"""`stead runs ...`: list, inspect and resume recorded flow runs."""
+"""`stead runs ...`: list, inspect, resume and prune recorded flow runs."""
 
 import asyncio
 import inspect
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from stead.cli import prune
 from stead.cli.common import (
     DbOption,
     database_url,
@@ -37,7 +38,8 @@ from stead.store.base import RunFilter
 
 app = typer.Typer(
     name="runs", no_args_is_help=True,
-    help="List, inspect and resume flow runs.\n\nExample: [bold]stead runs ls --state Failed[/]")
+    help="List, inspect, resume and prune flow runs.\n\n"
+         "Example: [bold]stead runs ls --state Failed[/]")
 
 RunIdArg = Annotated[str, typer.Argument(
     metavar="RUN_ID", show_default=False,
@@ -229,3 +231,6 @@ def cancel_run(run_id: RunIdArg, db: DbOption = None) -> None:
     else:
         console.print(f"run {run.id} Cancelling: it runs in {describe_owner(run.owner)}, "
                       "outside a worker; stop that process to end it")
+
+
+app.command("prune", help=prune.HELP)(prune.prune_runs)

@@ -46,3 +46,36 @@ class ResultFiles:
         except OSError as exc:
             raise StoreError(f"the stored result file {path} cannot be read: {exc}. It may have "
                              "been deleted; resume cannot reuse this step's result.") from exc
+
+    def _path(self, ref: str) -> Path | None:
+        """The file of `ref`, or None for a reference that leads out of the folder."""
+        rel = Path(ref)
+        if rel.is_absolute() or ".." in rel.parts:
+            return None
+        return self.root / rel
+
+    def size(self, ref: str) -> int:
+        """The size of the file in bytes; 0 if it is gone."""
+        path = self._path(ref)
+        try:
+            return path.stat().st_size if path is not None else 0
+        except OSError:
+            return 0
+
+    def delete(self, ref: str) -> int | None:
+        """Delete the file; return the bytes freed, or None if there was no such file.
+
+        Its folder stays, even if empty: a concurrent `place` may be about to write into it.
+        """
+        path = self._path(ref)
+        if path is None:
+            return None
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot delete the result file {path}: {exc}. Check that "
+                             "STEAD_RESULTS_DIR is writable by this user.") from exc
+        return size

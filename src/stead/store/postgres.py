@@ -46,7 +46,7 @@ from stead.store.sql import (
     step_record,
     step_values,
 )
-from stead.store.verbs import QueueVerbs
+from stead.store.verbs import QueueVerbs, RetentionVerbs
 
 Q = statements(POSTGRES)
 MIGRATION_LOCK = 7_305_001  # pg_advisory_lock key: one process migrates at a time
@@ -82,7 +82,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, s.key, s)
 
 
-class PostgresStore(QueueVerbs):
+class PostgresStore(QueueVerbs, RetentionVerbs):
     """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16) -> None:

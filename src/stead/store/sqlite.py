@@ -49,7 +49,7 @@ from stead.store.sql import (
     step_record,
     step_values,
 )
-from stead.store.verbs import QueueVerbs
+from stead.store.verbs import QueueVerbs, RetentionVerbs
 
 Q = statements(SQLITE)
 BUSY_TIMEOUT_MS = 60_000
@@ -85,7 +85,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, _db_key(s.key), s)
 
 
-class SQLiteStore(QueueVerbs):
+class SQLiteStore(QueueVerbs, RetentionVerbs):
     """Store implementation on one SQLite file. Create with `SQLiteStore(path)`."""
 
     def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL") -> None:

@@ -1,20 +1,23 @@
-"""The queue, lease, worker and limit verbs of the Store, written once for both backends.
+"""The queue, lease, worker, limit and retention verbs of the Store, written once for both
+backends.
 
-A backend mixes `QueueVerbs` in and provides `_write(fn, *args)` (run fn(conn, dialect,
-*args) in a write transaction) and `_read(fn, *args)` (the same on a plain connection).
-The SQL itself is in store/leases.py and store/slots.py.
+A backend mixes `QueueVerbs` and `RetentionVerbs` in and provides `_write(fn, *args)` (run
+fn(conn, dialect, *args) in a write transaction) and `_read(fn, *args)` (the same on a plain
+connection).
+The SQL itself is in store/leases.py, store/slots.py and store/retention.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from stead.store import cancel, deployments, keys, leases, slots
+from stead.store import cancel, deployments, keys, leases, retention, slots
 from stead.store.base import (
     ApiKeyRecord,
     DeploymentRecord,
     Fence,
     Limit,
+    PruneResult,
     QueueInfo,
     RunRecord,
     ScheduleRecord,
@@ -140,3 +143,28 @@ class QueueVerbs:
 
     def touch_api_key(self, key_id: str, now: float) -> None:
         self._write(keys.touch_api_key, key_id, now)
+
+
+class RetentionVerbs:
+    """Deleting old finished runs (SQL in store/retention.py), over the same `_write`/`_read`."""
+
+    _seqs: dict[str, int]  # the backend's cache of run id -> seq
+
+    def _write(self, fn: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _read(self, fn: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def prune_runs(self, before: float, states: tuple[str, ...], limit: int) -> PruneResult:
+        result: PruneResult = self._write(retention.prune_runs, before, states, limit)
+        if result.runs:
+            self._seqs.clear()  # a deleted run's id may be used again, by a new row
+        return result
+
+    def count_prunable(self, before: float, states: tuple[str, ...]) -> PruneResult:
+        return self._read(retention.count_prunable, before,  # type: ignore[no-any-return]
+                          states)
+
+    def results_in_use(self, refs: list[str]) -> list[str]:
+        return self._read(retention.results_in_use, refs)  # type: ignore[no-any-return]
