@@ -23,8 +23,9 @@ keys_app = typer.Typer(
 
 START_HELP = (
     "Serve the HTTP API (JSON under /api/v1; the OpenAPI document at /openapi.json) over "
-    "this database, and run the deployment scheduler and the lease reaper in the "
-    "background (--no-services: only the API).\n\n"
+    "this database, and run the deployment scheduler, the lease reaper and (with "
+    "STEAD_RETENTION_DAYS) hourly retention in the background (--no-services: only the "
+    "API).\n\n"
     "On a loopback address (127.0.0.1, ::1, localhost) requests need no key unless "
     "--require-auth; on any other address every request except GET /health needs an API key: "
     "[bold]Authorization: Bearer stead_...[/] (see [bold]stead keys create[/]).\n\n"
@@ -52,7 +53,8 @@ def start(
     require_auth: Annotated[bool, typer.Option(
         "--require-auth", help="Require API keys on a loopback address too.")] = False,
     no_services: Annotated[bool, typer.Option(
-        "--no-services", help="Serve the API only: no scheduler, no lease reaper.")] = False,
+        "--no-services", help="Serve the API only: no scheduler, reaper or retention.")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Start the server (see START_HELP)."""
@@ -75,7 +77,7 @@ def start(
     shown = f"[{host}]" if ":" in host else host
     err().print(f"Stead API on http://{escape(shown)}:{port} for {escape(store.url)} "
                 f"({'API keys required' if auth else 'no API key needed: loopback only'}"
-                f"{'' if no_services else '; scheduler and lease reaper running'})")
+                f"{'' if no_services else '; scheduler, lease reaper and retention running'})")
     services = Services(store)
     if not no_services:
         services.start()

@@ -1,6 +1,7 @@
-"""The background services of `stead server start`: the deployment scheduler and the lease
-reaper, each a thread that repeats its round forever. A failing round is logged and tried
-again at the next; it never stops the server or the other service.
+"""The background services of `stead server start`: the deployment scheduler, the lease
+reaper and retention (pruning finished runs older than STEAD_RETENTION_DAYS, when set), each
+a thread that repeats its round forever. A failing round is logged and tried again at the
+next; it never stops the server or the other services.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from stead.store.base import Store
 log = logging.getLogger("stead.server")
 SCHEDULER_EVERY_S = 5.0
 REAPER_EVERY_S = 10.0
+RETENTION_EVERY_S = 3600.0
 
 
 def scheduler_round(store: Store) -> None:
@@ -39,17 +41,35 @@ def reaper_round(store: Store) -> None:
         log.warning("reaper: recovered %d runs of lost workers", recovered)
 
 
-class Services:
-    """Threads repeating `round(store)` every few seconds until `stop()`."""
+def retention_round(store: Store) -> None:
+    """Prune the finished runs older than STEAD_RETENTION_DAYS (nothing when it is 0)."""
+    from stead.core.retention import apply_retention
 
-    def __init__(self, store: Store) -> None:
+    report = apply_retention(store, time.time())
+    if report is not None and report.runs:
+        log.info("retention: pruned %d runs (%d steps, %d log lines, %d result files) that "
+                 "ended before %s", report.runs, report.steps, report.logs, report.files,
+                 time.strftime("%Y-%m-%d %H:%M", time.localtime(report.before)))
+
+
+Round = tuple[str, Callable[[Store], None], float]  # name, what one round does, how often
+ROUNDS: list[Round] = [("scheduler", scheduler_round, SCHEDULER_EVERY_S),
+                       ("reaper", reaper_round, REAPER_EVERY_S),
+                       ("retention", retention_round, RETENTION_EVERY_S)]
+
+
+class Services:
+    """Threads repeating each round on `store` (first at once, then every few seconds)
+    until `stop()`."""
+
+    def __init__(self, store: Store, rounds: list[Round] | None = None) -> None:
         self._store = store
+        self._rounds = ROUNDS if rounds is None else rounds
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for name, fn, every_s in (("scheduler", scheduler_round, SCHEDULER_EVERY_S),
-                                  ("reaper", reaper_round, REAPER_EVERY_S)):
+        for name, fn, every_s in self._rounds:
             thread = threading.Thread(target=self._repeat, args=(name, fn, every_s),
                                       name=f"stead-{name}", daemon=True)
             thread.start()
