@@ -1,0 +1,1 @@
+"""Deployments: named, versioned flow entrypoints with schedules."""
