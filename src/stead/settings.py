@@ -100,6 +100,8 @@ class Settings:
     server_host: str = "127.0.0.1"
     # STEAD_SERVER_PORT: the port `stead server start` listens on.
     server_port: int = 4300
+    # STEAD_API_KEY: the key a remote process (STEAD_DATABASE_URL=https://server) sends.
+    api_key: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -127,6 +129,7 @@ class Settings:
             retention_days=_env_days("STEAD_RETENTION_DAYS"),
             server_host=_env("STEAD_SERVER_HOST", "127.0.0.1"),
             server_port=_env_int("STEAD_SERVER_PORT", 4300),
+            api_key=os.environ.get("STEAD_API_KEY") or None,
         )
 
 
