@@ -48,8 +48,9 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def start_server(home: Path, log: Path, *args: str) -> Server:
-    """Start `stead server start --no-services` on a free port; wait until /health answers."""
+def start_server(home: Path, log: Path, *args: str, services: bool = False) -> Server:
+    """Start `stead server start` (with --no-services unless `services`) on a free port;
+    wait until /health answers."""
     for _ in range(3):  # another process may take the free port before the server binds it
         port = free_port()
         env = script_env(home, STEAD_DATABASE_URL=get_settings().database_url,
@@ -57,8 +58,8 @@ def start_server(home: Path, log: Path, *args: str) -> Server:
         with open(log, "ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "stead.cli.main", "server", "start", "--port", str(port),
-                 "--no-services", *args], stdout=out, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True)
+                 *([] if services else ["--no-services"]), *args], stdout=out,
+                stderr=subprocess.STDOUT, env=env, start_new_session=True)
         server = Server(f"http://127.0.0.1:{port}", process, log)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline and process.poll() is None:
@@ -92,12 +93,14 @@ def db(backend: str) -> Store:
 
 @pytest.fixture
 def serve(db: Store, stead_home: Path, tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start servers on the test's database: serve() or serve("--require-auth"). The
-    database is made here first (`db`), so the server does not migrate it as it starts."""
+    """Start servers on the test's database: serve(), serve("--require-auth"), or
+    serve(services=True) for one that runs its background services. The database is made
+    here first (`db`), so the server does not migrate it as it starts."""
     started: list[Server] = []
 
-    def start(*args: str) -> Server:
-        server = start_server(stead_home, tmp_path / f"server-{len(started)}.log", *args)
+    def start(*args: str, services: bool = False) -> Server:
+        server = start_server(stead_home, tmp_path / f"server-{len(started)}.log", *args,
+                              services=services)
         started.append(server)
         return server
 

@@ -1,16 +1,32 @@
 """The OpenAPI document: the committed docs/openapi.json is the app's, it is what the server
-serves, and it describes every operation."""
+serves, it describes every operation, and schemathesis's generated requests (valid and
+invalid) never make the server fail."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import deployed_flows  # tests/scripts, put on sys.path by tests/server/conftest.py
+import hypothesis
+import schemathesis
+from hypothesis import HealthCheck, given
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from stead.deployments.registry import deploy
 from stead.server.openapi import openapi_text
+from stead.store.base import LogRecord, RunRecord, Store
 from tests.server.conftest import Server
 
 DOC = Path(__file__).parents[2] / "docs" / "openapi.json"
 REGENERATE = "python -m stead.server.openapi > docs/openapi.json"
+EXAMPLES = 20  # per operation and generation mode: the whole run stays well under a minute
 
 
 def test_the_committed_document_is_the_apps() -> None:
@@ -35,3 +51,45 @@ def test_every_operation_is_described() -> None:
 def test_the_server_serves_the_committed_document(server: Server) -> None:
     with server.client() as http:
         assert http.get("/openapi.json").json() == json.loads(DOC.read_text())
+
+
+def fill(store: Store) -> None:
+    """Something for the generated requests to find: a deployment and a finished run."""
+    deploy(store, deployed_flows.report, name="daily", now=1.0, queue="etl",
+           params={"day": "2026-11-21"})
+    store.create_run(RunRecord(id="done", flow_name="report", state="Completed",
+                               created_at=2.0, result="1"))
+    store.append_logs([LogRecord("done", None, 2.0, 20, "hello")])
+
+
+def test_generated_requests_never_make_the_server_fail(server: Server, db: Store) -> None:
+    fill(db)
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
+              response_schema_conformance]
+    known = {"run_id": "done", "name": "daily"}
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        names = {p.name for p in operation.path_parameters}
+        fixed = [None] + ([{n: known[n] for n in names}] if names else [])
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+            for path_parameters in fixed:
+                strategy = operation.as_strategy(mode, path_parameters=path_parameters)
+
+                @given(case=strategy)
+                @hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None,
+                                     suppress_health_check=list(HealthCheck),
+                                     phases=[hypothesis.Phase.generate])
+                def check(case: Any) -> None:
+                    response = case.call(base_url=server.url, timeout=20)
+                    case.validate_response(response, checks=checks)
+
+                try:
+                    check()
+                except hypothesis.errors.Unsatisfiable:
+                    pass  # nothing to make invalid: an operation without parameters
+                except Exception as exc:  # collect every operation's failure, then report
+                    failures.append(f"{operation.label} ({mode.value}, {path_parameters}): "
+                                    f"{exc}")
+    assert not failures, "\n\n".join(failures) + "\n\nserver log:\n" + server.output()[-5000:]

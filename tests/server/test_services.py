@@ -1,27 +1,56 @@
-"""The server's background services: the lease reaper and retention do their rounds on the
-test's database; a failing round is logged and the services go on."""
+"""The server's background services: a real server runs the scheduler and the lease reaper;
+the reaper and retention rounds do their work on the test's database; a failing round is
+logged and the services go on."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
+import deployed_flows  # tests/scripts, put on sys.path by tests/server/conftest.py
 import pytest
 
 from stead.core.process import current_owner
+from stead.deployments.registry import deploy
+from stead.deployments.schedules import Schedule
 from stead.server.services import Services, reaper_round, retention_round
 from stead.settings import reset_settings
 from stead.store.base import RunFilter, RunRecord, Store, WorkerRecord
+from tests.server.conftest import Server
 
 DAY = 86_400.0
 
 
-def test_the_reaper_round_requeues_runs_whose_lease_lapsed(db: Store) -> None:
-    db.create_run(RunRecord(id="lost", flow_name="etl", state="Pending", queue="q",
-                            created_at=1.0))
+def lose_a_run(store: Store) -> RunRecord:
+    """A run claimed by a worker that stopped heartbeating long ago: its lease lapsed."""
+    store.create_run(RunRecord(id="lost", flow_name="etl", state="Pending", queue="q",
+                               created_at=1.0))
     worker = WorkerRecord("w", "gone", "host", 1, '["q"]', 1, "running", 1.0, 1.0)
-    long_ago = time.time() - 100
-    [claimed] = db.claim_runs(["q"], worker, current_owner(), 1, long_ago, 5.0)
+    [claimed] = store.claim_runs(["q"], worker, current_owner(), 1, time.time() - 100, 5.0)
+    return claimed
+
+
+def test_a_server_schedules_runs_and_recovers_lost_ones(serve: Callable[..., Server],
+                                                        db: Store) -> None:
+    deploy(db, deployed_flows.tidy, name="tick", now=time.time(),
+           schedules=[Schedule.interval(600)])
+    lose_a_run(db)
+    server = serve(services=True)  # each service does a first round at once
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        scheduled = db.list_runs(RunFilter(deployment="tick"))
+        if scheduled and db.get_run("lost").state == "Pending":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the services did nothing:\n{server.output()}")
+    assert all(r.id.startswith("tick@") for r in scheduled)
+    assert "scheduler, lease reaper and retention running" in server.output()
+
+
+def test_the_reaper_round_requeues_runs_whose_lease_lapsed(db: Store) -> None:
+    claimed = lose_a_run(db)
     reaper_round(db)
     run = db.get_run("lost")
     assert (run.state, run.recoveries) == ("Pending", 1)
