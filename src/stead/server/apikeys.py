@@ -25,6 +25,8 @@ def hash_key(key: str) -> str:
 def new_api_key(name: str, now: float) -> tuple[str, ApiKeyRecord]:
     """A new key and the record to store for it (which does not contain the key)."""
     secret = secrets.token_urlsafe(32)
+    while secret.startswith("-"):  # a prefix given on a command line must not look like an option
+        secret = secrets.token_urlsafe(32)
     key = KEY_PREFIX + secret
     return key, ApiKeyRecord(id=secrets.token_hex(6), name=name, prefix=secret[:PREFIX_CHARS],
                              hash=hash_key(key), created_at=now)
