@@ -1,4 +1,5 @@
-"""/api/v1/runs: listing runs (cursor pages), one run, its steps, history, logs and result.
+"""/api/v1/runs: listing runs (cursor pages), one run, its steps, history, logs and result;
+cancelling a run.
 
 Runs are listed newest first. A page's `next_cursor` encodes the (created_at, id) of its last
 run; the next page holds the runs after it in that order, so pages neither repeat nor skip a
@@ -12,6 +13,7 @@ import base64
 import binascii
 import json
 import math
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -23,6 +25,7 @@ from stead.core.states import FINAL_STATES
 from stead.server.deps import StoreDep
 from stead.server.errors import NOT_FOUND, ApiError
 from stead.server.schemas import (
+    ErrorBody,
     History,
     LogLine,
     LogPage,
@@ -224,3 +227,17 @@ def result_info(run_id: str, store: StoreDep) -> ResultInfo:
         return ResultInfo(run_id=run.id, state=run.state, storage="inline",
                           size=len(run.result), ref=None)
     return ResultInfo(run_id=run.id, state=run.state, storage="none", size=None, ref=None)
+
+
+@router.post("/{run_id}/cancel", summary="Cancel a run", response_model=Run, responses={
+    **NOT_FOUND, 409: {"model": ErrorBody, "description": "The run already ended."}},
+    description=(
+        "Cancel a run and its child runs. A run waiting in a queue (Scheduled, Pending, Late) "
+        "is Cancelled at once. A run a worker executes becomes Cancelling: its worker stops "
+        "the run's process (within about a second, then SIGKILL after its grace period), "
+        "records Cancelled and frees the run's tag slots. Cancelling a run that is already "
+        "Cancelling or Cancelled changes nothing. Answers the run as it is now."))
+def cancel_run(run_id: str, store: StoreDep) -> Run:
+    _run(store, run_id)
+    store.cancel_run(run_id, time.time(), "cancelled through the API")  # RunConflict: 409
+    return Run.of(_run(store, run_id))
