@@ -63,6 +63,10 @@ def test_keys_are_shown_once_stored_as_hashes_listed_by_prefix_and_revoked(
     assert unknown.exit_code == 2 and "no API key with id or prefix 'nope'" in unknown.stderr
 
 
+def test_no_key_starts_with_a_dash_so_its_prefix_never_reads_as_an_option() -> None:
+    assert not any(new_api_key("k", 0.0)[1].prefix.startswith("-") for _ in range(2000))
+
+
 def test_the_key_verbs_find_by_hash_touch_at_most_once_a_minute_and_refuse_ambiguity(
         db: Store) -> None:
     _, record = new_api_key("a", 100.0)
