@@ -94,6 +94,10 @@ def prune_runs(
     age = parse_duration(older_than)
     states = _state_names(state)
     store = open_db(db)
+    if store.url.startswith(("http://", "https://")):
+        fail(f"{store.url} is a Stead server: prune where its database and result files are "
+             "(on the server, with its own database URL), or set STEAD_RETENTION_DAYS for the "
+             "server's retention service")
     now = time.time()
     preview = prune(store, age, now, states, dry_run=True)  # also checks the states
     kind = "finished" if set(states) == set(PRUNABLE_STATES) else "/".join(states)
