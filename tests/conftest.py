@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -101,7 +101,9 @@ def run_script(home: Path, name: str, *args: str, timeout: float = 120,
                           text=True, timeout=timeout, env=script_env(home, **env))
 
 
-def _remote_backend(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def serve_in_thread(store: Store, *, require_auth: bool) -> tuple[str, Callable[[], None]]:
+    """A real Stead server over `store` on a free loopback port, in a thread of this process;
+    its URL and a function that stops it."""
     import socket
     import threading
     import time
@@ -109,13 +111,11 @@ def _remote_backend(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     import uvicorn
 
     from stead.server.app import create_app
-    from stead.store import open_store
 
-    backing = open_store(f"sqlite:///{home / 'server.db'}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(backing, require_auth=False),
+    server = uvicorn.Server(uvicorn.Config(create_app(store, require_auth=require_auth),
                                            host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="test-server", daemon=True)
     thread.start()
@@ -124,11 +124,23 @@ def _remote_backend(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test's Stead server did not start")
         time.sleep(0.01)
-    monkeypatch.setenv("STEAD_DATABASE_URL", f"http://127.0.0.1:{port}")
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+def _remote_backend(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from stead.store import open_store
+
+    backing = open_store(f"sqlite:///{home / 'server.db'}")
+    url, stop = serve_in_thread(backing, require_auth=False)
+    monkeypatch.setenv("STEAD_DATABASE_URL", url)
     close_stores()
     reset_settings()
     yield "http"
     close_stores()
-    server.should_exit = True
-    thread.join(10)
+    stop()
     backing.close()

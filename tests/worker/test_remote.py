@@ -3,24 +3,21 @@ server refuses it once its key is revoked."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import queued_flows
-import uvicorn
 
 from stead.core.runtime import close_stores
 from stead.errors import StoreError
 from stead.server.apikeys import new_api_key
-from stead.server.app import create_app
 from stead.settings import reset_settings
 from stead.store import open_store
 from stead.store.base import Store
 from stead.store.http import HttpStore
+from tests.conftest import serve_in_thread
 from tests.worker.conftest import Workers, effects, wait_until
 
 
@@ -28,18 +25,9 @@ from tests.worker.conftest import Workers, effects, wait_until
 def server(tmp_path: Path) -> Iterator[tuple[str, Store]]:
     """A server that requires API keys, over an SQLite database only it opens."""
     backing = open_store(f"sqlite:///{tmp_path / 'server.db'}")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(backing, require_auth=True),
-                                        host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}", backing
-    srv.should_exit = True
-    thread.join(10)
+    url, stop = serve_in_thread(backing, require_auth=True)
+    yield url, backing
+    stop()
     backing.close()
 
 
