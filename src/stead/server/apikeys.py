@@ -27,8 +27,6 @@ def new_api_key(name: str, now: float) -> tuple[str, ApiKeyRecord]:
     secret = secrets.token_urlsafe(32)
     while secret.startswith("-"):  # a prefix given on a command line must not look like an option
         secret = secrets.token_urlsafe(32)
-    while secret.startswith("-"):  # its prefix must not read as an option: `keys revoke -x`
-        secret = secrets.token_urlsafe(32)
     key = KEY_PREFIX + secret
     return key, ApiKeyRecord(id=secrets.token_hex(6), name=name, prefix=secret[:PREFIX_CHARS],
                              hash=hash_key(key), created_at=now)
