@@ -25,6 +25,12 @@ calls: Counter[str] = Counter()
 
 
 @pytest.fixture(autouse=True)
+def _local_only(backend: str) -> None:
+    if backend == "http":
+        pytest.skip("pruning is done where the database is: remote processes may not prune")
+
+
+@pytest.fixture(autouse=True)
 def small_inline_max(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STEAD_RESULT_INLINE_MAX", "200")
     reset_settings()

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import queued_flows
 
@@ -71,3 +72,15 @@ def test_a_revoked_key_is_refused(server: tuple[str, Store], tmp_path: Path) -> 
         HttpStore(url, api_key=key).get_run("x")
     with pytest.raises(StoreError, match="refused the API key"):
         HttpStore(url).get_run("x")  # no key at all
+
+
+def test_a_workers_key_cannot_manage_keys_or_prune(server: tuple[str, Store]) -> None:
+    url, backing = server
+    key, record = new_api_key("worker", time.time())
+    backing.create_api_key(record)
+    headers = {"Authorization": f"Bearer {key}"}
+    for verb in ("create_api_key", "list_api_keys", "revoke_api_key", "prune_runs"):
+        answer = httpx.post(f"{url}/api/v1/store/{verb}", headers=headers, content=b"{}")
+        assert answer.status_code == 404, verb
+    assert httpx.post(f"{url}/api/v1/store/list_runs", headers=headers,
+                      content=b'{"args": [{"__record__": "RunFilter"}]}').status_code == 200

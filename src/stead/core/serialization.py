@@ -226,9 +226,12 @@ def encode(value: Any, *, pickle_ok: bool = False) -> str:
     cls = type(value)
     if cls is int and _INT_MIN <= value <= _INT_MAX:
         return str(value)
-    if cls is str or cls is bool or value is None:
-        return _dumps(value)
-    return _dumps(_encode_obj(value, pickle_ok))
+    try:
+        if cls is str or cls is bool or value is None:
+            return _dumps(value)
+        return _dumps(_encode_obj(value, pickle_ok))
+    except orjson.JSONEncodeError as exc:  # e.g. text with a lone surrogate: not UTF-8
+        raise SerializationError(f"cannot store {_short(value)}: {exc}") from None
 
 
 def encode_arguments(values: dict[str, Any]) -> str:
@@ -242,7 +245,10 @@ def encode_arguments(values: dict[str, Any]) -> str:
         if cls is float and math.isfinite(v):
             continue
         return encode(values)
-    return orjson.dumps(values).decode()
+    try:
+        return orjson.dumps(values).decode()
+    except orjson.JSONEncodeError:  # text that is not valid UTF-8: say which value
+        return encode(values)
 
 
 def canonical(value: Any) -> str:
@@ -266,3 +272,8 @@ def _sorted_pairs(value: Any) -> Any:
 def decode(text: str, *, pickle_ok: bool = False) -> Any:
     """Rebuild a value written by `encode`. Pickled values stay opaque unless pickle_ok."""
     return _decode_obj(_loads(text), pickle_ok)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

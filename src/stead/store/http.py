@@ -90,7 +90,9 @@ class HttpStore:
 
     def __getattr__(self, verb: str) -> Any:
         if verb not in wire.VERBS:
-            raise AttributeError(verb)
+            hint = (" (it is done where the database is, not through a Stead server)"
+                    if verb in wire.LOCAL_ONLY else "")
+            raise AttributeError(f"HttpStore has no verb {verb!r}{hint}")
 
         def call(*args: Any, **kwargs: Any) -> Any:
             return self._call(verb, *args, **kwargs)

@@ -20,9 +20,15 @@ RECORDS: dict[str, type] = {
     name: cls for name, cls in vars(base).items()
     if isinstance(cls, type) and dataclasses.is_dataclass(cls)
 }
-# The verbs a remote process may call: the Store protocol's, except close().
+# The verbs a remote process (a worker, a flow, the CLI) may call: what executing, enqueueing,
+# deploying, inspecting and cancelling runs need. Not API keys (a worker's key must not make
+# or revoke keys) and not pruning (it deletes result files, which live where it runs): those
+# are done where the database is. A test pins this list against the Store protocol.
+LOCAL_ONLY = frozenset({"close", "create_api_key", "list_api_keys", "find_api_key",
+                        "revoke_api_key", "touch_api_key", "prune_runs", "count_prunable",
+                        "results_in_use"})
 VERBS = frozenset(name for name, value in vars(base.Store).items()
-                  if callable(value) and not name.startswith("_") and name != "close")
+                  if callable(value) and not name.startswith("_") and name not in LOCAL_ONLY)
 
 
 def _to_wire(value: Any) -> Any:
