@@ -23,7 +23,7 @@ RECORDS: dict[str, type] = {
 # The verbs a remote process (a worker, a flow, the CLI) may call: what executing, enqueueing,
 # deploying, inspecting and cancelling runs need. Not API keys (a worker's key must not make
 # or revoke keys) and not pruning (it deletes result files, which live where it runs): those
-# are done where the database is. A test pins this list against the Store protocol.
+# are done where the database is (tests/worker/test_remote.py checks a key cannot reach them).
 LOCAL_ONLY = frozenset({"close", "create_api_key", "list_api_keys", "find_api_key",
                         "revoke_api_key", "touch_api_key", "prune_runs", "count_prunable",
                         "results_in_use"})
