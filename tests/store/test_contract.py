@@ -8,17 +8,8 @@ import time
 
 import pytest
 
-from stead.core.runtime import store_for
 from stead.errors import RunConflict, RunNotFound
 from stead.store.base import CacheEntry, LogRecord, RunFilter, RunRecord, StepRecord, Store
-
-
-@pytest.fixture
-def store(backend: str) -> Store:
-    store = store_for()
-    assert type(store).__name__ == {"sqlite": "SQLiteStore", "postgres": "PostgresStore",
-                                    "http": "HttpStore"}[backend]
-    return store
 
 
 def new_run(run_id: str, state: str = "Running") -> RunRecord:

@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stead.core.runtime import store_for
 from stead.errors import LeaseLost, RunNotFound
 from stead.store.base import (
     Fence,
@@ -33,12 +32,6 @@ from stead.store.base import (
 LEASE = 30.0
 
 
-@pytest.fixture
-def store(backend: str) -> Store:
-    store = store_for()
-    assert type(store).__name__ == {"sqlite": "SQLiteStore", "postgres": "PostgresStore",
-                                    "http": "HttpStore"}[backend]
-    return store
 
 
 def worker(wid: str = "w1", name: str = "alpha", host: str = "host-a", *, queues: str = '["q"]',

@@ -66,9 +66,9 @@ def tick(store: Store, now: float, *, ahead_s: float = 3600.0, grace_s: float = 
 
 
 def run_scheduler(store: Store, *, every_s: float = 5.0, ahead_s: float = 3600.0,
-                  grace_s: float = 600.0, stop: list[bool] | None = None) -> None:
-    """Tick every `every_s` seconds until `stop[0]` becomes true (or forever)."""
-    while not (stop and stop[0]):
+                  grace_s: float = 600.0) -> None:
+    """Tick every `every_s` seconds, for as long as the process runs."""
+    while True:
         report = tick(store, time.time(), ahead_s=ahead_s, grace_s=grace_s)
         for run_id in report.created:
             console.say("scheduler", f"created run {run_id}")

@@ -9,8 +9,6 @@ reapers never recover the same run twice.
 
 from __future__ import annotations
 
-import time
-
 from stead.core import console
 from stead.core.process import describe_owner, owner_is_alive
 from stead.store.base import RunFilter, Store
@@ -46,12 +44,3 @@ def recover_local_orphans(store: Store, now: float) -> int:
             recovered += 1
     return recovered
 
-
-def wait_for_recovery(store: Store, run_id: str, timeout: float) -> str:
-    """Poll until `run_id` leaves Running; return its state (for tests and tools)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = store.get_run(run_id).state
-        if state not in ("Running", "Retrying") or time.monotonic() > deadline:
-            return state
-        time.sleep(0.05)
