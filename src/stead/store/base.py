@@ -272,14 +272,17 @@ class Store(Protocol):
     def transition_run(self, run: RunRecord, state: str, at: float,
                        message: str | None = None,
                        expected: tuple[str, ...] | None = None,
-                       fence: Fence | None = None) -> None:
+                       fence: Fence | None = None, take_over: bool = False) -> None:
         """Write `run`'s fields with its new `state` and append the change to its history.
 
         With `expected`, the write happens only if the stored state is one of those
         (compare-and-set); otherwise RunConflict is raised and nothing changes. Lease
         fields (queue, priority, lease_*, worker_id, recoveries) are never written here.
         Every writing verb takes `fence`: with one, it writes only while the fence holds
-        (else LeaseLost).
+        (else LeaseLost). With `take_over` (a process taking a run from a dead owner), the
+        write happens only if the stored lease epoch is still `run.lease_epoch`, which it
+        bumps (here and in `run`): of two processes taking over the same run, one wins and
+        the other gets RunConflict.
         """
         ...
 
@@ -459,6 +462,13 @@ class Store(Protocol):
         """Record a Cancelling run (and its children) Cancelled once its process was stopped:
         bumps the lease epoch (fencing the stopped executor) and frees its tag slots.
         False if the run was not Cancelling."""
+        ...
+
+    def requeue_run(self, run_id: str, epoch: int, now: float, reason: str) -> str:
+        """Hand an enqueued run that crashed, failed or lost its worker (lease lapsed) back to
+        its queue, for a worker to resume: a compare-and-set on `epoch` that bumps it, so its
+        last executor is fenced off. Returns "Pending"; RunConflict if the epoch changed, the
+        run is still leased, waiting, finished, or was never enqueued."""
         ...
 
     def close(self) -> None:

@@ -79,9 +79,13 @@ class HttpStore:
 
     # Verbs that change an argument in place on a local store do the same here.
     def transition_run(self, run: Any, state: str, at: float, message: str | None = None,
-                       expected: tuple[str, ...] | None = None, fence: Any = None) -> None:
-        self._call("transition_run", run, state, at, message, expected=expected, fence=fence)
+                       expected: tuple[str, ...] | None = None, fence: Any = None,
+                       take_over: bool = False) -> None:
+        self._call("transition_run", run, state, at, message, expected=expected, fence=fence,
+                   take_over=take_over)
         run.state = state
+        if take_over:
+            run.lease_epoch += 1
 
     def heartbeat(self, worker: Any, held: list[Any], now: float, lease_s: float) -> Any:
         still = self._call("heartbeat", worker, held, now, lease_s)

@@ -45,6 +45,7 @@ from stead.store.sql import (
     statements,
     step_record,
     step_values,
+    take_over_run,
 )
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
@@ -194,10 +195,12 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
     def transition_run(self, run: RunRecord, state: str, at: float,
                        message: str | None = None,
                        expected: tuple[str, ...] | None = None,
-                       fence: Fence | None = None) -> None:
+                       fence: Fence | None = None, take_over: bool = False) -> None:
         with self._transaction() as conn:
             if fence is not None:
                 check_fence(conn, POSTGRES, fence)
+            if take_over:
+                take_over_run(conn, POSTGRES, run)
             if expected is not None:
                 row = conn.execute("SELECT state FROM runs WHERE id = %s FOR UPDATE",
                                    (run.id,)).fetchone()
@@ -205,6 +208,8 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
             run.state = state
             conn.execute(Q.run_update, run_update_values(run))
             conn.execute(Q.history_insert, (run.id, state, at, message))
+        if take_over:
+            run.lease_epoch += 1
 
     @_survives_restarts
     def run_history(self, run_id: str) -> list[StateChange]:

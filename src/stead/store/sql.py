@@ -50,6 +50,17 @@ def check_fence(conn: Any, d: Dialect, fence: Fence) -> None:
         raise LeaseLost(fence.run_id, fence.epoch, None if row is None else row[0])
 
 
+def take_over_run(conn: Any, d: Dialect, run: RunRecord) -> None:
+    """Inside a write transaction: bump the run's lease epoch if it is still `run`'s (the
+    compare-and-set of a takeover), else raise RunConflict. The caller bumps
+    `run.lease_epoch` once the transaction committed (a retried one must compare the same)."""
+    if conn.execute(f"UPDATE runs SET lease_epoch = lease_epoch + 1 WHERE id = {d.p} AND "
+                    f"lease_epoch = {d.p}", (run.id, run.lease_epoch)).rowcount != 1:
+        raise RunConflict(f"run {run.id} was taken over by another process meanwhile (it "
+                          "resumed or recovered the run first, and executes it now); "
+                          "`stead runs show` tells where")
+
+
 def lease_lost(conn: Any, d: Dialect, fence: Fence) -> LeaseLost:
     """The LeaseLost to raise after a fenced write wrote nothing."""
     row = conn.execute(f"SELECT lease_epoch FROM runs WHERE id = {d.p}",

@@ -48,6 +48,7 @@ from stead.store.sql import (
     statements,
     step_record,
     step_values,
+    take_over_run,
 )
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
@@ -224,17 +225,21 @@ class SQLiteStore(QueueVerbs, RetentionVerbs):
     def transition_run(self, run: RunRecord, state: str, at: float,
                        message: str | None = None,
                        expected: tuple[str, ...] | None = None,
-                       fence: Fence | None = None) -> None:
+                       fence: Fence | None = None, take_over: bool = False) -> None:
         conn = self._conn()
         with _write_transaction(conn):
             if fence is not None:
                 check_fence(conn, SQLITE, fence)
+            if take_over:
+                take_over_run(conn, SQLITE, run)
             if expected is not None:
                 row = conn.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
                 check_expected(run.id, row[0] if row else None, expected)
             run.state = state
             conn.execute(Q.run_update, run_update_values(run))
             conn.execute(Q.history_insert, (run.id, state, at, message))
+        if take_over:
+            run.lease_epoch += 1
 
     def run_history(self, run_id: str) -> list[StateChange]:
         return [StateChange(*row) for row in self._conn().execute(Q.history_select, (run_id,))]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stead.store import cancel, deployments, keys, leases, retention, slots
+from stead.store import cancel, deployments, keys, leases, resume, retention, slots
 from stead.store.base import (
     ApiKeyRecord,
     DeploymentRecord,
@@ -126,6 +126,11 @@ class QueueVerbs:
     def finish_cancel(self, run_id: str, now: float, message: str) -> bool:
         return self._write(cancel.finish_cancel, run_id, now,  # type: ignore[no-any-return]
                            message)
+
+    # -- resuming enqueued runs by hand (SQL in store/resume.py) -----------------------------
+    def requeue_run(self, run_id: str, epoch: int, now: float, reason: str) -> str:
+        return self._write(resume.requeue_run, run_id, epoch, now,  # type: ignore[no-any-return]
+                           reason)
 
     # -- API keys of the HTTP server (SQL in store/keys.py) ----------------------------------
     def create_api_key(self, key: ApiKeyRecord) -> None:
