@@ -17,10 +17,8 @@ from stead.store.base import RunFilter, Store
 def reap(store: Store, now: float, limit: int = 100) -> int:
     """Recover every run whose lease lapsed before `now`; return how many were recovered."""
     recovered = 0
-    for run in store.expired_runs(now, limit):
-        late = now - (run.lease_expires_at or now)
-        reason = (f"lease expired {late:.1f} s ago: {describe_owner(run.owner)} stopped "
-                  "heartbeating")
+    for run in store.expired_runs(limit):
+        reason = f"lease expired: {describe_owner(run.owner)} stopped heartbeating"
         state = store.recover_run(run.id, run.lease_epoch, now, reason)
         if state is not None:
             recovered += 1
