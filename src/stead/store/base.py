@@ -244,6 +244,9 @@ class Store(Protocol):
     """What the engine needs from persistence. Implementations must be safe across processes."""
 
     url: str
+    # time.monotonic() of this process's last attempt that could not reach the database
+    # (-inf: never; SQLite never sets it). A reaper waits a lease after it (worker/recovery.py).
+    unreachable_at: float
 
     def create_run(self, run: RunRecord, message: str | None = None,
                    fence: Fence | None = None) -> tuple[RunRecord, bool]:

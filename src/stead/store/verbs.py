@@ -27,6 +27,8 @@ from stead.store.base import (
 
 
 class QueueVerbs:
+    unreachable_at = float("-inf")  # see Store.unreachable_at; set by backends that retry
+
     def _write(self, fn: Any, *args: Any) -> Any:
         raise NotImplementedError
 
