@@ -33,6 +33,7 @@ class Reaper:
         self.lease_s = lease_s
         self.clock = clock
         self._outage_at = float("-inf")
+        self._store_outage = store.unreachable_at  # changes when one of its calls retries
 
     def note_outage(self) -> None:
         """The store could not be reached just now (a call raised StoreError)."""
@@ -40,8 +41,10 @@ class Reaper:
 
     def waiting(self) -> float:
         """How many more seconds of healthy connectivity before this reaper reaps (0: none)."""
-        last = max(self._outage_at, self.store.unreachable_at)
-        return max(0.0, last + self.lease_s - self.clock())
+        if self.store.unreachable_at != self._store_outage:
+            self._store_outage = self.store.unreachable_at
+            self.note_outage()
+        return max(0.0, self._outage_at + self.lease_s - self.clock())
 
     def reap(self, now: float, limit: int = 100) -> int:
         """Recover the runs whose lease lapsed, unless within the grace after an outage."""
