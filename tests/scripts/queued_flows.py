@@ -69,3 +69,17 @@ def dies_once(marker: str, always: bool = False) -> str:
         open(marker, "w").close()
         os.kill(os.getpid(), 9)
     return "survived"
+
+
+@task(tags=["db"])
+def announce_holding_slot(out: str, seconds: float) -> float:
+    """Holds a slot of the `db` limit: writes its line (with its pid) first, then sleeps."""
+    with open(out, "a") as f:
+        f.write(f"{step_idempotency_key()} {os.getpid()}\n")
+    time.sleep(seconds)
+    return seconds
+
+
+@flow
+def holds_slot(out: str, seconds: float) -> float:
+    return announce_holding_slot(out, seconds)

@@ -244,6 +244,9 @@ class Store(Protocol):
     """What the engine needs from persistence. Implementations must be safe across processes."""
 
     url: str
+    # time.monotonic() of this process's last attempt that could not reach the database
+    # (-inf: never; SQLite never sets it). A reaper waits a lease after it (worker/recovery.py).
+    unreachable_at: float
 
     def create_run(self, run: RunRecord, message: str | None = None,
                    fence: Fence | None = None) -> tuple[RunRecord, bool]:
@@ -348,19 +351,22 @@ class Store(Protocol):
                    now: float, lease_s: float) -> list[RunRecord]:
         """Take up to `n` Pending runs from `queues` (highest priority, then oldest first),
         within each queue's concurrency limit, for `worker`: each moves to Running with its
-        lease epoch bumped, `worker_id` set and a lease until now + lease_s. Concurrent
+        lease epoch bumped, `worker_id` set and a lease of `lease_s` seconds on the database's
+        clock; `now` (the caller's clock) stamps started_at and the history. Concurrent
         claimers never take the same run (SKIP LOCKED on PostgreSQL, the write lock on SQLite).
         """
         ...
 
     def heartbeat(self, worker: WorkerRecord, held: list[Fence], now: float,
                   lease_s: float) -> list[Fence]:
-        """Record `worker` alive and extend the leases of the runs in `held` to now + lease_s;
-        return the fences that still hold (a missing one was recovered by someone else)."""
+        """Record `worker` alive (heartbeat_at = `now`, the caller's clock) and extend the
+        leases of its runs to `lease_s` seconds from this write on the database's clock;
+        return the fences in `held` that still hold (a missing one was recovered elsewhere)."""
         ...
 
-    def expired_runs(self, now: float, limit: int = 100) -> list[RunRecord]:
-        """Leased live runs whose lease ran out before `now` (their executor stopped)."""
+    def expired_runs(self, limit: int = 100) -> list[RunRecord]:
+        """Leased live runs whose lease ran out (by the database's clock): their executor
+        stopped heartbeating. Oldest expiry first."""
         ...
 
     def recover_run(self, run_id: str, epoch: int, now: float, reason: str, *,
@@ -395,12 +401,14 @@ class Store(Protocol):
                    lease_s: float) -> SlotGrant:
         """Take one slot of every limit among `names` at once, or none: returns the slot ids,
         or how long to wait before asking again. Tags without a limit need no slot.
-        Concurrency slots expire at now + lease_s unless renewed (a dead holder's slot is
-        freed); rate slots expire one period after they were taken."""
+        Concurrency slots expire lease_s seconds after they were taken unless renewed (a dead
+        holder's slot is freed); rate slots expire one period after they were taken; both on
+        the database's clock (`now` stamps acquired_at only)."""
         ...
 
-    def renew_slots(self, ids: list[int], until: float) -> None:
-        """Extend the held concurrency slots `ids` to `until`."""
+    def renew_slots(self, ids: list[int], lease_s: float) -> None:
+        """Extend the held concurrency slots `ids` to lease_s seconds from now (database's
+        clock)."""
         ...
 
     def release_slots(self, ids: list[int]) -> None:
