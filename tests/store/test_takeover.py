@@ -84,7 +84,8 @@ def test_a_crashed_enqueued_run_is_handed_back_and_its_old_executor_fenced(store
 
 def test_a_run_whose_lease_lapsed_is_recorded_crashed_then_handed_back(store: Store) -> None:
     enqueue(store, "q1")
-    [run] = store.claim_runs(["q"], worker(), "o", 1, time.time() - 60, 30.0)
+    [run] = store.claim_runs(["q"], worker(), "o", 1, time.time(), 0.05)
+    time.sleep(0.2)  # the lease lapses (on the database's clock)
     assert store.requeue_run("q1", run.lease_epoch, time.time(), "resumed") == "Pending"
     assert [s for s, _ in history(store, "q1")] == ["Pending", "Running", "Crashed",
                                                        "Pending"]
@@ -105,7 +106,8 @@ def test_hand_backs_refuse_stale_reads_waiting_finished_and_direct_runs(store: S
     enqueue(store, "q1")
     with pytest.raises(RunConflict, match="waits in its queue"):
         store.requeue_run("q1", 0, time.time(), "resumed")
-    [run] = store.claim_runs(["q"], worker(), "o", 1, time.time() - 60, 30.0)
+    [run] = store.claim_runs(["q"], worker(), "o", 1, time.time(), 0.05)
+    time.sleep(0.2)
     with pytest.raises(RunConflict, match="changed meanwhile"):
         store.requeue_run("q1", run.lease_epoch - 1, time.time(), "resumed")
     direct_run(store, "d1", state="Crashed")

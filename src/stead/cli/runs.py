@@ -172,7 +172,16 @@ def resume_run(
         fail(f"run {run.id} is a child run of {run.parent_id}; resume the top-level run "
              f"(stead runs resume {short_id(root)}), which resumes its child runs")
     if run.queue is not None:  # workers execute it: hand it back, never run it beside one
-        store.requeue_run(run.id, run.lease_epoch, time.time(), "resumed from the command line")
+        if run.state in ("Pending", "Late", "Scheduled"):
+            console.print(f"Run [bold]{escape(run.id)}[/] is {run.state}: it waits in queue "
+                          f"'{escape(run.queue)}' already, and a worker serving it resumes it "
+                          "from its last finished step.")
+            return
+        from stead.core.process import owner_is_alive
+
+        gone = force or (run.state in LIVE_STATES and owner_is_alive(run.owner) is False)
+        store.requeue_run(run.id, run.lease_epoch, time.time(), "resumed from the command line",
+                          executor_gone=gone)
         serving = [w for w in store.list_workers() if w.state == "running"
                    and run.queue in json.loads(w.queues)]
         console.print(

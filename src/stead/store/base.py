@@ -472,11 +472,13 @@ class Store(Protocol):
         False if the run was not Cancelling."""
         ...
 
-    def requeue_run(self, run_id: str, epoch: int, now: float, reason: str) -> str:
-        """Hand an enqueued run that crashed, failed or lost its worker (lease lapsed) back to
-        its queue, for a worker to resume: a compare-and-set on `epoch` that bumps it, so its
-        last executor is fenced off. Returns "Pending"; RunConflict if the epoch changed, the
-        run is still leased, waiting, finished, or was never enqueued."""
+    def requeue_run(self, run_id: str, epoch: int, now: float, reason: str, *,
+                    executor_gone: bool = False) -> str:
+        """Hand an enqueued run that crashed, failed or lost its worker (lease lapsed, or
+        `executor_gone`: the caller saw its process is dead) back to its queue, for a worker
+        to resume: a compare-and-set on `epoch` that bumps it, so its last executor is fenced
+        off. Returns "Pending"; RunConflict if the epoch changed, the run is still leased,
+        waiting, finished, or was never enqueued."""
         ...
 
     def close(self) -> None:

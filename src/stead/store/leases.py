@@ -88,10 +88,13 @@ def claim_runs(conn: Any, d: Dialect, queues: list[str], worker: WorkerRecord, o
     chosen = [seq for _, _, seq in candidates[:n]]
     if not chosen:
         return []
+    # The error stays: a failed run handed back by hand names in it the failure that ended
+    # it, the step its executor runs again (core/flow.py rerun_after); the executor's next
+    # transition clears it.
     rows = conn.execute(
         f"UPDATE runs SET state = 'Running', lease_epoch = lease_epoch + 1, worker_id = {p}, "
         f"lease_expires_at = {d.clock} + {p}, owner = {p}, started_at = {p}, ended_at = NULL, "
-        "error = NULL, resumes = CASE WHEN attempts > 0 THEN resumes + 1 ELSE resumes END, "
+        "resumes = CASE WHEN attempts > 0 THEN resumes + 1 ELSE resumes END, "
         f"attempts = attempts + 1 WHERE seq IN ({d.marks(len(chosen))}) "
         f"RETURNING {', '.join(RUN_COLUMNS)}",
         (worker.id, lease_s, owner, now, *chosen)).fetchall()

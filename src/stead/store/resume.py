@@ -20,24 +20,24 @@ RESUMABLE = ("Crashed", "Failed")
 
 
 def requeue_run(conn: Any, d: Dialect, run_id: str, epoch: int, now: float,
-                reason: str) -> str:
+                reason: str, executor_gone: bool) -> str:
     """See Store.requeue_run. Runs inside one write transaction."""
     p = d.p
-    row = conn.execute(f"SELECT state, lease_epoch, lease_expires_at, queue, worker_id FROM runs "
-                       f"WHERE id = {p}{d.for_update}", (run_id,)).fetchone()
+    row = conn.execute(f"SELECT state, lease_epoch, lease_expires_at - {d.clock}, queue, "
+                       f"worker_id FROM runs WHERE id = {p}{d.for_update}", (run_id,)).fetchone()
     if row is None:
         raise RunNotFound(f"no run with id {run_id!r}")
-    state, current, expires, queue, worker = row
+    state, current, left, queue, worker = row  # left: the lease's seconds, on the DB's clock
     if queue is None:
         raise RunConflict(f"run {run_id} was not enqueued: resume it where it runs "
                           "(`stead runs resume` executes it in the calling process)")
     if current != epoch:
         raise RunConflict(f"run {run_id} changed meanwhile (another process resumed, claimed "
                           "or recovered it): look at it again with `stead runs show`")
-    if state in LIVE_STATES and expires is not None and expires >= now:
+    if state in LIVE_STATES and left is not None and left >= 0 and not executor_gone:
         raise RunConflict(
             f"run {run_id} is {state} on worker {worker}, whose lease holds for another "
-            f"{expires - now:.0f} s: it is being executed. Wait for it, or cancel it with "
+            f"{left:.0f} s: it is being executed. Wait for it, or cancel it with "
             f"`stead runs cancel {run_id}`; a run whose worker died is recovered by the "
             "others once its lease lapses.")
     if state not in (*RESUMABLE, *LIVE_STATES):
@@ -46,7 +46,8 @@ def requeue_run(conn: Any, d: Dialect, run_id: str, epoch: int, now: float,
         raise RunConflict(f"run {run_id} is {state}: {hint}")
     history = []
     if state in LIVE_STATES:  # its worker is lost (the lease lapsed): record that first
-        history.append((run_id, "Crashed", now, f"{reason}: its lease had lapsed"))
+        lost = "its executor is gone" if executor_gone else "its lease had lapsed"
+        history.append((run_id, "Crashed", now, f"{reason}: {lost}"))
     history.append((run_id, "Pending", now, f"{reason}: handed back to queue {queue!r}"))
     # The error stays until a worker resumes the run: it says which failure ended it, the
     # one step that runs again (core/steps.py, recorded failures).

@@ -130,9 +130,10 @@ class QueueVerbs:
                            message)
 
     # -- resuming enqueued runs by hand (SQL in store/resume.py) -----------------------------
-    def requeue_run(self, run_id: str, epoch: int, now: float, reason: str) -> str:
+    def requeue_run(self, run_id: str, epoch: int, now: float, reason: str, *,
+                    executor_gone: bool = False) -> str:
         return self._write(resume.requeue_run, run_id, epoch, now,  # type: ignore[no-any-return]
-                           reason)
+                           reason, executor_gone)
 
     # -- API keys of the HTTP server (SQL in store/keys.py) ----------------------------------
     def create_api_key(self, key: ApiKeyRecord) -> None:
