@@ -35,7 +35,7 @@ from stead.cli.render import (
 from stead.cli.show import render_run
 from stead.core.process import describe_owner
 from stead.core.states import State
-from stead.store.base import RunFilter
+from stead.store.base import RunFilter, RunRecord, Store
 
 app = typer.Typer(
     name="runs", no_args_is_help=True,
@@ -172,25 +172,7 @@ def resume_run(
         fail(f"run {run.id} is a child run of {run.parent_id}; resume the top-level run "
              f"(stead runs resume {short_id(root)}), which resumes its child runs")
     if run.queue is not None:  # workers execute it: hand it back, never run it beside one
-        if run.state in ("Pending", "Late", "Scheduled"):
-            console.print(f"Run [bold]{escape(run.id)}[/] is {run.state}: it waits in queue "
-                          f"'{escape(run.queue)}' already, and a worker serving it resumes it "
-                          "from its last finished step.")
-            return
-        from stead.core.process import owner_is_alive
-
-        gone = force or (run.state in LIVE_STATES and owner_is_alive(run.owner) is False)
-        store.requeue_run(run.id, run.lease_epoch, time.time(), "resumed from the command line",
-                          executor_gone=gone)
-        serving = [w for w in store.list_workers() if w.state == "running"
-                   and run.queue in json.loads(w.queues)]
-        console.print(
-            f"Run [bold]{escape(run.id)}[/] handed back to queue '{escape(run.queue)}': a worker "
-            "serving it resumes it from its last finished step (its last executor can write "
-            "nothing more). " + (f"{len(serving)} worker(s) serve that queue; " if serving else
-                                 f"No worker serves that queue now: start one with `stead "
-                                 f"worker start -q {escape(run.queue)}`. ")
-            + f"Follow it with: stead runs show {escape(run.id)}")
+        _hand_back(store, run, force)
         return
     status = run_status(run)
     if status.alive:  # checked again by the engine; here it saves importing the flow's code
@@ -225,6 +207,40 @@ def resume_run(
         raise
     console.print(f"[green]Run {escape(run.id)} Completed[/] in {span(started, time.time())}; "
                   f"result: {escape(short_repr(result, 200))}")
+
+
+def _hand_back(store: Store, run: RunRecord, force: bool) -> None:
+    """`runs resume` of an enqueued run: hand it back to its queue for a worker to resume.
+    If a worker or reaper changed the run between our read and our write (it recovered the
+    run itself), look again once: it may be waiting in its queue already."""
+    from stead.core.process import owner_is_alive
+    from stead.errors import RunConflict
+
+    console = out()
+    for attempt in (1, 2):
+        if run.state in ("Pending", "Late", "Scheduled"):
+            console.print(f"Run [bold]{escape(run.id)}[/] is {run.state}: it waits in queue "
+                          f"'{escape(run.queue or '')}' already, and a worker serving it "
+                          "resumes it from its last finished step.")
+            return
+        gone = force or (run.state in LIVE_STATES and owner_is_alive(run.owner) is False)
+        try:
+            store.requeue_run(run.id, run.lease_epoch, time.time(),
+                              "resumed from the command line", executor_gone=gone)
+            break
+        except RunConflict:
+            if attempt == 2:
+                raise
+            run = store.get_run(run.id)
+    serving = [w for w in store.list_workers() if w.state == "running"
+               and run.queue in json.loads(w.queues)]
+    queue = escape(run.queue or "")
+    console.print(
+        f"Run [bold]{escape(run.id)}[/] handed back to queue '{queue}': a worker serving it "
+        "resumes it from its last finished step (its last executor can write nothing more). "
+        + (f"{len(serving)} worker(s) serve that queue; " if serving else
+           f"No worker serves that queue now: start one with `stead worker start -q {queue}`. ")
+        + f"Follow it with: stead runs show {escape(run.id)}")
 
 
 CANCEL_HELP = (
