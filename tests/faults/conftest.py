@@ -1,8 +1,9 @@
 """Fixtures of the fault matrix: a PostgreSQL cluster of the package's own (never a shared
 server: scenarios stop and restart it), a fresh database per test, and the recorder that
 writes each scenario's figures, with its outcome, to a JSON-lines file for
-`python -m tests.faults.report`: $STEAD_FAULTS_FIGURES, else faults-figures.jsonl in pytest's
-base temporary folder (pytest-of-USER/pytest-current/)."""
+`python -m tests.faults.report`: $STEAD_FAULTS_FIGURES, else build/faults-figures.jsonl in
+the checkout (not pytest's base temporary folder: sessions of other users of the machine
+move its pytest-current link). Rows are appended; the report keeps each scenario's latest."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from tests.postgres import Cluster, create_database, drop_database
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
-FIGURES_FILE = "faults-figures.jsonl"
+DEFAULT_FIGURES = Path(__file__).resolve().parents[2] / "build" / "faults-figures.jsonl"
 _OUTCOME = pytest.StashKey[pytest.TestReport]()
 _names = count()
 
@@ -88,11 +89,9 @@ def db(db_url: str) -> Store:
     return store_for(db_url)
 
 
-def figures_path(config: pytest.Config) -> Path:
+def figures_path() -> Path:
     env = os.environ.get("STEAD_FAULTS_FIGURES")
-    if env:
-        return Path(env)
-    return config._tmp_path_factory.getbasetemp() / FIGURES_FILE  # type: ignore[attr-defined]
+    return Path(env) if env else DEFAULT_FIGURES
 
 
 @pytest.fixture
@@ -112,7 +111,7 @@ def figures(request: pytest.FixtureRequest) -> Iterator[Callable[..., Figures]]:
     if report is not None and report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         failure = (crash.message if crash is not None else str(report.longrepr))[:400]
-    path = figures_path(request.config)
+    path = figures_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as out:
         for fig in made:
