@@ -6,6 +6,7 @@ time to recover). Workers come from tests/worker/conftest.py, clusters from test
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import sqlite3
@@ -27,7 +28,8 @@ from tests.server.conftest import free_port
 
 FLOWS = SCRIPTS / "fault_flows.py"
 FINAL_STATES = frozenset({"Completed", "Cached", "Failed", "Cancelled"})
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+FAKETIME_LIB = next(iter(glob.glob("/usr/lib/*/faketime/libfaketime.so.1")),
+                    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 
 
 # -- waiting ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from tests.faults.harness import (
 )
 
 SEED = int(os.environ.get("STEAD_FAULTS_SEED", str(int(time.time()))))
-TRIALS = 3
+TRIALS = int(os.environ.get("STEAD_FAULTS_TRIALS", "3"))  # per scenario and backend
 STEPS = 30
 
 
