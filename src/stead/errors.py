@@ -54,6 +54,19 @@ class FlowRunFailed(SteadError):
         self.attempts = attempts
 
 
+class StepFailed(SteadError):
+    """A step's recorded failure, raised again when a resumed run replays it and the original
+    exception type cannot be rebuilt in this process (its module is not imported, or it does
+    not take a message). `type_name`, `message` and `traceback` are the recorded ones."""
+
+    def __init__(self, message: str, *, type_name: str, original_message: str,
+                 traceback: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.original_message = original_message
+        self.traceback = traceback
+
+
 class FlowNotLoadable(SteadError):
     """The flow function of a recorded run cannot be imported (to resume it from the CLI)."""
 

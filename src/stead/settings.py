@@ -90,6 +90,9 @@ class Settings:
     # STEAD_LEASE_SECONDS: a worker's claim on a run (and a task's slot of a tag limit) lasts
     # this long without a heartbeat; a run whose executor stops is recovered within ~2x.
     lease_seconds: float = 30.0
+    # STEAD_STORE_RETRY_SECONDS: how long a PostgreSQL or remote store keeps retrying a verb
+    # while its server cannot be reached, before raising StoreError.
+    store_retry_seconds: float = 60.0
     # STEAD_MAX_RECOVERIES: an enqueued run whose executor was lost is requeued at most this
     # many times (0: never; it stays Crashed for a person to look at).
     max_recoveries: int = 3
@@ -125,6 +128,7 @@ class Settings:
             slow_step_ms=_env_int("STEAD_SLOW_STEP_MS", 500),
             uncommitted_steps=_env_int("STEAD_UNCOMMITTED_STEPS", 64),
             lease_seconds=_env_float("STEAD_LEASE_SECONDS", 30.0),
+            store_retry_seconds=_env_float("STEAD_STORE_RETRY_SECONDS", 60.0),
             max_recoveries=_env_int("STEAD_MAX_RECOVERIES", 3),
             retention_days=_env_days("STEAD_RETENTION_DAYS"),
             server_host=_env("STEAD_SERVER_HOST", "127.0.0.1"),

@@ -69,3 +69,44 @@ def dies_once(marker: str, always: bool = False) -> str:
         open(marker, "w").close()
         os.kill(os.getpid(), 9)
     return "survived"
+
+
+@task(tags=["db"])
+def announce_holding_slot(out: str, seconds: float) -> float:
+    """Holds a slot of the `db` limit: writes its line (with its pid) first, then sleeps."""
+    with open(out, "a") as f:
+        f.write(f"{step_idempotency_key()} {os.getpid()}\n")
+    time.sleep(seconds)
+    return seconds
+
+
+@flow
+def holds_slot(out: str, seconds: float) -> float:
+    return announce_holding_slot(out, seconds)
+
+
+@task
+def always_fails(out: str) -> None:
+    with open(out, "a") as f:
+        f.write(f"{step_idempotency_key()} {os.getpid()}\n")
+    raise LookupError("no such entry")
+
+
+@task
+def needs_marker(out: str, marker: str) -> str:
+    with open(out, "a") as f:
+        f.write(f"{step_idempotency_key()} {os.getpid()}\n")
+    if not os.path.exists(marker):
+        raise RuntimeError(f"{marker} is missing")
+    return "ok"
+
+
+@flow
+def handled_then_fails(out: str, marker: str) -> str:
+    """A failure the flow handles (step 1), then one that fails the run until `marker`
+    exists (step 2): resuming the failed run must rerun step 2 only."""
+    try:
+        always_fails(out)
+    except LookupError:
+        pass
+    return needs_marker(out, marker)

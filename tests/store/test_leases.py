@@ -1,7 +1,9 @@
 """The storage contract of queues, claims, leases, fencing, workers and tag limits.
 
-Every test runs on SQLite and on PostgreSQL. Time is a parameter of these verbs: the tests
-pass the `now` values they choose, so nothing depends on the wall clock.
+Every test runs on SQLite and on PostgreSQL. The `now` arguments of these verbs stamp
+history and started_at, and the tests pass the values they choose; leases and slots are
+measured on the database's clock, so the tests of their expiry use short real leases and
+compare expiry times with `time.time()` (the database runs on this host).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 import uuid
 from dataclasses import replace
 
@@ -30,6 +33,16 @@ from stead.store.base import (
 )
 
 LEASE = 30.0
+
+
+def soon(seconds: float) -> float:
+    """What the database's clock will say in `seconds` (it runs on this host)."""
+    return time.time() + seconds
+
+
+def db_approx(seconds: float) -> object:
+    """Matches a database time about `seconds` from now (lease expiries)."""
+    return pytest.approx(soon(seconds), abs=5.0)
 
 
 
@@ -108,7 +121,7 @@ def test_a_claimed_run_is_running_leased_to_its_worker_with_a_history_entry(stor
         assert run.state == "Running"
         assert run.lease_epoch == 1
         assert run.worker_id == "w-7"
-        assert run.lease_expires_at == pytest.approx(130.0)
+        assert run.lease_expires_at == db_approx(30.0)  # the database's clock, not `now`
         assert run.owner == "box-3|77|123"
         assert run.started_at == pytest.approx(100.0)
         assert run.queue == "q" and run.params == '{"x": 1}'
@@ -298,11 +311,11 @@ def test_heartbeat_extends_leases_and_returns_the_fences_still_held(store: Store
     runs = store.claim_runs(["q"], w, "o", 2, now=100.0, lease_s=30.0)
     fences = [Fence(r.id, r.lease_epoch) for r in runs]
     assert store.heartbeat(w, fences, now=110.0, lease_s=30.0) == fences
-    assert store.get_run("r1").lease_expires_at == pytest.approx(140.0)
-    assert store.get_run("r2").lease_expires_at == pytest.approx(140.0)
+    assert store.get_run("r1").lease_expires_at == db_approx(30.0)
+    assert store.get_run("r2").lease_expires_at == db_approx(30.0)
     assert store.recover_run("r1", 1, 120.0, "lease expired") == "Pending"
     assert store.heartbeat(w, fences, now=125.0, lease_s=30.0) == [Fence("r2", 1)]
-    assert store.get_run("r2").lease_expires_at == pytest.approx(155.0)
+    assert store.get_run("r2").lease_expires_at == db_approx(30.0)
     assert store.get_run("r1").lease_expires_at is None  # the recovered run is not leased
     assert store.heartbeat(w, [Fence("r2", 0)], now=126.0, lease_s=30.0) == []  # stale epoch
 
@@ -333,19 +346,24 @@ def test_heartbeat_records_the_worker_alive(store: Store) -> None:
 def test_expired_runs_are_the_live_leased_runs_past_their_expiry(store: Store) -> None:
     for i, name in enumerate(["soon", "later", "finished", "crashed", "waiting"]):
         enqueue(store, name, created_at=float(i))
-    store.claim_runs(["q"], worker(), "o", 1, now=100.0, lease_s=30.0)  # soon: until 130
-    store.claim_runs(["q"], worker(), "o", 1, now=100.0, lease_s=60.0)  # later: until 160
-    store.claim_runs(["q"], worker(), "o", 1, now=100.0, lease_s=10.0)  # finished
+    store.claim_runs(["q"], worker(), "o", 1, now=100.0, lease_s=0.3)  # soon
+    store.claim_runs(["q"], worker(), "o", 1, now=100.0, lease_s=1.0)  # later
+    store.claim_runs(["q"], worker(), "o", 1, now=100.0, lease_s=0.1)  # finished
     complete(store, "finished", 105.0)
-    store.claim_runs(["q"], worker(), "o", 1, now=100.0, lease_s=10.0)  # crashed, not leased
+    store.claim_runs(["q"], worker(), "o", 1, now=100.0, lease_s=0.1)  # crashed, not leased
     store.recover_run("crashed", 1, 105.0, "lost")
     store.create_run(RunRecord(id="direct", flow_name="f", state="Running", created_at=0.0))
-    assert store.expired_runs(now=129.0) == []
-    assert [r.id for r in store.expired_runs(now=131.0)] == ["soon"]
-    assert [r.id for r in store.expired_runs(now=1000.0)] == ["soon", "later"]
-    assert [r.id for r in store.expired_runs(now=1000.0, limit=1)] == ["soon"]
-    [soon] = store.expired_runs(now=131.0)
-    assert soon.lease_epoch == 1 and soon.lease_expires_at == pytest.approx(130.0)
+    started = time.monotonic()
+    expired = store.expired_runs()
+    if time.monotonic() - started < 0.25:  # (a slow machine may take longer than the lease)
+        assert expired == []
+    time.sleep(0.5)
+    assert [r.id for r in store.expired_runs()] == ["soon"]
+    time.sleep(0.7)
+    assert [r.id for r in store.expired_runs()] == ["soon", "later"]
+    assert [r.id for r in store.expired_runs(limit=1)] == ["soon"]
+    [first, _] = store.expired_runs()
+    assert first.lease_epoch == 1 and first.lease_expires_at < time.time()
 
 
 # -- recovery ---------------------------------------------------------------------------------
@@ -513,7 +531,7 @@ def test_fenced_writes_with_the_current_epoch_are_written(store: Store) -> None:
     assert stored.state == "Completed" and stored.result == "42"
     # A transition never writes the lease fields: the executor's copy cannot undo a claim.
     assert (stored.queue, stored.lease_epoch, stored.worker_id) == ("q", 1, "w1")
-    assert stored.lease_expires_at == pytest.approx(130.0)
+    assert stored.lease_expires_at == db_approx(30.0)
 
 
 def test_a_fence_on_an_unknown_run_is_refused(store: Store) -> None:
@@ -594,27 +612,35 @@ def test_a_concurrency_limit_grants_n_slots_then_asks_to_wait(store: Store) -> N
 
 def test_a_slot_not_renewed_lapses_and_a_renewed_one_does_not(store: Store) -> None:
     store.set_limit(Limit("db", concurrency=1))
-    dead = store.take_slots(["db"], "dead/1", now=0.0, lease_s=10.0)
+    dead = store.take_slots(["db"], "dead/1", now=0.0, lease_s=0.5)
     assert dead.granted
-    assert not store.take_slots(["db"], "r/2", now=9.0, lease_s=10.0).granted
-    alive = store.take_slots(["db"], "r/2", now=11.0, lease_s=10.0)  # the dead holder's lapsed
+    assert not store.take_slots(["db"], "r/2", now=0.0, lease_s=0.5).granted
+    time.sleep(0.7)
+    alive = store.take_slots(["db"], "r/2", now=0.0, lease_s=0.5)  # the dead holder's lapsed
     assert alive.granted
-    store.renew_slots(alive.ids, until=100.0)
-    assert not store.take_slots(["db"], "r/3", now=50.0, lease_s=10.0).granted
-    assert store.take_slots(["db"], "r/3", now=101.0, lease_s=10.0).granted
+    for _ in range(3):  # renewed every 0.3 s, it outlives its first 0.5 s lease
+        time.sleep(0.3)
+        store.renew_slots(alive.ids, lease_s=0.5)
+    assert not store.take_slots(["db"], "r/3", now=0.0, lease_s=0.5).granted
+    time.sleep(0.7)
+    assert store.take_slots(["db"], "r/3", now=0.0, lease_s=0.5).granted
 
 
 def test_a_rate_limit_grants_n_per_period_then_says_how_long_to_wait(store: Store) -> None:
-    store.set_limit(Limit("api", rate=3, period=60.0))
-    taken = [store.take_slots(["api"], f"r/{t}", now=t, lease_s=10.0) for t in (0.0, 10.0, 20.0)]
+    store.set_limit(Limit("api", rate=3, period=1.0))
+    first = store.take_slots(["api"], "r/1", now=0.0, lease_s=10.0)
+    time.sleep(0.4)
+    taken = [first] + [store.take_slots(["api"], f"r/{i}", now=0.0, lease_s=10.0)
+                       for i in (2, 3)]
     assert all(g.granted and len(g.ids) == 1 for g in taken)
     for g in taken:  # rate slots run out by themselves: giving them back frees nothing
         store.release_slots(g.ids)
-    refused = store.take_slots(["api"], "r/4", now=30.0, lease_s=10.0)
-    assert not refused.granted and refused.wait == pytest.approx(30.0)  # the oldest ends at 60
-    assert store.take_slots(["api"], "r/4", now=61.0, lease_s=10.0).granted
-    later = store.take_slots(["api"], "r/5", now=62.0, lease_s=10.0)
-    assert later.wait == pytest.approx(8.0)  # the one taken at 10 ends at 70
+    refused = store.take_slots(["api"], "r/4", now=0.0, lease_s=10.0)
+    assert not refused.granted and 0 < refused.wait <= 0.6  # when the oldest ends
+    time.sleep(refused.wait + 0.05)
+    assert store.take_slots(["api"], "r/4", now=0.0, lease_s=10.0).granted
+    later = store.take_slots(["api"], "r/5", now=0.0, lease_s=10.0)
+    assert not later.granted and 0.2 < later.wait <= 1.0  # the two taken at 0.4 s end later
 
 
 def test_tags_without_a_limit_need_no_slot(store: Store) -> None:
@@ -648,7 +674,7 @@ def test_one_tag_with_concurrency_and_rate_takes_two_slots(store: Store) -> None
     assert second.granted and len(second.ids) == 2
     store.release_slots(second.ids)
     refused = store.take_slots(["wh"], "r/3", now=3.0, lease_s=10.0)  # two starts this period
-    assert not refused.granted and refused.wait == pytest.approx(97.0)
+    assert not refused.granted and 95.0 < refused.wait <= 100.0
 
 
 def test_deleting_a_limit_frees_its_slots(store: Store) -> None:
@@ -663,7 +689,7 @@ def test_deleting_a_limit_frees_its_slots(store: Store) -> None:
 def test_empty_lists_of_tags_and_slots_are_no_ops(store: Store) -> None:
     store.set_limit(Limit("db", concurrency=1))
     assert store.take_slots([], "r/1", now=0.0, lease_s=10.0).ids == []
-    store.renew_slots([], until=10.0)
+    store.renew_slots([], lease_s=10.0)
     store.release_slots([])
     assert store.take_slots(["db"], "r/1", now=0.0, lease_s=10.0).granted
 
@@ -688,22 +714,26 @@ def test_concurrent_takers_get_exactly_the_limit(store: Store) -> None:
     assert sum(g.granted for g in grants) == 3 and len(grants) == 8
 
 
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=6, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rate=st.integers(1, 4), period=st.integers(1, 20),
-       gaps=st.lists(st.integers(0, 10), min_size=1, max_size=25))
-def test_a_rate_limit_is_a_sliding_window(store: Store, rate: int, period: int,
-                                          gaps: list[int]) -> None:
+@given(rate=st.integers(1, 3), period=st.sampled_from([0.3, 0.5]),
+       gaps=st.lists(st.sampled_from([0.0, 0.1, 0.2, 0.4]), min_size=1, max_size=8))
+def test_a_rate_limit_is_a_sliding_window(store: Store, rate: int, period: float,
+                                          gaps: list[float]) -> None:
+    # Real time (slots use the database's clock): each grant happened between the times read
+    # before and after it, so the model asserts only what those bounds decide.
     tag = f"rate-{uuid.uuid4().hex[:8]}"
-    store.set_limit(Limit(tag, rate=rate, period=float(period)))
-    now, granted = 0.0, []
+    store.set_limit(Limit(tag, rate=rate, period=period))
+    granted: list[tuple[float, float]] = []  # (before, after) of each grant
     for gap in gaps:
-        now += gap
-        window = [t for t in granted if t + period > now]
-        grant = store.take_slots([tag], "r/1", now=now, lease_s=5.0)
-        if len(window) < rate:
-            assert grant.granted and len(grant.ids) == 1
-            granted.append(now)
+        time.sleep(gap)
+        before = time.time()
+        grant = store.take_slots([tag], "r/1", now=before, lease_s=5.0)
+        after = time.time()
+        surely_live = sum(1 for b, _ in granted if b + period > after + 0.01)
+        maybe_live = sum(1 for _, a in granted if a + period > before - 0.01)
+        if grant.granted:
+            assert len(grant.ids) == 1 and surely_live < rate
+            granted.append((before, after))
         else:
-            assert not grant.granted
-            assert grant.wait == pytest.approx(min(window) + period - now)
+            assert maybe_live >= rate and 0 < grant.wait <= period

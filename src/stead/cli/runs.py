@@ -2,6 +2,7 @@
 
 import asyncio
 import inspect
+import json
 import time
 from typing import Annotated
 
@@ -57,7 +58,12 @@ SHOW_HELP = (
     "\n\nExample: [bold]stead runs show 3f2a9c1e4b5d[/]")
 RESUME_HELP = (
     "Resume a crashed or failed run in this process: finished steps return their recorded "
-    "results, the rest run.\n\n"
+    "results, the rest run. A recorded failure the flow caught and went past is raised "
+    "again, so the flow takes the same path; the failure that ended the run runs again, with "
+    "a fresh retry budget.\n\n"
+    "An enqueued run (one a worker executed) is not executed here: it is handed back to its "
+    "queue, with its lease epoch bumped so its last executor can write nothing more, and a "
+    "worker serving that queue resumes it.\n\n"
     "The flow is imported from its recorded module (run stead from the project folder, where "
     "`import your_module` works) or from the script it was defined in. Flows defined inside "
     "functions cannot be resumed from here; call flow.resume(run_id) from Python.\n\n"
@@ -165,6 +171,27 @@ def resume_run(
         root = run.parent_id.partition(":")[0]
         fail(f"run {run.id} is a child run of {run.parent_id}; resume the top-level run "
              f"(stead runs resume {short_id(root)}), which resumes its child runs")
+    if run.queue is not None:  # workers execute it: hand it back, never run it beside one
+        if run.state in ("Pending", "Late", "Scheduled"):
+            console.print(f"Run [bold]{escape(run.id)}[/] is {run.state}: it waits in queue "
+                          f"'{escape(run.queue)}' already, and a worker serving it resumes it "
+                          "from its last finished step.")
+            return
+        from stead.core.process import owner_is_alive
+
+        gone = force or (run.state in LIVE_STATES and owner_is_alive(run.owner) is False)
+        store.requeue_run(run.id, run.lease_epoch, time.time(), "resumed from the command line",
+                          executor_gone=gone)
+        serving = [w for w in store.list_workers() if w.state == "running"
+                   and run.queue in json.loads(w.queues)]
+        console.print(
+            f"Run [bold]{escape(run.id)}[/] handed back to queue '{escape(run.queue)}': a worker "
+            "serving it resumes it from its last finished step (its last executor can write "
+            "nothing more). " + (f"{len(serving)} worker(s) serve that queue; " if serving else
+                                 f"No worker serves that queue now: start one with `stead "
+                                 f"worker start -q {escape(run.queue)}`. ")
+            + f"Follow it with: stead runs show {escape(run.id)}")
+        return
     status = run_status(run)
     if status.alive:  # checked again by the engine; here it saves importing the flow's code
         fail(f"run {run.id} is {run.state} in {describe_owner(run.owner)}, which is alive. "

@@ -49,6 +49,21 @@ class RunContext:
     # Set when a worker claimed the run: every write carries it, and stops (LeaseLost) once
     # the run was recovered by someone else. Child runs share their root's fence.
     fence: Fence | None = None
+    # Replay of recorded failures (see Step): the top-level keys whose Failed record runs
+    # again (the failure that ended the run or the attempt), None for every Failed one; and
+    # the failures raised in this execution, by exception id, with the steps that raised them.
+    rerun: set[str] | None = field(default_factory=set)
+    failures: dict[int, tuple[BaseException, list[str]]] = field(default_factory=dict)
+
+    def failed_steps(self, exc: BaseException) -> list[str]:
+        """The top-level steps whose failure `exc` is, or caused (its __cause__/__context__)."""
+        chain: set[int] = set()
+        seen: BaseException | None = exc
+        while seen is not None and id(seen) not in chain:
+            chain.add(id(seen))
+            seen = seen.__cause__ or seen.__context__
+        return sorted({key for ident in chain if ident in self.failures
+                       for key in self.failures[ident][1] if "." not in key}, key=int)
 
     def take_logs(self) -> list[LogRecord] | None:
         if not self.logs:

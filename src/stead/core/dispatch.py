@@ -73,7 +73,12 @@ class Dispatcher:
                     task.pickle_ok)
         future: StepFuture[Any] = StepFuture(step.key, task.name)
         if step.replayed:
-            future._finish(State.COMPLETED, step.value)
+            if step.failure is None:
+                future._finish(State.COMPLETED, step.value)
+            else:  # a recorded failure the flow went past: it fails the same way again
+                with self._lock:
+                    self._outstanding += 1
+                self._settle(future, State.FAILED, error=step.failure)
             return future
         if isinstance(self.runner, ProcessPoolTaskRunner):
             if task.is_async:

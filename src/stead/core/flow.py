@@ -34,6 +34,7 @@ from stead.errors import (
     RunCancelled,
     RunConflict,
     SerializationError,
+    StoreError,
     TaskTimeout,
 )
 from stead.store.base import Fence, RunRecord, Store
@@ -222,7 +223,7 @@ class _Execution:
                         params_text(flow.arg_names, self.bound.args, self.bound.kwargs,
                                     parent.param_max))
             if step.replayed:
-                self.done, self.value = True, step.value
+                self.done, self.value = True, step.replay()
                 return
             self.parent_step = step
             step.start_attempt()
@@ -243,6 +244,7 @@ class _Execution:
         if not created and run.owner == record.owner and run.created_at == record.created_at:
             created = True  # our own insert: its reply was lost and the store retried it
         recorded = {}
+        rerun: set[str] = set()
         label = console.run_label(flow.name, run_id)
         if created:
             console.say(label, f"Flow '{flow.name}' Running (run {run_id})")
@@ -260,6 +262,7 @@ class _Execution:
                 return
             recorded = store.load_steps(run_id)
             previous = run.state
+            rerun = rerun_after(run.error) if previous == State.FAILED.value else set()
             now = clock.now()  # after any Crashed transition, so the history stays in order
             run.resumes += 1
             run.owner = current_owner()
@@ -267,14 +270,23 @@ class _Execution:
             run.ended_at = None
             run.attempts += 1
             run.error = None
-            _move(store, run, State.RUNNING.value, now,
-                  f"resumed ({len(recorded)} steps recorded)", expected=(previous,),
-                  fence=self.fence)
+            self._take(store, run, State.RUNNING.value, now,
+                       f"resumed ({len(recorded)} steps recorded)")
             done = sum(1 for s in recorded.values() if s.state in ("Completed", "Cached"))
             console.say(label, f"Flow '{flow.name}' resumed from {previous} "
                                f"({done} finished steps will be reused)")
         self.started = now
         self._make_context(run, store, recorded, settings)
+        assert self.ctx is not None
+        self.ctx.rerun = rerun
+
+    def _take(self, store: Store, run: RunRecord, state: str, at: float, message: str) -> None:
+        """Move a run this execution takes from its recorded state (a resume, or marking a
+        dead owner's run Crashed): a compare-and-set on the state and, unless a fence covers
+        the run, on its lease epoch, which the move bumps. Of two processes resuming the same
+        run at once, one goes on and the other gets RunConflict."""
+        _move(store, run, state, at, message, expected=(run.state,), fence=self.fence,
+              take_over=self.fence is None)
 
     def _begin_claimed(self, settings: Any) -> None:
         """Start executing a run a worker claimed: it is Running and leased to us already."""
@@ -286,7 +298,11 @@ class _Execution:
         console.say(console.run_label(run.flow_name, run.id),
                     f"Flow '{run.flow_name}' Running (run {run.id}, queue {run.queue}{reuse})")
         self.started = run.started_at or self.flow.clock.now()
+        rerun = rerun_after(run.error) if run.error else set()  # a run handed back by hand
+        run.error = None
         self._make_context(run, store, recorded, settings)
+        assert self.ctx is not None
+        self.ctx.rerun = rerun
 
     def _make_context(self, run: RunRecord, store: Store, recorded: dict[str, Any],
                       settings: Any) -> None:
@@ -322,21 +338,26 @@ class _Execution:
             raise FlowRunFailed(
                 f"run {run.id} already Failed: {_error_summary(run.error)}. Resume it with "
                 f"`stead runs resume {run.id}` (or flow.resume(run_id)).", run_id=run.id)
+        if run.queue is not None and self.fence is None:
+            raise RunConflict(
+                f"run {run.id} was enqueued on queue {run.queue!r}: workers execute it, under "
+                f"a lease. `stead runs resume {run.id}` hands it back to its queue for a "
+                "worker to resume; it is never executed beside a worker that may hold it.")
         if run.state in _LIVE_STATES and self.fence is not None:
             # A child run of a recovered run: the fence makes its old executor harmless.
-            _move(store, run, State.CRASHED.value, self.flow.clock.now(),
-                  f"taken over from {describe_owner(run.owner)}", expected=(run.state,),
-                  fence=self.fence)
+            self._take(store, run, State.CRASHED.value, self.flow.clock.now(),
+                       f"taken over from {describe_owner(run.owner)}")
         elif run.state in _LIVE_STATES:
             alive = owner_is_alive(run.owner)
+            if run.owner == current_owner() and not _executing_here(run.id):
+                alive = False  # this process lost it (a store outage ended its execution)
             if alive or (alive is None and not self.force):
                 raise RunConflict(
                     f"run {run.id} is {run.state} in {describe_owner(run.owner)}"
                     + ("" if alive else " (another host; use --force if that host is gone)")
                     + ". Wait for it to finish, or stop that process and resume.")
-            _move(store, run, State.CRASHED.value, self.flow.clock.now(),
-                  f"{describe_owner(run.owner)} is gone", expected=(run.state,),
-                  fence=self.fence)
+            self._take(store, run, State.CRASHED.value, self.flow.clock.now(),
+                       f"{describe_owner(run.owner)} is gone")
             console.say(label, f"Flow '{run.flow_name}' Crashed: "
                                f"{describe_owner(run.owner)} is gone")
         return False
@@ -486,7 +507,18 @@ class _Execution:
         ctx = self.ctx
         assert ctx is not None
         run = ctx.run
+        if _store_outage(exc):
+            # Not the flow's failure: nothing can be recorded, and the run stays resumable
+            # (a worker hands it back to its queue; a direct run is Crashed? once this
+            # process has gone, or resumable from this process at once).
+            console.say(console.run_label(run.flow_name, run.id),
+                        f"Flow '{run.flow_name}' stopped: the store is unavailable ({exc}). "
+                        f"Nothing was lost; resume it with: stead runs resume {run.id}")
+            if self.parent_step is not None:
+                self.parent_step.abandoned()
+            return None
         retry = self.flow.retry
+        ctx.rerun = set(ctx.failed_steps(exc))  # what a retry or a resume runs again
         if retry.should_retry(exc, self.attempt) and not isinstance(exc, SerializationError):
             delay = retry.delay_before(self.attempt + 1)
             message = f"attempt {self.attempt} failed: {type(exc).__name__}: {exc}; " \
@@ -514,7 +546,7 @@ class _Execution:
         run = ctx.run
         where = getattr(exc, "__stead_step__", None)
         step_name, step_key, attempts = where if where else (None, None, None)
-        run.error = error_json(exc, step_key, attempts)
+        run.error = error_json(exc, step_key, attempts, rerun=ctx.failed_steps(exc))
         run.ended_at = ctx.clock.now()
         ctx.flush_logs()
         _move(ctx.store, run, State.FAILED.value, run.ended_at, f"{type(exc).__name__}: {exc}",
@@ -553,10 +585,46 @@ class _Execution:
 
 
 def _move(store: Store, run: RunRecord, state: str, at: float, message: str | None = None,
-          expected: tuple[str, ...] | None = None, fence: Fence | None = None) -> None:
+          expected: tuple[str, ...] | None = None, fence: Fence | None = None,
+          take_over: bool = False) -> None:
     """Record `run` moving to `state`, after checking the transition table (states.py)."""
     check_transition(run.state, state)
-    store.transition_run(run, state, at, message, expected=expected, fence=fence)
+    if take_over:
+        store.transition_run(run, state, at, message, expected=expected, fence=fence,
+                             take_over=True)
+    else:
+        store.transition_run(run, state, at, message, expected=expected, fence=fence)
+
+
+def _store_outage(exc: BaseException) -> bool:
+    """Whether `exc` is (or was caused by) the store failing, not the flow's code."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, StoreError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _executing_here(run_id: str) -> bool:
+    return any(ctx.run.id == run_id for ctx in list(ACTIVE_RUNS))
+
+
+def rerun_after(error: str | None) -> set[str]:
+    """The top-level steps that run again when a run that ended with `error` is resumed:
+    those whose failure ended it (recorded in the error since Stead 0.2; before, the step
+    the error names). Every other recorded failure is raised again (core/steps.py)."""
+    if not error:
+        return set()
+    import json
+
+    data = json.loads(error)
+    if "rerun" in data:
+        return set(data["rerun"])
+    step = data.get("step")
+    return {str(step).split(".")[0]} if step else set()
 
 
 def _error_summary(error: str | None) -> str:

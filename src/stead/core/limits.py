@@ -2,8 +2,8 @@
 renew it while the body runs, give it back after.
 
 Limits live in the store (`stead limits set`); slots are leases, so a process that dies
-holding one frees it when the lease lapses. Slot times use the wall clock, not a run's
-injected clock: they are shared between processes.
+holding one frees it when the lease lapses. Slot expiry is measured on the database's clock
+(shared by every process); `time.time()` only stamps when a slot was taken.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class _SlotKeeper:
                     by_store.setdefault(id(store), (store, []))[1].append(i)
             for store, ids in by_store.values():
                 try:
-                    store.renew_slots(ids, time.time() + self._lease)
+                    store.renew_slots(ids, self._lease)
                 except Exception:  # the next round tries again
                     pass
 

@@ -30,7 +30,7 @@ def now() -> dt.datetime:
         return dt.datetime.now(dt.UTC)
     step = Step(ctx, "stead.now", "now", None)
     if step.replayed:
-        return step.value
+        return step.replay()
     step.start_attempt()
     return step.succeeded(dt.datetime.fromtimestamp(ctx.clock.now(), dt.UTC))
 
@@ -50,6 +50,6 @@ def uuid() -> _uuid.UUID:
         return _uuid.uuid4()
     step = Step(ctx, "stead.uuid", "uuid", None)
     if step.replayed:
-        return step.value
+        return step.replay()
     step.start_attempt()
     return step.succeeded(_uuid.uuid4())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -24,17 +25,23 @@ class ResultFiles:
         digest = hashlib.sha256(f"{run_id}/{key}".encode()).hexdigest()[:32]
         ref = f"{digest[:2]}/{digest}.json"
         path = self.root / ref
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as exc:
-            raise StoreError(f"cannot write a large result to {path}: {exc}. Check that "
-                             "STEAD_RESULTS_DIR is writable and the disk has room.") from exc
+            try:  # a partial file (a full disk) is never left behind
+                tmp.unlink()
+            except OSError:
+                pass
+            todo = (f"Free space on the disk holding {self.root}, then resume the run"
+                    if exc.errno == errno.ENOSPC else
+                    "Check that STEAD_RESULTS_DIR is writable and the disk has room")
+            raise StoreError(f"cannot write a large result to {path}: {exc}. {todo}.") from exc
         return None, ref
 
     def load(self, inline: str | None, ref: str | None) -> str:

@@ -30,17 +30,57 @@ _repr = reprlib.Repr()
 _repr.maxstring, _repr.maxother = 200, 200
 
 
-def error_json(exc: BaseException, step: str | None = None, attempts: int | None = None) -> str:
-    """The stored form of an exception: type, message, traceback, and where it happened."""
+def error_json(exc: BaseException, step: str | None = None, attempts: int | None = None,
+               rerun: list[str] | None = None) -> str:
+    """The stored form of an exception: type, message, traceback, and where it happened.
+
+    A run's error also lists `rerun`: the top-level steps whose failure ended the run, which
+    run again when it is resumed (every other recorded failure is raised again)."""
     import traceback
 
-    return json.dumps({
+    data = {
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(exc)),
         "step": step,
         "attempts": attempts,
-    })
+    }
+    if rerun is not None:
+        data["rerun"] = rerun
+    return json.dumps(data)
+
+
+def recorded_failure(rec: StepRecord, run_id: str) -> BaseException:
+    """The exception a recorded Failed step raised, rebuilt to be raised again on replay: its
+    own type when that is an Exception class of a module this process has imported and it
+    takes a message, otherwise a StepFailed carrying the recorded type, message, traceback."""
+    import sys
+
+    data = json.loads(rec.error or "{}")
+    type_name = data.get("type") or "builtins.Exception"
+    message = data.get("message") or ""
+    module, _, qualname = type_name.rpartition(".")
+    exc: BaseException | None = None
+    obj: Any = sys.modules.get(module)  # never import a module named by a database row
+    for part in qualname.split(".") if obj is not None else ():
+        obj = getattr(obj, part, None)
+    if isinstance(obj, type) and issubclass(obj, Exception):
+        try:
+            exc = obj(message)
+        except Exception:
+            exc = None
+        if exc is not None and str(exc) != message:
+            exc = None  # it does not take its message as its argument: say what it was
+    if exc is None:
+        from stead.errors import StepFailed
+
+        exc = StepFailed(f"{type_name}: {message}", type_name=type_name,
+                         original_message=message, traceback=data.get("traceback") or "")
+    exc.__stead_step__ = (rec.name, rec.key, rec.attempts)  # type: ignore[attr-defined]
+    exc.add_note(f"stead: {rec.kind} '{rec.name}' (step {rec.key}) failed when run {run_id} "
+                 "first executed it; the flow went on past that failure, so on resume the "
+                 "recorded failure is raised again and the flow takes the same path")
+    return exc
 
 
 def params_text(names: tuple[str, ...], args: tuple, kwargs: dict, limit: int) -> str:
@@ -66,10 +106,13 @@ class Step:
     __slots__ = (
         "__weakref__",
         "attempts",
+        "base_attempts",
         "cache_key",
+        "continuing",
         "counter",
         "ctx",
         "depends_on",
+        "failure",
         "history",
         "key",
         "kind",
@@ -93,7 +136,7 @@ class Step:
         self.key = self.step = current_frame.get().next_key()
         self.counter = 0  # calls made inside this step's body: this step is their frame
         self.replayed = False
-        self.attempts = 0
+        self.attempts = self.base_attempts = 0  # attempts made before this execution
         self.history: list[list[Any]] | None = None
         self.started = 0.0
         self.value: Any = _MISSING
@@ -105,6 +148,10 @@ class Step:
         self.writer: Any = None
         self.on_durable: Any = None
         self.outcome: tuple[str, Any] | None = None
+        self.failure: BaseException | None = None  # a replayed Failed outcome: raise it
+        # Whether this step's first attempt here continues one a crash interrupted (its inner
+        # steps' handled failures replay) rather than starting a new one (they run again).
+        self.continuing = True
         # Popped: a replayed step's record is not needed again (a flow retry reloads them).
         rec = ctx.recorded.pop(self.key, None)
         if rec is None:
@@ -120,10 +167,33 @@ class Step:
                                 pickle_ok=pickle_ok)
             self.replayed = True
             return
+        if rec.state == FAILED and self._replays_failure(ctx):
+            self.failure = recorded_failure(rec, ctx.run.id)
+            self.replayed = True
+            ctx.failures[id(self.failure)] = (self.failure, [self.key])
+            return
         if rec.history != "[]":
             self.history = json.loads(rec.history)
         if rec.state == RETRYING:  # the retry budget carries over; a Failed step starts afresh
-            self.attempts = rec.attempts
+            self.attempts = self.base_attempts = rec.attempts
+            self.continuing = False
+        elif rec.state == FAILED:
+            self.continuing = False
+
+    def _replays_failure(self, ctx: RunContext) -> bool:
+        """Whether this recorded Failed step raises its recorded exception again (the flow
+        caught it and went on: it must take the same path) instead of running again (its
+        failure ended the run or the attempt of the step around it, which now runs again)."""
+        frame = current_frame.get()
+        if isinstance(frame, Step):
+            return frame.continuing
+        return ctx.rerun is not None and self.key not in ctx.rerun
+
+    def replay(self) -> Any:
+        """The recorded outcome of a replayed step: its value, or its failure raised again."""
+        if self.failure is not None:
+            raise self.failure
+        return self.value
 
     def next_key(self) -> str:
         """The key of the next call made inside this step's body ("7.1", "7.2", ...)."""
@@ -131,6 +201,8 @@ class Step:
         return f"{self.key}.{self.counter}"
 
     def start_attempt(self) -> None:
+        if self.attempts > self.base_attempts:  # a second attempt in this execution:
+            self.continuing = False              # its inner calls start afresh
         self.attempts += 1
         self.counter = 0  # each attempt numbers its inner calls afresh
         self.started = now = self.ctx.clock.now()
@@ -199,6 +271,7 @@ class Step:
                          child_run_id, self.depends_on)
         if not retry:
             self.outcome = (FAILED, exc)
+            ctx.failures.setdefault(id(exc), (exc, []))[1].append(self.key)
         self._write(rec, final=not retry)
         INFLIGHT.pop(id(self), None)
         console.say(console.run_label(ctx.run.flow_name, ctx.run.id),

@@ -125,7 +125,7 @@ class Task(Generic[P, R]):
             return _await_or_run(self._run_async(ctx, params, args, kwargs))
         step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
-            return step.value
+            return step.replay()
         if self.cache_policy is not None:
             from stead.core.caching import cached_call
 
@@ -175,7 +175,7 @@ class Task(Generic[P, R]):
     async def _run_async(self, ctx: RunContext, params: str, args: Any, kwargs: Any) -> R:
         step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
-            return step.value
+            return step.replay()
         return await self._attempts_async(ctx, step, args, kwargs)
 
     async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any) -> R:

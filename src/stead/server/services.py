@@ -11,7 +11,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from stead.settings import get_settings
 from stead.store.base import Store
+from stead.worker.recovery import Reaper, reap
 
 log = logging.getLogger("stead.server")
 SCHEDULER_EVERY_S = 5.0
@@ -32,11 +34,10 @@ def scheduler_round(store: Store) -> None:
         log.error("scheduler: %s", error)
 
 
-def reaper_round(store: Store) -> None:
-    """Recover the runs whose worker stopped renewing their lease."""
-    from stead.worker.recovery import reap
-
-    recovered = reap(store, time.time())
+def reaper_round(store: Store, reaper: Reaper | None = None) -> None:
+    """Recover the runs whose worker stopped renewing their lease (with `reaper`: not within
+    a lease of an outage of the database; see worker/recovery.py)."""
+    recovered = reap(store, time.time()) if reaper is None else reaper.reap(time.time())
     if recovered:
         log.warning("reaper: recovered %d runs of lost workers", recovered)
 
@@ -64,7 +65,11 @@ class Services:
 
     def __init__(self, store: Store, rounds: list[Round] | None = None) -> None:
         self._store = store
-        self._rounds = ROUNDS if rounds is None else rounds
+        if rounds is None:  # the reaper keeps its grace after an outage from round to round
+            reaper = Reaper(store, get_settings().lease_seconds)
+            rounds = [(name, (lambda s: reaper_round(s, reaper)) if fn is reaper_round else fn,
+                       every) for name, fn, every in ROUNDS]
+        self._rounds = rounds
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 

@@ -244,6 +244,9 @@ class Store(Protocol):
     """What the engine needs from persistence. Implementations must be safe across processes."""
 
     url: str
+    # time.monotonic() of this process's last attempt that could not reach the database
+    # (-inf: never; SQLite never sets it). A reaper waits a lease after it (worker/recovery.py).
+    unreachable_at: float
 
     def create_run(self, run: RunRecord, message: str | None = None,
                    fence: Fence | None = None) -> tuple[RunRecord, bool]:
@@ -272,14 +275,17 @@ class Store(Protocol):
     def transition_run(self, run: RunRecord, state: str, at: float,
                        message: str | None = None,
                        expected: tuple[str, ...] | None = None,
-                       fence: Fence | None = None) -> None:
+                       fence: Fence | None = None, take_over: bool = False) -> None:
         """Write `run`'s fields with its new `state` and append the change to its history.
 
         With `expected`, the write happens only if the stored state is one of those
         (compare-and-set); otherwise RunConflict is raised and nothing changes. Lease
         fields (queue, priority, lease_*, worker_id, recoveries) are never written here.
         Every writing verb takes `fence`: with one, it writes only while the fence holds
-        (else LeaseLost).
+        (else LeaseLost). With `take_over` (a process taking a run from a dead owner), the
+        write happens only if the stored lease epoch is still `run.lease_epoch`, which it
+        bumps (here and in `run`): of two processes taking over the same run, one wins and
+        the other gets RunConflict.
         """
         ...
 
@@ -345,19 +351,22 @@ class Store(Protocol):
                    now: float, lease_s: float) -> list[RunRecord]:
         """Take up to `n` Pending runs from `queues` (highest priority, then oldest first),
         within each queue's concurrency limit, for `worker`: each moves to Running with its
-        lease epoch bumped, `worker_id` set and a lease until now + lease_s. Concurrent
+        lease epoch bumped, `worker_id` set and a lease of `lease_s` seconds on the database's
+        clock; `now` (the caller's clock) stamps started_at and the history. Concurrent
         claimers never take the same run (SKIP LOCKED on PostgreSQL, the write lock on SQLite).
         """
         ...
 
     def heartbeat(self, worker: WorkerRecord, held: list[Fence], now: float,
                   lease_s: float) -> list[Fence]:
-        """Record `worker` alive and extend the leases of the runs in `held` to now + lease_s;
-        return the fences that still hold (a missing one was recovered by someone else)."""
+        """Record `worker` alive (heartbeat_at = `now`, the caller's clock) and extend the
+        leases of its runs to `lease_s` seconds from this write on the database's clock;
+        return the fences in `held` that still hold (a missing one was recovered elsewhere)."""
         ...
 
-    def expired_runs(self, now: float, limit: int = 100) -> list[RunRecord]:
-        """Leased live runs whose lease ran out before `now` (their executor stopped)."""
+    def expired_runs(self, limit: int = 100) -> list[RunRecord]:
+        """Leased live runs whose lease ran out (by the database's clock): their executor
+        stopped heartbeating. Oldest expiry first."""
         ...
 
     def recover_run(self, run_id: str, epoch: int, now: float, reason: str, *,
@@ -392,12 +401,14 @@ class Store(Protocol):
                    lease_s: float) -> SlotGrant:
         """Take one slot of every limit among `names` at once, or none: returns the slot ids,
         or how long to wait before asking again. Tags without a limit need no slot.
-        Concurrency slots expire at now + lease_s unless renewed (a dead holder's slot is
-        freed); rate slots expire one period after they were taken."""
+        Concurrency slots expire lease_s seconds after they were taken unless renewed (a dead
+        holder's slot is freed); rate slots expire one period after they were taken; both on
+        the database's clock (`now` stamps acquired_at only)."""
         ...
 
-    def renew_slots(self, ids: list[int], until: float) -> None:
-        """Extend the held concurrency slots `ids` to `until`."""
+    def renew_slots(self, ids: list[int], lease_s: float) -> None:
+        """Extend the held concurrency slots `ids` to lease_s seconds from now (database's
+        clock)."""
         ...
 
     def release_slots(self, ids: list[int]) -> None:
@@ -459,6 +470,15 @@ class Store(Protocol):
         """Record a Cancelling run (and its children) Cancelled once its process was stopped:
         bumps the lease epoch (fencing the stopped executor) and frees its tag slots.
         False if the run was not Cancelling."""
+        ...
+
+    def requeue_run(self, run_id: str, epoch: int, now: float, reason: str, *,
+                    executor_gone: bool = False) -> str:
+        """Hand an enqueued run that crashed, failed or lost its worker (lease lapsed, or
+        `executor_gone`: the caller saw its process is dead) back to its queue, for a worker
+        to resume: a compare-and-set on `epoch` that bumps it, so its last executor is fenced
+        off. Returns "Pending"; RunConflict if the epoch changed, the run is still leased,
+        waiting, finished, or was never enqueued."""
         ...
 
     def close(self) -> None:

@@ -6,7 +6,7 @@ the server's URL and an API key; its code and its result files stay on its side.
 
 Requests reuse one keep-alive connection per thread. Concurrent steps are already batched
 by the engine's group commit (one `record_steps` request per batch). Requests that fail to
-reach the server are retried with backoff for up to RETRY_FOR_S seconds, as the PostgreSQL
+reach the server are retried with backoff for up to STEAD_STORE_RETRY_SECONDS, as the PostgreSQL
 store does; the verbs are idempotent (upserts, compare-and-set) so a retry is safe.
 """
 
@@ -17,9 +17,10 @@ import time
 from typing import Any
 
 from stead.errors import ConfigError, StoreError
+from stead.settings import get_settings
 from stead.store import wire
 
-RETRY_FOR_S = 60.0
+RETRY_CAP_S = 0.5  # the longest pause between two attempts of a request during an outage
 
 
 class HttpStore:
@@ -38,6 +39,8 @@ class HttpStore:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = timeout
         self._local = threading.local()
+        self._retry_for = get_settings().store_retry_seconds
+        self.unreachable_at = float("-inf")  # see Store.unreachable_at
 
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
@@ -48,18 +51,20 @@ class HttpStore:
 
     def _call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
         body = wire.dumps({"args": list(args), "kwargs": kwargs})
-        deadline = time.monotonic() + RETRY_FOR_S
+        deadline = time.monotonic() + self._retry_for
         delay = 0.05
         while True:
             try:
                 response = self._client().post(f"/api/v1/store/{verb}", content=body)
                 break
             except self._httpx.TransportError as exc:
+                self.unreachable_at = time.monotonic()
                 if time.monotonic() + delay > deadline:
                     raise StoreError(f"the Stead server at {self.url} has been unreachable "
-                                     f"for {RETRY_FOR_S:g} s: {exc}") from exc
+                                     f"for {self._retry_for:g} s (STEAD_STORE_RETRY_SECONDS):"
+                                     f" {exc}") from exc
                 time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, RETRY_CAP_S)
         if response.status_code == 200:
             return wire.loads(response.content)
         if response.status_code == 401:
@@ -79,9 +84,13 @@ class HttpStore:
 
     # Verbs that change an argument in place on a local store do the same here.
     def transition_run(self, run: Any, state: str, at: float, message: str | None = None,
-                       expected: tuple[str, ...] | None = None, fence: Any = None) -> None:
-        self._call("transition_run", run, state, at, message, expected=expected, fence=fence)
+                       expected: tuple[str, ...] | None = None, fence: Any = None,
+                       take_over: bool = False) -> None:
+        self._call("transition_run", run, state, at, message, expected=expected, fence=fence,
+                   take_over=take_over)
         run.state = state
+        if take_over:
+            run.lease_epoch += 1
 
     def heartbeat(self, worker: Any, held: list[Any], now: float, lease_s: float) -> Any:
         still = self._call("heartbeat", worker, held, now, lease_s)

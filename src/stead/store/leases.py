@@ -4,6 +4,11 @@ Each function runs inside the caller's write transaction on `conn` (an sqlite3 o
 connection: both have `execute(...).fetchall()` and `rowcount`). The dialect supplies the
 locking: SQLite holds the database's write lock for the whole transaction (BEGIN
 IMMEDIATE), PostgreSQL locks rows (FOR UPDATE, SKIP LOCKED for claims).
+
+Lease times are the database's clock (`Dialect.clock`), read in the statement that writes or
+compares them: a worker whose clock is ahead or behind, or whose heartbeat was retried
+through an outage, neither steals nor loses leases. The `now` arguments only stamp what a
+person reads (history, started_at, a worker's last heartbeat), in the caller's clock.
 """
 
 from __future__ import annotations
@@ -83,13 +88,16 @@ def claim_runs(conn: Any, d: Dialect, queues: list[str], worker: WorkerRecord, o
     chosen = [seq for _, _, seq in candidates[:n]]
     if not chosen:
         return []
+    # The error stays: a failed run handed back by hand names in it the failure that ended
+    # it, the step its executor runs again (core/flow.py rerun_after); the executor's next
+    # transition clears it.
     rows = conn.execute(
         f"UPDATE runs SET state = 'Running', lease_epoch = lease_epoch + 1, worker_id = {p}, "
-        f"lease_expires_at = {p}, owner = {p}, started_at = {p}, ended_at = NULL, "
-        "error = NULL, resumes = CASE WHEN attempts > 0 THEN resumes + 1 ELSE resumes END, "
+        f"lease_expires_at = {d.clock} + {p}, owner = {p}, started_at = {p}, ended_at = NULL, "
+        "resumes = CASE WHEN attempts > 0 THEN resumes + 1 ELSE resumes END, "
         f"attempts = attempts + 1 WHERE seq IN ({d.marks(len(chosen))}) "
         f"RETURNING {', '.join(RUN_COLUMNS)}",
-        (worker.id, now + lease_s, owner, now, *chosen)).fetchall()
+        (worker.id, lease_s, owner, now, *chosen)).fetchall()
     claimed = [RunRecord(*row) for row in rows]
     _history(conn, d, [(r.id, "Running", now, f"claimed by worker {worker.name} on "
                         f"{worker.host}") for r in claimed])
@@ -109,8 +117,8 @@ def heartbeat(conn: Any, d: Dialect, worker: WorkerRecord, held: list[Fence], no
         register_worker(conn, d, worker)
     if not held:
         return []
-    conn.execute(f"UPDATE runs SET lease_expires_at = {p} WHERE worker_id = {p} AND {_LIVE}",
-                 (now + lease_s, worker.id))
+    conn.execute(f"UPDATE runs SET lease_expires_at = {d.clock} + {p} WHERE worker_id = {p} "
+                 f"AND {_LIVE}", (lease_s, worker.id))
     # Held = the epoch is still ours, whatever the state: a run that just finished (its
     # child's "done" not read yet) is not lost.
     rows = conn.execute(f"SELECT id, lease_epoch FROM runs WHERE id IN "
@@ -119,10 +127,10 @@ def heartbeat(conn: Any, d: Dialect, worker: WorkerRecord, held: list[Fence], no
     return [f for f in held if (f.run_id, f.epoch) in still]
 
 
-def expired_runs(conn: Any, d: Dialect, now: float, limit: int) -> list[RunRecord]:
+def expired_runs(conn: Any, d: Dialect, limit: int) -> list[RunRecord]:
     rows = conn.execute(
         f"{_RUN_SELECT} WHERE lease_expires_at IS NOT NULL AND {_LIVE} AND "
-        f"lease_expires_at < {d.p} ORDER BY lease_expires_at LIMIT {d.p}", (now, limit))
+        f"lease_expires_at < {d.clock} ORDER BY lease_expires_at LIMIT {d.p}", (limit,))
     return [RunRecord(*row) for row in rows.fetchall()]
 
 

@@ -2,8 +2,11 @@
 
 Same verbs and the same SQL as the SQLite store (store/sql.py). Multi-row writes run in one
 transaction; compare-and-set transitions lock the run's row (SELECT ... FOR UPDATE).
-Every verb retries for up to RETRY_FOR_S seconds when the server cannot be reached, on a
-fresh connection (the pool drops broken ones), so a flow outlives a server restart.
+Every verb retries for up to STEAD_STORE_RETRY_SECONDS (60 s) when the server cannot be
+reached, on a fresh connection (the pool drops broken ones), so a flow outlives a server
+restart. The pool gives up a reconnection attempt after RECONNECT_S and makes a new one when
+a verb asks again: psycopg_pool's own backoff (1, 2, 4 ... 32 s between attempts) once kept
+workers waiting ~25 s after a 60 s outage ended.
 Connections are not checked when taken from the pool: that costs a round trip per verb
 (1.76x -> 1.15x one INSERT+COMMIT per task, bench/bench.py), and the retries cover it.
 The verbs are idempotent (upserts, compare-and-set) so a retry after a commit whose reply was
@@ -20,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from stead.errors import RunNotFound, StoreError
+from stead.settings import get_settings
 from stead.store.base import (
     CacheEntry,
     Fence,
@@ -45,12 +49,16 @@ from stead.store.sql import (
     statements,
     step_record,
     step_values,
+    take_over_run,
 )
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
 Q = statements(POSTGRES)
 MIGRATION_LOCK = 7_305_001  # pg_advisory_lock key: one process migrates at a time
-RETRY_FOR_S = 60.0  # how long a verb keeps retrying while the server is unreachable
+RETRY_CAP_S = 0.5  # the longest pause between two attempts of a verb during an outage
+# How long the pool waits for a connection, and keeps trying to open one, per attempt of a
+# verb: the verb's retry loop asks again (a fresh attempt) instead of psycopg_pool's backoff.
+RECONNECT_S = 1.0
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -59,17 +67,19 @@ def _survives_restarts(method: F) -> F:
 
     @functools.wraps(method)
     def retrying(self: PostgresStore, *args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + RETRY_FOR_S
+        deadline = time.monotonic() + self._retry_for
         delay = 0.05
         while True:
             try:
                 return method(self, *args, **kwargs)
             except self._transient as exc:
+                self.unreachable_at = time.monotonic()
                 if time.monotonic() + delay > deadline:
                     raise StoreError(f"PostgreSQL at {self._where} has been unreachable for "
-                                     f"{RETRY_FOR_S:g} s: {exc}") from exc
+                                     f"{self._retry_for:g} s (STEAD_STORE_RETRY_SECONDS): "
+                                     f"{exc}") from exc
                 time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, RETRY_CAP_S)
                 try:
                     self._pool.check()  # drop every idle connection the outage broke
                 except Exception:
@@ -96,10 +106,11 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
         self._where = _redacted(url)
         self._seqs: dict[str, int] = {}
         self._seq_lock = threading.Lock()
+        self._retry_for = get_settings().store_retry_seconds
         try:
             self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size,
                                         kwargs={"autocommit": True}, open=True,
-                                        timeout=5)
+                                        timeout=RECONNECT_S, reconnect_timeout=RECONNECT_S)
             self._pool.wait(timeout=30)
         except Exception as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {self._where}: {exc}. Check "
@@ -194,10 +205,12 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
     def transition_run(self, run: RunRecord, state: str, at: float,
                        message: str | None = None,
                        expected: tuple[str, ...] | None = None,
-                       fence: Fence | None = None) -> None:
+                       fence: Fence | None = None, take_over: bool = False) -> None:
         with self._transaction() as conn:
             if fence is not None:
                 check_fence(conn, POSTGRES, fence)
+            if take_over:
+                take_over_run(conn, POSTGRES, run)
             if expected is not None:
                 row = conn.execute("SELECT state FROM runs WHERE id = %s FOR UPDATE",
                                    (run.id,)).fetchone()
@@ -205,6 +218,8 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
             run.state = state
             conn.execute(Q.run_update, run_update_values(run))
             conn.execute(Q.history_insert, (run.id, state, at, message))
+        if take_over:
+            run.lease_epoch += 1
 
     @_survives_restarts
     def run_history(self, run_id: str) -> list[StateChange]:

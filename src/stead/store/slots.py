@@ -6,6 +6,9 @@ concurrency slot is a lease: its holder renews it while the task runs and releas
 if the holder dies, the slot lapses at `expires_at` and is freed, never leaked. A rate slot
 expires one period after it was taken, which is what "N per period" counts.
 
+Slot expiry is measured on the database's clock (`Dialect.clock`), as run leases are: hosts
+whose clocks disagree still count the same slots. `now` only stamps `acquired_at`.
+
 Each function runs inside the caller's write transaction (see store/leases.py).
 """
 
@@ -51,8 +54,9 @@ def take_slots(conn: Any, d: Dialect, names: list[str], holder: str, now: float,
     if not limits:
         return SlotGrant([])
     held = [lim.name for lim in limits]
+    db_now = conn.execute(f"SELECT {d.clock}").fetchone()[0]
     conn.execute(f"DELETE FROM slots WHERE name IN ({d.marks(len(held))}) AND "
-                 f"expires_at <= {p}", (*held, now))
+                 f"expires_at <= {p}", (*held, db_now))
     counts = {(name, kind): (count, first) for name, kind, count, first in conn.execute(
         f"SELECT name, kind, count(*), min(expires_at) FROM slots WHERE name IN "
         f"({d.marks(len(held))}) GROUP BY name, kind", held).fetchall()}
@@ -63,12 +67,12 @@ def take_slots(conn: Any, d: Dialect, names: list[str], holder: str, now: float,
             count, _ = counts.get((lim.name, "concurrency"), (0, None))
             if count >= lim.concurrency:
                 wait = max(wait, CONCURRENCY_RETRY_S)
-            wanted.append((lim.name, "concurrency", now + lease_s))
+            wanted.append((lim.name, "concurrency", db_now + lease_s))
         if lim.rate is not None and lim.period:
             count, first = counts.get((lim.name, "rate"), (0, None))
             if count >= lim.rate:
-                wait = max(wait, first - now)
-            wanted.append((lim.name, "rate", now + lim.period))
+                wait = max(wait, first - db_now)
+            wanted.append((lim.name, "rate", db_now + lim.period))
     if wait > 0:
         return SlotGrant([], wait)
     ids = []
@@ -79,11 +83,11 @@ def take_slots(conn: Any, d: Dialect, names: list[str], holder: str, now: float,
     return SlotGrant(ids)
 
 
-def renew_slots(conn: Any, d: Dialect, ids: list[int], until: float) -> None:
+def renew_slots(conn: Any, d: Dialect, ids: list[int], lease_s: float) -> None:
     if not ids:
         return
-    conn.execute(f"UPDATE slots SET expires_at = {d.p} WHERE kind = 'concurrency' AND id IN "
-                 f"({d.marks(len(ids))})", (until, *ids))
+    conn.execute(f"UPDATE slots SET expires_at = {d.clock} + {d.p} WHERE kind = 'concurrency' "
+                 f"AND id IN ({d.marks(len(ids))})", (lease_s, *ids))
 
 
 def release_slots(conn: Any, d: Dialect, ids: list[int]) -> None:

@@ -33,13 +33,21 @@ class Dialect:
     for_update: str  # lock the rows read until commit ("" on SQLite: the write lock covers it)
     for_share: str  # the same, shared (fence checks; they conflict with a recovery's UPDATE)
     skip_locked: str  # lock the rows read, skipping rows other transactions hold
+    # The database's clock in seconds since the epoch: leases are measured on it, never on a
+    # worker's clock, so workers whose clocks disagree still agree on which leases lapsed.
+    clock: str
 
     def marks(self, n: int) -> str:
         return ", ".join([self.p] * n)
 
 
-SQLITE = Dialect("?", "", "", "")
-POSTGRES = Dialect("%s", " FOR UPDATE", " FOR SHARE", " FOR UPDATE SKIP LOCKED")
+# SQLite 3.40 has no unixepoch('subsec'): julianday('now') has millisecond precision and is
+# the same throughout one statement. PostgreSQL's statement_timestamp() is when the
+# statement arrived (not the transaction's start, as now() would be), and being stable
+# within the statement, a comparison with it can use an index.
+SQLITE = Dialect("?", "", "", "", "((julianday('now') - 2440587.5) * 86400.0)")
+POSTGRES = Dialect("%s", " FOR UPDATE", " FOR SHARE", " FOR UPDATE SKIP LOCKED",
+                   "extract(epoch from statement_timestamp())::float8")
 
 
 def check_fence(conn: Any, d: Dialect, fence: Fence) -> None:
@@ -48,6 +56,17 @@ def check_fence(conn: Any, d: Dialect, fence: Fence) -> None:
                        (fence.run_id,)).fetchone()
     if row is None or row[0] != fence.epoch:
         raise LeaseLost(fence.run_id, fence.epoch, None if row is None else row[0])
+
+
+def take_over_run(conn: Any, d: Dialect, run: RunRecord) -> None:
+    """Inside a write transaction: bump the run's lease epoch if it is still `run`'s (the
+    compare-and-set of a takeover), else raise RunConflict. The caller bumps
+    `run.lease_epoch` once the transaction committed (a retried one must compare the same)."""
+    if conn.execute(f"UPDATE runs SET lease_epoch = lease_epoch + 1 WHERE id = {d.p} AND "
+                    f"lease_epoch = {d.p}", (run.id, run.lease_epoch)).rowcount != 1:
+        raise RunConflict(f"run {run.id} was taken over by another process meanwhile (it "
+                          "resumed or recovered the run first, and executes it now); "
+                          "`stead runs show` tells where")
 
 
 def lease_lost(conn: Any, d: Dialect, fence: Fence) -> LeaseLost:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stead.store import cancel, deployments, keys, leases, retention, slots
+from stead.store import cancel, deployments, keys, leases, resume, retention, slots
 from stead.store.base import (
     ApiKeyRecord,
     DeploymentRecord,
@@ -27,6 +27,8 @@ from stead.store.base import (
 
 
 class QueueVerbs:
+    unreachable_at = float("-inf")  # see Store.unreachable_at; set by backends that retry
+
     def _write(self, fn: Any, *args: Any) -> Any:
         raise NotImplementedError
 
@@ -49,8 +51,8 @@ class QueueVerbs:
         return self._write(leases.heartbeat, worker, held, now,  # type: ignore[no-any-return]
                            lease_s)
 
-    def expired_runs(self, now: float, limit: int = 100) -> list[RunRecord]:
-        return self._read(leases.expired_runs, now, limit)  # type: ignore[no-any-return]
+    def expired_runs(self, limit: int = 100) -> list[RunRecord]:
+        return self._read(leases.expired_runs, limit)  # type: ignore[no-any-return]
 
     def recover_run(self, run_id: str, epoch: int, now: float, reason: str, *,
                     count: bool = True) -> str | None:
@@ -77,8 +79,8 @@ class QueueVerbs:
         return self._write(slots.take_slots, names, holder, now,  # type: ignore[no-any-return]
                            lease_s)
 
-    def renew_slots(self, ids: list[int], until: float) -> None:
-        self._write(slots.renew_slots, ids, until)
+    def renew_slots(self, ids: list[int], lease_s: float) -> None:
+        self._write(slots.renew_slots, ids, lease_s)
 
     def release_slots(self, ids: list[int]) -> None:
         self._write(slots.release_slots, ids)
@@ -126,6 +128,12 @@ class QueueVerbs:
     def finish_cancel(self, run_id: str, now: float, message: str) -> bool:
         return self._write(cancel.finish_cancel, run_id, now,  # type: ignore[no-any-return]
                            message)
+
+    # -- resuming enqueued runs by hand (SQL in store/resume.py) -----------------------------
+    def requeue_run(self, run_id: str, epoch: int, now: float, reason: str, *,
+                    executor_gone: bool = False) -> str:
+        return self._write(resume.requeue_run, run_id, epoch, now,  # type: ignore[no-any-return]
+                           reason, executor_gone)
 
     # -- API keys of the HTTP server (SQL in store/keys.py) ----------------------------------
     def create_api_key(self, key: ApiKeyRecord) -> None:

@@ -3,7 +3,13 @@ as the worker keeps the child (a reusable pool: no Python start-up per run).
 
 The child opens its own store connections. It reports each run's final state to the worker
 over its pipe. If it loses a run's lease (the run was recovered elsewhere while this child
-was paused), it reports that and exits, so the worker replaces it with a clean process.
+was paused), it reports that and exits, so the worker replaces it with a clean process. If
+the database could not be reached for longer than the store retries (StoreError), nothing is
+recorded for the run: the child reports "store_error" and serves on; the worker hands the
+run back to its queue once the database answers again.
+
+Messages to the worker: ("ready", pid), ("done", run id, state), ("lost", run id, why),
+("cancelled", run id), ("store_error", run id, why).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import threading
 import time
 from multiprocessing.connection import Connection
 
-from stead.errors import FlowNotLoadable, LeaseLost, ParameterError, RunCancelled
+from stead.errors import FlowNotLoadable, LeaseLost, ParameterError, RunCancelled, StoreError
 from stead.store.base import Fence, RunRecord, Store
 
 LOST_LEASE_EXIT = 3
@@ -28,12 +34,17 @@ def _cancel(signum: int, frame: object) -> None:
         raise RunCancelled("the run was cancelled")
 
 
-def child_main(conn: Connection, database_url: str, worker_pid: int) -> None:
+def child_main(conn: Connection, database_url: str, worker_pid: int, lease_s: float) -> None:
     """Entry point of a pool child: serve runs sent by the worker until told to stop."""
     # Ctrl-C and SIGTERM sent to the whole process group are the worker's to handle (drain);
     # the worker stops its children itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The worker's --lease is this process's lease, for tag slots too (core/limits.py).
+    os.environ["STEAD_LEASE_SECONDS"] = repr(lease_s)
+    from stead.settings import reset_settings
+
+    reset_settings()
     signal.signal(signal.SIGUSR1, _cancel)  # the worker's "stop this run": see worker.py
     threading.Thread(target=_exit_with_parent, args=(worker_pid,), name="stead-orphan-check",
                      daemon=True).start()
@@ -61,6 +72,9 @@ def child_main(conn: Connection, database_url: str, worker_pid: int) -> None:
             conn.send(("cancelled", run.id))
             sys.stderr.flush()
             os._exit(CANCELLED_EXIT)
+        except StoreError as exc:  # nothing was recorded: the worker hands the run back
+            conn.send(("store_error", run.id, str(exc)))
+            continue
         finally:
             _executing = False
         conn.send(("done", run.id, state))
@@ -87,6 +101,8 @@ def execute(store: Store, run: RunRecord) -> str:
         return "Failed"
     try:
         flow.execute_claimed(run, store, params)
+    except StoreError:  # the database is unreachable: nothing could be recorded
+        raise
     except Exception:  # the engine recorded the failure, with its traceback
         pass
     return store.get_run(run.id).state

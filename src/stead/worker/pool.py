@@ -4,11 +4,15 @@ isolation does not cost a Python start-up per run. A child that dies is replaced
 
 Children are forked from a forkserver that has imported Stead once: a new child costs a
 fork, not an interpreter start, and inherits none of the worker's threads or connections.
+The forkserver is started ignoring SIGTERM: a SIGTERM sent to the worker's process group
+(systemd, `kill -TERM -PGID`) drains the worker and must not kill the forkserver, without
+which the children's exit codes cannot be read (multiprocessing then reports 255).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 from dataclasses import dataclass, field
@@ -27,7 +31,8 @@ class Child:
     process: Any
     conn: Connection
     run: RunRecord | None = None  # the run it executes now; None when idle
-    ready: bool = False
+    last_run: RunRecord | None = None  # the run it executed last (what a message is about)
+    ready: bool = False  # it said "ready"; False again once it is exiting or killed
     events: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
@@ -36,11 +41,12 @@ class Child:
 
 
 class ChildPool:
-    """`size` child processes serving runs from `database_url`."""
+    """`size` child processes serving runs from `database_url` with leases of `lease_s`."""
 
-    def __init__(self, size: int, database_url: str) -> None:
+    def __init__(self, size: int, database_url: str, lease_s: float) -> None:
         self.size = size
         self.database_url = database_url
+        self.lease_s = lease_s
         self._ctx = multiprocessing.get_context("forkserver")
         preload = list(_PRELOAD)
         if database_url.startswith(("postgresql://", "postgres://")):
@@ -49,13 +55,16 @@ class ChildPool:
         self.children: list[Child] = []
 
     def start(self) -> None:
+        if len(self.children) < self.size:
+            _start_forkserver()
         while len(self.children) < self.size:
             self.children.append(self._spawn())
 
     def _spawn(self) -> Child:
         parent_end, child_end = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(target=child_main, name="stead-worker-child",
-                                    args=(child_end, self.database_url, os.getpid()),
+                                    args=(child_end, self.database_url, os.getpid(),
+                                          self.lease_s),
                                     daemon=True)
         process.start()
         child_end.close()
@@ -109,8 +118,10 @@ class ChildPool:
         for child, message in messages:
             if message[0] == "ready":
                 child.ready = True
-            elif message[0] in ("done", "lost", "cancelled"):
-                child.run = None
+            elif message[0] in ("done", "store_error", "lost", "cancelled"):
+                child.last_run, child.run = child.run, None
+                if message[0] in ("lost", "cancelled"):  # it exits now: never hand it a run
+                    child.ready = False
         return messages, dead
 
     def kill(self, child: Child) -> None:
@@ -134,3 +145,14 @@ class ChildPool:
             if child.process.is_alive():
                 self.kill(child)
         self.children = []
+
+
+def _start_forkserver() -> None:
+    """Start the forkserver (if it is not running) ignoring SIGTERM: an ignored signal stays
+    ignored across fork and exec (a blocked one does not: the spawn clears the mask). A
+    SIGTERM arriving in these few milliseconds is lost; the worker's handler is back after."""
+    handler = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGTERM, handler)

@@ -9,18 +9,71 @@ reapers never recover the same run twice.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from stead.core import console
 from stead.core.process import describe_owner, owner_is_alive
-from stead.store.base import RunFilter, Store
+from stead.errors import StoreError
+from stead.store.base import RunFilter, RunRecord, Store
+
+
+class Reaper:
+    """`reap`, but never right after an outage of the store seen from here.
+
+    While the database was unreachable no worker could heartbeat, so every lease may have
+    lapsed. A reaper that was cut off too (a call raised StoreError, retried, or was slow)
+    waits until it has had `lease_s` seconds of healthy connectivity before it reaps again:
+    live workers, which heartbeat as soon as the store answers, renew their leases first.
+    `clock` is a monotonic clock (injected by tests)."""
+
+    def __init__(self, store: Store, lease_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.lease_s = lease_s
+        self.clock = clock
+        self._outage_at = float("-inf")
+        self._store_outage = store.unreachable_at  # changes when one of its calls retries
+
+    def note_outage(self) -> None:
+        """The store could not be reached just now (a call raised StoreError)."""
+        self._outage_at = self.clock()
+
+    def waiting(self) -> float:
+        """How many more seconds of healthy connectivity before this reaper reaps (0: none)."""
+        if self.store.unreachable_at != self._store_outage:
+            self._store_outage = self.store.unreachable_at
+            self.note_outage()
+        return max(0.0, self._outage_at + self.lease_s - self.clock())
+
+    def reap(self, now: float, limit: int = 100) -> int:
+        """Recover the runs whose lease lapsed, unless within the grace after an outage."""
+        if self.waiting() > 0:
+            return 0
+        started = self.clock()
+        try:
+            runs = self.store.expired_runs(limit)
+        except StoreError:
+            self.note_outage()
+            raise
+        if self.clock() - started > self.lease_s / 3 or self.waiting() > 0:
+            # The call retried through an outage (here or on the server's side) or waited
+            # that long: other workers may not have heartbeated either.
+            self.note_outage()
+            return 0
+        return _recover(self.store, runs, now)
 
 
 def reap(store: Store, now: float, limit: int = 100) -> int:
-    """Recover every run whose lease lapsed before `now`; return how many were recovered."""
+    """Recover every run whose lease lapsed (on the database's clock); return how many were
+    recovered. `now` stamps their history."""
+    return _recover(store, store.expired_runs(limit), now)
+
+
+def _recover(store: Store, runs: list[RunRecord], now: float) -> int:
     recovered = 0
-    for run in store.expired_runs(now, limit):
-        late = now - (run.lease_expires_at or now)
-        reason = (f"lease expired {late:.1f} s ago: {describe_owner(run.owner)} stopped "
-                  "heartbeating")
+    for run in runs:
+        reason = f"lease expired: {describe_owner(run.owner)} stopped heartbeating"
         state = store.recover_run(run.id, run.lease_epoch, now, reason)
         if state is not None:
             recovered += 1

@@ -8,7 +8,12 @@ One loop in the worker's main thread:
   its child is killed (its writes were already refused by the run's fence);
 - every lease/2 seconds, reaps: runs of any worker whose lease lapsed are marked Crashed and
   requeued (`recovery.py`), so a lost worker's runs resume elsewhere within ~1.5 leases;
-- replaces children that die, recovering the run a dead child was executing.
+  not within a lease after this worker saw the database unreachable (`Reaper`);
+- replaces children that die, recovering the run a dead child was executing;
+- hands back to their queue (uncounted) the runs whose child could not reach the database
+  (StoreError), as soon as it answers again.
+When the database is unreachable, the loop tries again every STORE_PAUSE_S, and heartbeats
+first when it answers.
 SIGTERM (or Ctrl-C) drains: no new claims; runs in progress may finish within the grace
 period, then the rest are handed back to their queues. A second signal hands back at once.
 """
@@ -26,9 +31,12 @@ from typing import Any
 from stead.core import console
 from stead.core.process import current_owner
 from stead.errors import StoreError
-from stead.store.base import Fence, Store, WorkerRecord
+from stead.store.base import Fence, RunRecord, Store, WorkerRecord
+from stead.worker.child import CANCELLED_EXIT, LOST_LEASE_EXIT
 from stead.worker.pool import Child, ChildPool
-from stead.worker.recovery import reap, recover_local_orphans
+from stead.worker.recovery import Reaper, recover_local_orphans
+
+STORE_PAUSE_S = 0.5  # pause between rounds while the store raises StoreError
 
 
 @dataclass
@@ -58,7 +66,10 @@ class Worker:
             concurrency=options.concurrency, state="running", started_at=now,
             heartbeat_at=now)
         self.owner = current_owner()
-        self.pool = ChildPool(options.concurrency, store.url)
+        self.pool = ChildPool(options.concurrency, store.url, options.lease_s)
+        self.reaper = Reaper(store, options.lease_s)
+        self._handing_back: dict[str, tuple[RunRecord, str]] = {}  # run id -> (run, why)
+        self._outage_seen = store.unreachable_at
         self.signals = 0
         self._cancelling: dict[str, float] = {}  # run id -> when its child gets SIGKILL
         self._next_cancel_check = 0.0
@@ -71,7 +82,7 @@ class Worker:
         self._install_signals()
         self.store.register_worker(self.record)
         found = recover_local_orphans(self.store, time.time())
-        found += reap(self.store, time.time())
+        found += self.reaper.reap(time.time())
         self._say(f"started: queues {', '.join(opts.queues)}, {opts.concurrency} child "
                   f"processes, lease {opts.lease_s:g} s"
                   + (f"; recovered {found} runs left by dead workers" if found else ""))
@@ -83,9 +94,11 @@ class Worker:
                 try:
                     if not self._turn():
                         break
-                except StoreError as exc:  # the store retried for a minute already
+                except StoreError as exc:  # the store retried for a while already
                     self._say(f"the database is unavailable ({exc}); trying again")
-                    time.sleep(min(opts.lease_s / 3, 5.0))
+                    self.reaper.note_outage()
+                    self._next_beat = 0.0  # heartbeat first when it answers
+                    time.sleep(STORE_PAUSE_S)
         except BaseException as exc:
             self._say(f"stopping on {type(exc).__name__}: {exc}")
             raise
@@ -110,17 +123,21 @@ class Worker:
             self._say(f"draining: {len(self.pool.busy())} runs in progress get "
                       f"{opts.grace_s:g} s to finish (signal again to hand them back now)")
             self._next_beat = 0.0
-        if now >= self._next_beat:
-            self._heartbeat(now)
-            self._next_beat = now + opts.lease_s / 3
+        if now >= self._next_beat or self.store.unreachable_at != self._outage_seen:
+            # (A call that retried through an outage: renew the leases at once.)
+            if self._heartbeat(now):
+                self._next_beat = now + opts.lease_s / 3
+            self._outage_seen = self.store.unreachable_at
+        if self._handing_back:
+            self._hand_back_unrecorded()
         if now >= self._next_reap:
-            reap(self.store, now)
+            self.reaper.reap(now)
             self._next_reap = now + opts.lease_s / 2
         if now >= self._next_cancel_check or self._cancelling:
             self._stop_cancelled(now)
             self._next_cancel_check = now + opts.cancel_check_s
         if self._drain_deadline is not None:
-            if not self.pool.busy():
+            if not self.pool.busy() and not self._handing_back:
                 return False
             if now >= self._drain_deadline or self.signals > 1:
                 self._hand_back()
@@ -164,11 +181,18 @@ class Worker:
 
     def _events(self, polled: tuple[list[tuple[Child, tuple[Any, ...]]], list[Child]]) -> None:
         messages, dead = polled
-        for _, message in messages:
+        for child, message in messages:
             if message[0] == "done":
                 self.completed += 1
             elif message[0] == "lost":
                 self._say(f"run {message[1]}: {message[2]}")
+            elif message[0] == "store_error":
+                run = child.last_run
+                if run is not None and run.id == message[1]:
+                    self._say(f"run {run.id}: the database could not be reached "
+                              f"({message[2]}); handing it back to its queue when it answers")
+                    self._handing_back[run.id] = (run, "its execution could not reach the "
+                                                  "database; handed back to its queue")
             elif message[0] == "cancelled":
                 self._cancelled(message[1], f"stopped by worker {self.record.name}")
         for child in dead:
@@ -179,7 +203,7 @@ class Worker:
                                         f" after {self.options.cancel_grace_s:g} s")
                 continue
             if run is None:
-                if code not in (0, None):
+                if code not in (0, None, LOST_LEASE_EXIT, CANCELLED_EXIT):
                     self._say(f"child process {child.pid} exited with code {code}; replaced")
                 continue
             state = self.store.recover_run(
@@ -222,7 +246,8 @@ class Worker:
         except ProcessLookupError:
             pass
 
-    def _heartbeat(self, now: float) -> None:
+    def _heartbeat(self, now: float) -> bool:
+        """Renew this worker's row and its leases; False if the store could not be reached."""
         late = now - self.record.heartbeat_at
         if self.record.state != "draining" and late > self.options.lease_s * 2 / 3:
             self._say(f"heartbeat {late:.1f} s after the last one (lease "
@@ -231,11 +256,13 @@ class Worker:
         busy = self.pool.busy()
         self.record.running = len(busy)
         held = [Fence(c.run.id, c.run.lease_epoch) for c in busy if c.run is not None]
+        held += [Fence(r.id, r.lease_epoch) for r, _ in self._handing_back.values()]
         try:
             still = set(self.store.heartbeat(self.record, held, now, self.options.lease_s))
         except StoreError as exc:  # the store retried outages itself; keep the loop alive
             self._say(f"heartbeat failed: {exc}")
-            return
+            self.reaper.note_outage()
+            return False
         for child in busy:
             run = child.run
             if run is not None and Fence(run.id, run.lease_epoch) not in still:
@@ -243,6 +270,16 @@ class Worker:
                           "was unresponsive; stopping its child process")
                 child.run = None
                 self.pool.kill(child)
+        return True
+
+    def _hand_back_unrecorded(self) -> None:
+        """Hand back the runs whose execution could not reach the database (a StoreError);
+        those the store still cannot take are tried again at the next round."""
+        for run_id, (run, why) in list(self._handing_back.items()):
+            state = self.store.recover_run(run.id, run.lease_epoch, time.time(), why,
+                                           count=False)
+            del self._handing_back[run_id]
+            self._say(f"run {run.id} handed back ({state or 'already taken over'})")
 
     def _hand_back(self) -> None:
         for child in self.pool.busy():
