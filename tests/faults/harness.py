@@ -176,6 +176,14 @@ def slot_rows(url: str) -> int:
         return int(conn.execute("SELECT count(*) FROM slots").fetchone()[0])
 
 
+def interruptions(db: Store, run_id: str) -> int:
+    """How often the run went back to its queue after it started: recoveries of a lost
+    executor and hand-backs (a drain, a store outage). Each may re-run the step in flight."""
+    history = [c.state for c in db.run_history(run_id)]
+    return sum(1 for i, state in enumerate(history) if state == "Pending" and
+               "Running" in history[:i])
+
+
 def first_running_after(db: Store, run_id: str, at: float) -> float | None:
     """When the run next moved to Running after `at` (a resume or a new claim)."""
     for change in db.run_history(run_id):
@@ -202,6 +210,7 @@ class Figures:
     not_completed: int = 0  # runs that ended otherwise than Completed
     slots_leaked: int = 0  # slots rows left once the runs finished
     recoveries: int = 0  # lease recoveries recorded on the runs
+    handbacks: int = 0  # returns to the queue that were not recoveries (drain, store outage)
     executors: int = 0  # distinct processes that ran a body after the fault
     recover_s: float | None = None  # from the fault to work going on again
     seconds: float = 0.0  # the scenario's wall time
@@ -233,6 +242,7 @@ class Figures:
                 self.not_completed += 1
                 self.notes.append(f"{rid} {run.state}: {(run.error or '')[:160]}")
             self.recoveries += run.recoveries
+            self.handbacks += max(0, interruptions(db, rid) - run.recoveries)
             steps = db.load_steps(rid)
             self.steps += sum(1 for s in steps.values() if s.state in ("Completed", "Cached"))
             extra = [key for (r, key), n in counts.items() if r == rid for _ in range(n - 1)]
@@ -243,7 +253,8 @@ class Figures:
             self.reruns += allowed
             self.duplicates += len(forbidden) + others - allowed
             if len(forbidden) + others - allowed:
-                self.notes.append(f"{rid}: steps run twice {sorted(extra)}")
+                history = " > ".join(f"{c.state} ({c.message})" for c in db.run_history(rid))
+                self.notes.append(f"{rid}: steps run twice {sorted(extra)}; {history[:600]}")
         if url is not None:
             self.slots_leaked = slot_rows(url)
 

@@ -20,6 +20,7 @@ COLUMNS = [("runs", "runs"), ("steps", "steps"), ("executions", "bodies run"),
            ("reruns", "in-flight re-runs"), ("duplicates", "finished run twice"),
            ("lost", "lost"), ("stuck", "stuck"), ("not_completed", "not Completed"),
            ("slots_leaked", "slots leaked"), ("recoveries", "recoveries"),
+           ("handbacks", "hand-backs"),
            ("recover_s", "recover s"), ("seconds", "wall s")]
 
 
@@ -45,7 +46,7 @@ def table(rows: list[dict]) -> str:
         cells = [row["scenario"], row["backend"],
                  "pass" if row["outcome"] == "passed" else f"**{row['outcome'].upper()}**"]
         for name, _ in COLUMNS:
-            value = row.get(name)
+            value = row.get(name, 0 if name == "handbacks" else None)
             cells.append("-" if value is None else f"{value:g}" if isinstance(value, float)
                          else str(value))
         lines.append("| " + " | ".join(cells) + " |")

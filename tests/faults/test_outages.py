@@ -1,7 +1,8 @@
 """The database or the server goes away under running work (matrix rows 4 and 5): a quick
 restart, then an outage twice as long as the store's retry window (STEAD_STORE_RETRY_SECONDS
 set to 5 s for the processes under test). Runs may be recovered when their leases lapse
-during an outage (each recovery may re-run the step that was in flight); nothing is lost,
+during an outage, or handed back by their worker when the store stays away (each may re-run
+the step that was in flight); nothing is lost,
 nothing finished runs again, nothing stays stuck, and the workers ride it out."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.faults.harness import (
     executions,
     finish,
     finished_steps,
+    interruptions,
     settle,
     start_cli,
     start_direct,
@@ -91,7 +93,7 @@ def test_postgres_restart_and_an_outage_past_the_retry_window(
             assert finish(start_cli(stead_home, "runs", "resume", direct, log=log,
                                     STEAD_DATABASE_URL=url), 60) == 0, log.read_text()
         settle(db, ids, 60)
-        allowance = {rid: db.get_run(rid).recoveries for rid in ids}
+        allowance = {rid: interruptions(db, rid) for rid in ids}
         allowance[direct] = 1 if code != 0 else 0
         fig.tally(db, [*ids, direct], out, allowance=allowance, finished_before=before,
                   url=url)
@@ -134,7 +136,7 @@ def test_server_killed_under_remote_workers(stead_home: Path, tmp_path: Path,
         second = progress_after(out, 30)
         fig.recover_s = max(first or 1e9, second or 1e9)
         settle(db, ids, 60)
-        allowance = {rid: db.get_run(rid).recoveries for rid in ids}
+        allowance = {rid: interruptions(db, rid) for rid in ids}
         fig.tally(db, ids, out, allowance=allowance, url=db_url)
         fig.check()
         assert all(w.poll() is None for w in ws.procs), "a worker died of the outage"
