@@ -21,7 +21,7 @@ from stead.core.runtime import close_stores, store_for
 from stead.settings import get_settings, reset_settings
 from stead.store.base import Store
 from tests.conftest import SCRIPTS
-from tests.faults.harness import Figures
+from tests.faults.harness import Figures, kill_leftovers
 from tests.postgres import Cluster, create_database, drop_database
 
 if str(SCRIPTS) not in sys.path:
@@ -39,6 +39,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if report.when == "call" or (report.when == "setup" and report.failed):
         item.stash[_OUTCOME] = report
     return report
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> Iterator[None]:
+    """Whatever a scenario started (flows, CLI commands, servers) ends with the test."""
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture(scope="session")

@@ -82,23 +82,38 @@ def finished_steps(db: Store, run_id: str) -> set[str]:
 
 
 # -- processes -------------------------------------------------------------------------------
+STARTED: list[subprocess.Popen[bytes]] = []  # killed at the end of each test (conftest)
+
+
+def kill_leftovers() -> None:
+    """SIGKILL the group of every process a scenario started and left running."""
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            killpg(proc)
+            proc.wait(10)
+
+
 def start_direct(home: Path, flow: str, run_id: str, params: dict[str, Any], log: Path,
                  **env: str) -> subprocess.Popen[bytes]:
     """A script calling a flow with a fixed run id (no worker), in its own process group."""
     import json
 
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, str(FLOWS), flow, run_id, json.dumps(params)],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=script_env(home, STEAD_CONSOLE="0", **env))
+        STARTED.append(subprocess.Popen(
+            [sys.executable, str(FLOWS), flow, run_id, json.dumps(params)], stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+            env=script_env(home, STEAD_CONSOLE="0", **env)))
+    return STARTED[-1]
 
 
 def start_cli(home: Path, *args: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
     """`stead ARGS...` in a fresh interpreter, in its own process group."""
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "stead.cli.main", *args], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                env=script_env(home, **env))
+        STARTED.append(subprocess.Popen([sys.executable, "-m", "stead.cli.main", *args],
+                                        stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True, env=script_env(home, **env)))
+    return STARTED[-1]
 
 
 def finish(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
@@ -140,6 +155,7 @@ class ServerProcess:
                  str(self.port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 env=script_env(self.home, STEAD_DATABASE_URL=self.database_url,
                                STEAD_CONSOLE="0"))
+        STARTED.append(self.proc)
         proc = self.proc
 
         def healthy() -> bool:
