@@ -11,6 +11,14 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql >/dev/null || {
     echo "could not install postgresql; install it or set STEAD_TEST_POSTGRES_URL" >&2; exit 1; }
 fi
+# The fault matrix (tests/faults/) gives one worker a skewed clock with libfaketime.
+if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
+  echo "installing libfaketime (Debian package faketime) for tests/faults"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  { $SUDO apt-get install -y -qq faketime >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq faketime >/dev/null; }; } || {
+    echo "could not install faketime; install it (apt-get install faketime)" >&2; exit 1; }
+fi
 python -m pip install -q -e '.[test]' || exit 1
 python -m pytest -q "$@"
 code=$?
