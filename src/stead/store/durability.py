@@ -18,8 +18,8 @@ SURVIVES = {
     FSYNC: "survives power loss: every checkpoint is on disk before the flow goes on",
     PROCESS: "survives a killed process, not a power cut (the OS may still hold the last "
              "commits)",
-    BATCHED: "checkpoints committed in groups: a crash re-runs at most the last group of "
-             "steps",
+    BATCHED: "steps committed in groups: a crash re-runs at most the last group (up to "
+             "STEAD_BATCH_STEPS steps, or STEAD_BATCH_MS of them); a power cut as process",
 }
 SQLITE_SYNCHRONOUS = {FSYNC: "FULL", PROCESS: "NORMAL", BATCHED: "NORMAL"}
 POSTGRES_SYNCHRONOUS_COMMIT = {FSYNC: "on", PROCESS: "off", BATCHED: "off"}
