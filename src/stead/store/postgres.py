@@ -33,6 +33,7 @@ from stead.store.durability import POSTGRES_SYNCHRONOUS_COMMIT, strongest
 from stead.store.migrate import SCHEMA_HEAD, upgrade
 from stead.store.sql import (
     POSTGRES,
+    TASK_DONE_ROWS,
     check_expected,
     check_fence,
     is_plain_task_done,
@@ -46,6 +47,7 @@ from stead.store.sql import (
     statements,
     step_record,
     step_values,
+    task_done_rows,
 )
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
@@ -314,13 +316,24 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
     @_survives_restarts
     def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]],
                      fence: Fence | None = None) -> None:
-        steps = [_step_values(self._seqs.get(s.run_id) or self._seq(s.run_id), s)
-                 for s, _ in batch]
+        steps, done, seen = [], [], set()
+        for s, _ in batch:  # plain outcomes go in multi-row INSERTs (one round trip a chunk)
+            seq = self._seqs.get(s.run_id) or self._seq(s.run_id)
+            # A multi-row upsert may not touch a row twice: a repeated key goes the slow way.
+            if is_plain_task_done(s) and (seq, s.key) not in seen:
+                seen.add((seq, s.key))
+                done.extend((seq, s.key, s.name, s.started_at, s.ended_at, s.params, s.result))
+            else:
+                steps.append(_step_values(seq, s))
         logs = [line for _, lines in batch if lines for line in log_values(lines)]
         with self._transaction({s.run_id for s, _ in batch}) as conn, conn.cursor() as cur:
             if fence is not None:
                 check_fence(cur, POSTGRES, fence)
-            cur.executemany(Q.step_upsert, steps)
+            if steps:  # first: a plain outcome may follow a Retrying row of its step
+                cur.executemany(Q.step_upsert, steps)
+            for start in range(0, len(done), TASK_DONE_ROWS * 7):
+                chunk = done[start:start + TASK_DONE_ROWS * 7]
+                cur.execute(task_done_rows(POSTGRES, len(chunk) // 7), chunk)
             if logs:
                 cur.executemany(Q.log_insert, logs)
 
