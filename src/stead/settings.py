@@ -18,23 +18,51 @@ def _env(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, minimum: int | None = None) -> int:
     raw = _env(name, str(default))
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise ConfigError(
-            f"{name}={raw!r} is not a whole number; unset it or give e.g. {default}") from None
+        value = None
+    if value is None or (minimum is not None and value < minimum):
+        at_least = "" if minimum is None else f" >= {minimum}"
+        raise ConfigError(f"{name}={raw!r} is not a whole number{at_least}; unset it or give "
+                          f"e.g. {default}")
+    return value
 
 
-def _env_float(name: str, default: float) -> float:
+# STEAD_SQLITE_SYNCHRONOUS, superseded by STEAD_DURABILITY, still means what it meant.
+_SYNCHRONOUS_LEVELS = {"FULL": "fsync", "EXTRA": "fsync", "NORMAL": "process"}
+
+
+def _env_durability() -> str:
+    from stead.store.durability import check_level
+
+    level = _env("STEAD_DURABILITY", "")
+    sync = _env("STEAD_SQLITE_SYNCHRONOUS", "").upper()
+    if sync:
+        implied = _SYNCHRONOUS_LEVELS.get(sync)
+        if implied is None:
+            raise ConfigError(
+                f"STEAD_SQLITE_SYNCHRONOUS={sync!r} is not supported: it is superseded by "
+                "STEAD_DURABILITY=fsync|process|batched (FULL is fsync, NORMAL is process; "
+                "OFF could corrupt the database on a power cut)")
+        if level and level != implied:
+            raise ConfigError(
+                f"STEAD_SQLITE_SYNCHRONOUS={sync} means STEAD_DURABILITY={implied}, but "
+                f"STEAD_DURABILITY={level}; unset STEAD_SQLITE_SYNCHRONOUS (superseded)")
+        level = level or implied
+    return check_level(level or "process", "STEAD_DURABILITY")
+
+
+def _env_float(name: str, default: float, unit: str = "seconds") -> float:
     raw = _env(name, str(default))
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
     if value <= 0:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds > 0; unset it or give "
+        raise ConfigError(f"{name}={raw!r} is not a number of {unit} > 0; unset it or give "
                           f"e.g. {default:g}")
     return value
 
@@ -71,8 +99,13 @@ class Settings:
     results_dir: Path | None
     # STEAD_RESULT_INLINE_MAX: results up to this many bytes are stored in the database row.
     result_inline_max: int = 64 * 1024
-    # STEAD_SQLITE_SYNCHRONOUS: NORMAL survives process crashes; FULL also survives power loss.
-    sqlite_synchronous: str = "NORMAL"
+    # STEAD_DURABILITY: what a run's checkpoints survive unless its flow says: fsync (power
+    # loss), process (a killed process; the default) or batched (a crash re-runs <= one group).
+    durability: str = "process"
+    # STEAD_BATCH_STEPS, STEAD_BATCH_MS: a batched run commits its sequential steps in groups of
+    # this many, or once the oldest uncommitted one is this many milliseconds old.
+    batch_steps: int = 128
+    batch_ms: float = 5.0
     # STEAD_CONSOLE: print a line per state change to stderr (1) or stay silent (0).
     console: bool = True
     # STEAD_CONSOLE_TASKS: also print a line when each task completes (failures always print).
@@ -109,18 +142,15 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         home = Path(_env("STEAD_HOME", str(Path.home() / ".stead"))).expanduser()
-        sync = _env("STEAD_SQLITE_SYNCHRONOUS", "NORMAL").upper()
-        if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ConfigError(
-                f"STEAD_SQLITE_SYNCHRONOUS={sync!r} is not one of NORMAL, FULL, EXTRA, OFF"
-            )
         return cls(
             home=home,
             database_url=_env("STEAD_DATABASE_URL", f"sqlite:///{home / 'stead.db'}"),
             results_dir=(Path(os.environ["STEAD_RESULTS_DIR"]).expanduser()
                          if os.environ.get("STEAD_RESULTS_DIR") else None),
             result_inline_max=_env_int("STEAD_RESULT_INLINE_MAX", 64 * 1024),
-            sqlite_synchronous=sync,
+            durability=_env_durability(),
+            batch_steps=_env_int("STEAD_BATCH_STEPS", 128, minimum=1),
+            batch_ms=_env_float("STEAD_BATCH_MS", 5.0, "milliseconds"),
             console=_env_bool("STEAD_CONSOLE", True),
             console_tasks=_env_bool("STEAD_CONSOLE_TASKS", False),
             log_level=_env("STEAD_LOG_LEVEL", "INFO").upper(),

@@ -31,6 +31,7 @@ from stead.cli.render import (
 )
 from stead.core.process import describe_owner
 from stead.store.base import RunFilter, RunRecord, StepRecord, Store
+from stead.store.durability import SURVIVES
 
 
 def render_run(store: Store, run: RunRecord) -> list[RenderableType]:
@@ -74,6 +75,8 @@ def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
     grid.add_row("Resumes", str(run.resumes))
     grid.add_row("Steps", str(n_steps))
     grid.add_row("Owner", _owner(run, status))
+    grid.add_row("Durability", f"{run.durability}: "
+                               f"{SURVIVES.get(run.durability, 'unknown level')}")
     if run.queue is not None:
         queue = f"{run.queue} (priority {run.priority})" if run.priority else run.queue
         grid.add_row("Queue", queue)

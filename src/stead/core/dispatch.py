@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from stead.core.batching import unbatched
 from stead.core.context import RunContext, current_run
 from stead.core.futures import StepFuture, unmapped
 from stead.core.runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
@@ -49,7 +50,7 @@ class Dispatcher:
         self.runner = runner
         runner.start()
         self.workers = _Workers(runner.max_workers)
-        self.writer = writer_for(ctx.store)
+        self.writer = writer_for(unbatched(ctx.store))  # one writer per real store
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._outstanding = 0

@@ -15,16 +15,17 @@ from stead.core.serialization import encode
 from stead.errors import ConfigError, ParameterError, RunConflict, SerializationError
 from stead.settings import get_settings
 from stead.store.base import RunRecord
+from stead.store.durability import check_level
 
 if TYPE_CHECKING:
     from stead.core.flow import Flow
 
-ENQUEUE_OPTIONS = ("queue", "priority", "run_id", "max_recoveries", "params")
+ENQUEUE_OPTIONS = ("queue", "priority", "run_id", "max_recoveries", "params", "durability")
 
 
 def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
                 queue: str, priority: int, run_id: str | None, max_recoveries: int | None,
-                params: dict[str, Any] | None) -> str:
+                params: dict[str, Any] | None, durability: str | None = None) -> str:
     """Record a Pending run of `flow` on `queue`; return its id. See `Flow.enqueue`."""
     from stead.core.flow import new_run_id
 
@@ -51,6 +52,8 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
     except TypeError as exc:
         raise ParameterError(f"{what} was enqueued with wrong arguments: {exc}. It takes "
                              f"{flow.name}{flow.signature}.") from None
+    if durability is not None:  # else the flow's option, else STEAD_DURABILITY
+        check_level(durability, f"{what}: enqueue()")
     bound.apply_defaults()
     check_loadable(flow)
     try:
@@ -67,7 +70,8 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
         entrypoint=flow.entrypoint, script_path=flow.script_path, params=params_json,
         created_at=now, queue=queue, priority=priority,
         max_recoveries=(get_settings().max_recoveries if max_recoveries is None
-                        else max_recoveries))
+                        else max_recoveries),
+        durability=durability or flow.durability or get_settings().durability)
     run, created = store.create_run(record, f"enqueued on queue {queue!r}")
     if not created and (run.flow_name != flow.name or run.params != params_json):
         raise RunConflict(

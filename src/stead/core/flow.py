@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core import console
+from stead.core.batching import run_level, store_for_run
 from stead.core.clock import SYSTEM_CLOCK, Clock
 from stead.core.context import Frame, RunContext, current_frame, current_run
 from stead.core.process import current_owner, describe_owner, owner_is_alive
@@ -38,6 +39,7 @@ from stead.errors import (
     TaskTimeout,
 )
 from stead.store.base import Fence, RunRecord, Store
+from stead.store.durability import check_level
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,8 +65,8 @@ class Flow(Generic[P, R]):
                  retry_delay: DelaySpec = None, retry_on: RetryOn | None = None,
                  timeout: float | None = None, log_prints: bool = False,
                  run_id: str | None = None, clock: Clock | None = None,
-                 database_url: str | None = None, task_runner: TaskRunner | None = None
-                 ) -> None:
+                 database_url: str | None = None, task_runner: TaskRunner | None = None,
+                 durability: str | None = None) -> None:
         if not callable(fn):
             raise ConfigError(f"@flow needs a function, got {fn!r}")
         self.fn = fn
@@ -81,18 +83,21 @@ class Flow(Generic[P, R]):
             raise ConfigError(f"flow '{self.name}': task_runner must be a TaskRunner such as "
                               f"ThreadPoolTaskRunner(8), got {task_runner!r}")
         self.task_runner = task_runner
+        # None: the parent run's level, else STEAD_DURABILITY (store/durability.py).
+        self.durability = (None if durability is None
+                           else check_level(durability, f"flow '{self.name}'"))
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         self.arg_names = positional_names(fn)
         self._options = {"name": name, "retries": retries, "retry_delay": retry_delay,
                          "retry_on": retry_on, "timeout": timeout, "log_prints": log_prints,
                          "run_id": run_id, "clock": clock, "database_url": database_url,
-                         "task_runner": task_runner}
+                         "task_runner": task_runner, "durability": durability}
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy with options changed: run_id (idempotency key), retries, timeout, clock,
-        database_url, log_prints, name, retry_delay, retry_on, task_runner."""
+        database_url, log_prints, name, retry_delay, retry_on, task_runner, durability."""
         unknown = set(options) - set(self._options)
         if unknown:
             raise ConfigError(f"flow '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
@@ -125,12 +130,15 @@ class Flow(Generic[P, R]):
 
     def enqueue(self, *args: Any, queue: str = "default", priority: int = 0,
                 run_id: str | None = None, max_recoveries: int | None = None,
-                params: dict[str, Any] | None = None, **kwargs: Any) -> str:
+                params: dict[str, Any] | None = None, durability: str | None = None,
+                **kwargs: Any) -> str:
         """Record a run of this flow on `queue` for a worker to execute; return its run id.
 
         Higher `priority` runs are claimed first. A `run_id` makes this idempotent:
         enqueueing the same id and parameters again is a no-op. `max_recoveries` (default
         STEAD_MAX_RECOVERIES) caps how often the run is requeued after its worker is lost.
+        `durability` (default: the flow's option, else STEAD_DURABILITY) is recorded on the
+        run and the worker that executes it commits at that level.
         A flow with a parameter named like one of these options takes its arguments as
         `params={...}`.
 
@@ -142,7 +150,8 @@ class Flow(Generic[P, R]):
         from stead.core.enqueue import enqueue_run
 
         return enqueue_run(self, args, kwargs, queue=queue, priority=priority, run_id=run_id,
-                           max_recoveries=max_recoveries, params=params)
+                           max_recoveries=max_recoveries, params=params,
+                           durability=durability)
 
     def execute_claimed(self, run: RunRecord, store: Store,
                         params: dict[str, Any] | None = None) -> R:
@@ -239,7 +248,8 @@ class _Execution:
             entrypoint=flow.entrypoint, script_path=flow.script_path, params=params_json,
             parent_id=parent.run.id if parent else None,
             parent_step=self.parent_step.key if self.parent_step else None,
-            created_at=now, started_at=now, attempts=1, owner=current_owner())
+            created_at=now, started_at=now, attempts=1, owner=current_owner(),
+            durability=run_level(flow.durability, parent, settings))
         run, created = store.create_run(record, "started", fence=self.fence)
         if not created and run.owner == record.owner and run.created_at == record.created_at:
             created = True  # our own insert: its reply was lost and the store retried it
@@ -306,6 +316,7 @@ class _Execution:
 
     def _make_context(self, run: RunRecord, store: Store, recorded: dict[str, Any],
                       settings: Any) -> None:
+        store = store_for_run(store, run.durability, settings)  # batched: steps grouped
         self.ctx = RunContext(
             run=run, store=store, clock=self.flow.clock, results=result_files(store.url),
             param_max=settings.param_max,
@@ -667,8 +678,8 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 def flow(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = None,
          retry_on: RetryOn | None = None, timeout: float | None = None,
          log_prints: bool = False, run_id: str | None = None, clock: Clock | None = None,
-         database_url: str | None = None, task_runner: TaskRunner | None = None
-         ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+         database_url: str | None = None, task_runner: TaskRunner | None = None,
+         durability: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -678,7 +689,10 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     log_prints (record print() output as log lines), run_id (fixed id: starting it again
     returns the recorded result or resumes it), clock (for tests), database_url,
     task_runner (where submitted tasks run: ThreadPoolTaskRunner(max_workers) by default,
-    ProcessPoolTaskRunner for CPU-bound work).
+    ProcessPoolTaskRunner for CPU-bound work), durability (what the run's checkpoints
+    survive: "fsync" power loss, "process" a killed process, "batched" steps committed in
+    groups, a crash re-running at most the last group; default STEAD_DURABILITY, or the
+    parent run's level for a child flow).
 
     Example:
         >>> from stead import flow, task

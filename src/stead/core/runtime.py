@@ -25,7 +25,7 @@ def store_for(url: str | None = None) -> Store:
             if store is None:
                 from stead.store import open_store
 
-                store = _stores[url] = open_store(url, synchronous=settings.sqlite_synchronous)
+                store = _stores[url] = open_store(url, durability=settings.durability)
     return store
 
 

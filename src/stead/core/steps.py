@@ -87,10 +87,13 @@ def params_text(names: tuple[str, ...], args: tuple, kwargs: dict, limit: int) -
     """Encode a call's arguments by parameter name; unstorable or huge ones become a repr."""
     if not args and not kwargs:
         return "{}"
-    values = dict(zip(names, args, strict=False))
-    if len(args) > len(names):
-        values["*args"] = list(args[len(names):])
-    values.update(kwargs)
+    if not kwargs and len(args) == 1 and names:  # the common call: one argument (~0.5 us less)
+        values = {names[0]: args[0]}
+    else:
+        values = dict(zip(names, args, strict=False))
+        if len(args) > len(names):
+            values["*args"] = list(args[len(names):])
+        values.update(kwargs)
     try:
         text = encode_arguments(values)
     except SerializationError:

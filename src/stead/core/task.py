@@ -222,6 +222,29 @@ async def _tag_slots_async(task: Task[Any, Any], ctx: RunContext, step: Step) ->
 def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
                  body: Callable[..., Any], timeout: float | None) -> Any:
     """Run `body` as the attempts of `step`: retries, deadline, and recording of the outcome."""
+    if timeout is None and not task.tags:  # the hot path: a first attempt with nothing around it
+        step.start_attempt()
+        frame_token = current_frame.set(step)  # type: ignore[arg-type]
+        try:
+            result = body(*args, **kwargs)
+        except Exception as exc:
+            delay = _record_failure(task, step, exc)
+            current_frame.reset(frame_token)
+            if delay is None:
+                raise
+            ctx.clock.sleep(delay)
+            return _attempt_loop(task, ctx, step, args, kwargs, body, timeout)
+        except BaseException:
+            step.abandoned()
+            current_frame.reset(frame_token)
+            raise
+        current_frame.reset(frame_token)
+        return step.succeeded(result)
+    return _attempt_loop(task, ctx, step, args, kwargs, body, timeout)
+
+
+def _attempt_loop(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
+                  body: Callable[..., Any], timeout: float | None) -> Any:
     while True:
         slots = None
         if task.tags:

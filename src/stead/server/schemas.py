@@ -76,6 +76,10 @@ class Run(BaseModel):
     deployment: str | None
     deployment_version: int | None
     scheduled_for: float | None
+    durability: str = Field(description="What the run's checkpoints survive: fsync (power "
+                                        "loss), process (a killed process) or batched (steps "
+                                        "committed in groups; a crash re-runs at most the "
+                                        "last group)")
 
     @classmethod
     def of(cls, r: base.RunRecord) -> Run:
@@ -88,7 +92,7 @@ class Run(BaseModel):
             lease_epoch=r.lease_epoch, lease_expires_at=r.lease_expires_at,
             worker_id=r.worker_id, recoveries=r.recoveries, max_recoveries=r.max_recoveries,
             deployment=r.deployment, deployment_version=r.deployment_version,
-            scheduled_for=r.scheduled_for)
+            scheduled_for=r.scheduled_for, durability=r.durability)
 
 
 class RunPage(BaseModel):

@@ -17,10 +17,19 @@ __all__ = ["CacheEntry", "LogRecord", "RunFilter", "RunRecord", "StateChange", "
            "Store", "open_store"]
 
 
-def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
+def open_store(url: str, *, durability: str = "process") -> Store:
     """Open the store at `url`: ``sqlite:///path/to/file.db`` (or a bare file path),
     ``postgresql://user@host:5432/dbname``, or a Stead server ``https://host:4300`` (remote
-    mode; the API key comes from STEAD_API_KEY)."""
+    mode; the API key comes from STEAD_API_KEY). A run's writes follow the run's own
+    durability level; `durability` is the level of writes that belong to no run (claims,
+    heartbeats, deployments)."""
+    from stead.store.durability import (
+        POSTGRES_SYNCHRONOUS_COMMIT,
+        SQLITE_SYNCHRONOUS,
+        check_level,
+    )
+
+    check_level(durability, "open_store")
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
     elif "://" not in url:
@@ -28,7 +37,7 @@ def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
     elif url.split("://", 1)[0] in ("postgresql", "postgres"):
         from stead.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, synchronous_commit=POSTGRES_SYNCHRONOUS_COMMIT[durability])
     elif url.split("://", 1)[0] in ("http", "https"):
         from stead.settings import get_settings
         from stead.store.http import HttpStore
@@ -42,4 +51,4 @@ def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
             f"(got {url!r})")
     from stead.store.sqlite import SQLiteStore
 
-    return SQLiteStore(path, synchronous=synchronous)
+    return SQLiteStore(path, synchronous=SQLITE_SYNCHRONOUS[durability])

