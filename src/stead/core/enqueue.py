@@ -27,7 +27,7 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
                 queue: str, priority: int, run_id: str | None, max_recoveries: int | None,
                 params: dict[str, Any] | None, durability: str | None = None) -> str:
     """Record a Pending run of `flow` on `queue`; return its id. See `Flow.enqueue`."""
-    from stead.core.flow import new_run_id
+    from stead.core.execution import new_run_id
 
     what = f"flow '{flow.name}'"
     clash = [n for n in ENQUEUE_OPTIONS if n in flow.signature.parameters]

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from stead.core.flow import Flow, new_run_id
+from stead.core.execution import new_run_id
+from stead.core.flow import Flow
 from stead.core.serialization import encode
 from stead.deployments.params import check_parameters, parameter_schema
 from stead.deployments.schedules import MISSED_POLICIES, Schedule
