@@ -57,11 +57,7 @@ class RunContext:
 
     def failed_steps(self, exc: BaseException) -> list[str]:
         """The top-level steps whose failure `exc` is, or caused (its __cause__/__context__)."""
-        chain: set[int] = set()
-        seen: BaseException | None = exc
-        while seen is not None and id(seen) not in chain:
-            chain.add(id(seen))
-            seen = seen.__cause__ or seen.__context__
+        chain = {id(e) for e in exception_chain(exc)}
         return sorted({key for ident in chain if ident in self.failures
                        for key in self.failures[ident][1] if "." not in key}, key=int)
 
@@ -76,6 +72,16 @@ class RunContext:
         logs = self.take_logs()
         if logs:
             self.store.append_logs(logs, self.fence)
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """`exc`, then what caused it (`__cause__`, else `__context__`), and so on, once each."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and all(seen is not e for e in chain):
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return chain
 
 
 current_run: ContextVar[RunContext | None] = ContextVar("stead_run", default=None)

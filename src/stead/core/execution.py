@@ -15,7 +15,13 @@ from typing import Any
 
 from stead.core import console
 from stead.core.batching import run_level, store_for_run
-from stead.core.context import Frame, RunContext, current_frame, current_run
+from stead.core.context import (
+    Frame,
+    RunContext,
+    current_frame,
+    current_run,
+    exception_chain,
+)
 from stead.core.process import current_owner, describe_owner, owner_is_alive
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import decode, encode
@@ -467,14 +473,7 @@ def _move(store: Store, run: RunRecord, state: str, at: float, message: str | No
 
 def _store_outage(exc: BaseException) -> bool:
     """Whether `exc` is (or was caused by) the store failing, not the flow's code."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, StoreError):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
+    return any(isinstance(e, StoreError) for e in exception_chain(exc))
 
 
 def _executing_here(run_id: str) -> bool:
