@@ -96,3 +96,13 @@ def effects(out: Path) -> list[tuple[str, int]]:
         return []
     lines = [line.split() for line in out.read_text().splitlines() if line.strip()]
     return [(key, int(pid)) for key, pid in lines]
+
+
+def checkpointed(db: Store, run_id: str, key: str) -> bool:
+    """Whether step `key` of the run is recorded Completed: its side effect will not rerun.
+
+    A test that kills a worker after a step must wait for this, not for the step's side
+    effect alone: a kill between the effect and its checkpoint reruns the step, as promised.
+    """
+    step = db.load_steps(run_id).get(key)
+    return step is not None and step.state == "Completed"

@@ -15,7 +15,7 @@ from stead.core.runtime import close_stores, store_for
 from stead.core.serialization import decode
 from stead.settings import reset_settings
 from stead.store.base import RunFilter, Store
-from tests.worker.conftest import Workers, effects, wait_until
+from tests.worker.conftest import Workers, checkpointed, effects, wait_until
 
 ON_POSTGRES = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
@@ -71,7 +71,7 @@ def test_a_worker_paused_past_its_lease_cannot_write_to_the_recovered_run(
     out = tmp_path / "effects.txt"
     rid = queued_flows.fenced.enqueue(out=str(out), seconds=4.0, queue="q")
     a = workers.start("-q", "q", "-c", "1", "--lease", "1")
-    wait_until(lambda: effects(out), 60, "step 1 on worker A")
+    wait_until(lambda: checkpointed(db, rid, "1"), 60, "step 1 on worker A")
     workers.kill(a, signal.SIGSTOP)
     b = workers.start("-q", "q", "-c", "1", "--lease", "1")
     b_name = f"{os.uname().nodename}-{b.pid}"
@@ -158,7 +158,7 @@ def test_a_starting_worker_recovers_runs_of_a_dead_predecessor_at_once(
     out = tmp_path / "effects.txt"
     rid = queued_flows.fenced.enqueue(out=str(out), seconds=3.0, queue="q")
     first = workers.start("-q", "q", "-c", "1", "--lease", "600")
-    wait_until(lambda: effects(out), 60, "step 1")
+    wait_until(lambda: checkpointed(db, rid, "1"), 60, "step 1's checkpoint")
     workers.kill(first)
     first.wait(10)
     # With a 600 s lease only start-up recovery can bring the run back within the timeout.

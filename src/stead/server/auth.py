@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from stead.server.apikeys import hash_key
 from stead.server.errors import ApiError
+from stead.server.policy import LOCAL, Principal
 from stead.store.base import Store
 from stead.store.keys import TOUCH_EVERY_S
 
@@ -26,8 +27,10 @@ CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 def authenticate(request: Request, credentials: Annotated[
         HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-    """Let the request through if keys are not required or it carries a valid key."""
+    """Let the request through if keys are not required or it carries a valid key; the
+    request's `state.principal` says who sent it (server/policy.py)."""
     if not request.app.state.require_auth:
+        request.state.principal = LOCAL
         return
     if credentials is None:
         raise ApiError(401, "this server needs an API key: send the header "
@@ -39,6 +42,7 @@ def authenticate(request: Request, credentials: Annotated[
         what = "was revoked" if key is not None else "is not a key of this server"
         raise ApiError(401, f"the API key {what}; `stead keys ls` lists the valid keys",
                        headers=CHALLENGE)
+    request.state.principal = Principal(key.id, key.name, getattr(key, "role", "admin"))
     now = time.time()
     if key.last_used_at is None or key.last_used_at < now - TOUCH_EVERY_S:
         store.touch_api_key(key.id, now)
