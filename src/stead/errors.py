@@ -97,6 +97,11 @@ class DeploymentNotFound(SteadError):
     """No deployment with the given name (or version) exists."""
 
 
+class AccessDenied(SteadError):
+    """The API key's role does not allow the request (the server answers 403). Something in
+    another namespace is not denied but not found, so its existence does not leak."""
+
+
 class RunCancelled(BaseException):
     """Raised in a worker's child process when the run it executes is cancelled: the run's
     code stops (like KeyboardInterrupt, `except Exception` does not catch it) and the worker

@@ -138,6 +138,9 @@ class Settings:
     server_port: int = 4300
     # STEAD_API_KEY: the key a remote process (STEAD_DATABASE_URL=https://server) sends.
     api_key: str | None = None
+    # STEAD_NAMESPACE: the namespace (tenant) of the runs and deployments this process creates;
+    # an API key may touch only its own namespaces (server/policy.py).
+    namespace: str = "default"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -164,6 +167,7 @@ class Settings:
             server_host=_env("STEAD_SERVER_HOST", "127.0.0.1"),
             server_port=_env_int("STEAD_SERVER_PORT", 4300),
             api_key=os.environ.get("STEAD_API_KEY") or None,
+            namespace=_env("STEAD_NAMESPACE", "default"),
         )
 
 

@@ -39,14 +39,14 @@ def stead(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
 
 
 def make_key(stead: Callable[..., Any], name: str) -> str:
-    result = stead("keys", "create", name)
+    result = stead("keys", "create", name, "--role", "admin", "--namespace", "*")
     assert result.exit_code == 0, result.output
     return str(result.stdout.strip())
 
 
 def test_keys_are_shown_once_stored_as_hashes_listed_by_prefix_and_revoked(
         db: Store, stead: Callable[..., Any]) -> None:
-    result = stead("keys", "create", "ci")
+    result = stead("keys", "create", "ci", "--role", "operator")
     key = result.stdout.strip()
     assert key.startswith("stead_") and len(key) == 6 + 43  # 32 random bytes, base64url
     assert "will not be shown again" in result.stderr

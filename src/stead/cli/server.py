@@ -90,40 +90,76 @@ def start(
         services.stop()
 
 
-@keys_app.command("create", help="Make an API key and print it once: only its hash is "
-                                 "stored, it cannot be shown again.\n\nExample: "
-                                 "[bold]stead keys create ci[/]")
+@keys_app.command("create", help=(
+    "Make an API key and print it once: only its hash is stored, it cannot be shown again.\n\n"
+    "Every key has a role: [bold]admin[/] (everything, keys included), [bold]operator[/] "
+    "(deploy, run, cancel; queues, limits, schedules), [bold]worker[/] (only what executing "
+    "runs needs: claim from its queues and record the runs it holds), [bold]reader[/] (look "
+    "only) or [bold]webhook[/] (post to its hook only). A key touches only its namespaces.\n\n"
+    "Examples:\n\n[bold]stead keys create etl-worker --role worker --queue etl "
+    "--namespace team-a[/]\n\n[bold]stead keys create ci --role operator[/]\n\n"
+    "[bold]stead keys create ops --role admin --namespace '*'[/]"))
 @handle_errors
 def create_key(
     name: Annotated[str, typer.Argument(metavar="NAME", help="What the key is for.")],
+    role: Annotated[str, typer.Option(
+        "--role", metavar="ROLE", help="admin, operator, worker, reader or webhook.")],
+    namespaces: Annotated[list[str] | None, typer.Option(
+        "--namespace", "-n", metavar="NAMESPACE",
+        help="A namespace the key may touch (repeat for several; '*' for every one). "
+             "Default: default.")] = None,
+    queues: Annotated[list[str] | None, typer.Option(
+        "--queue", "-q", metavar="QUEUE",
+        help="A queue the key may claim runs from (repeat for several). Default: any.")] = None,
     db: DbOption = None,
 ) -> None:
+    from stead.errors import ConfigError
     from stead.server.apikeys import new_api_key
+    from stead.server.policy import DEFAULT_NAMESPACE, ROLE_NAMES
 
-    key, record = new_api_key(name, time.time())
+    if role not in ROLE_NAMES:
+        raise ConfigError(f"--role {role!r} is not a role; choose one of: "
+                          f"{', '.join(ROLE_NAMES)}")
+    spaces = list(dict.fromkeys(namespaces or [DEFAULT_NAMESPACE]))
+    bad = [n for n in spaces if not n or (n != "*" and not n.replace("-", "").replace(
+        "_", "").replace(".", "").isalnum())]
+    if bad:
+        raise ConfigError(f"--namespace {bad[0]!r} is not a namespace name: use letters, "
+                          "digits, '-', '_' and '.', or '*' for every namespace")
+    key, record = new_api_key(name, time.time(), role=role, namespaces=tuple(spaces),
+                              queues=tuple(dict.fromkeys(queues)) if queues else None)
     store_for(database_url(db)).create_api_key(record)
     typer.echo(key)
-    err().print(f"API key {record.id} ({escape(name)}) created. Save it now: it will not be "
-                "shown again. Send it as the header 'Authorization: Bearer <key>'.")
+    scope = f"namespaces {', '.join(spaces)}" + (f"; queues {', '.join(queues)}" if queues
+                                                 else "")
+    err().print(f"API key {record.id} ({escape(name)}, {role}; {escape(scope)}) created. Save "
+                "it now: it will not be shown again. Send it as the header 'Authorization: "
+                "Bearer <key>'.")
 
 
 @keys_app.command("ls", help="List API keys (their prefixes, never the keys).\n\n"
                              "Example: [bold]stead keys ls[/]")
 @handle_errors
 def list_keys(db: DbOption = None) -> None:
+    import json
+
     from stead.server.apikeys import shown_prefix
 
     store = open_db(db)
     keys = store.list_api_keys()
     console = out()
     if not keys:
-        console.print("No API keys. Make one with: stead keys create NAME")
+        console.print("No API keys. Make one with: stead keys create NAME --role ROLE")
         return
     tbl = table()
-    for column in ("ID", "Name", "Key", "Created", "Last used", "Revoked"):
+    for column in ("ID", "Name", "Key", "Role", "Namespaces", "Queues", "Created",
+                   "Last used", "Revoked"):
         tbl.add_column(column, no_wrap=True)
     for k in keys:
-        tbl.add_row(k.id, escape(k.name), shown_prefix(k), fmt_time(k.created_at),
+        queues = ", ".join(json.loads(k.queues)) if k.queues else "any"
+        tbl.add_row(k.id, escape(k.name), shown_prefix(k), k.role,
+                    escape(", ".join(json.loads(k.namespaces))), escape(queues),
+                    fmt_time(k.created_at),
                     fmt_time(k.last_used_at) if k.last_used_at else "never",
                     fmt_time(k.revoked_at) if k.revoked_at else "")
     console.print(tbl)

@@ -71,7 +71,8 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
         created_at=now, queue=queue, priority=priority,
         max_recoveries=(get_settings().max_recoveries if max_recoveries is None
                         else max_recoveries),
-        durability=durability or flow.durability or get_settings().durability)
+        durability=durability or flow.durability or get_settings().durability,
+        namespace=get_settings().namespace)
     run, created = store.create_run(record, f"enqueued on queue {queue!r}")
     if not created and (run.flow_name != flow.name or run.params != params_json):
         raise RunConflict(

@@ -113,7 +113,8 @@ class Execution:
             parent_id=parent.run.id if parent else None,
             parent_step=self.parent_step.key if self.parent_step else None,
             created_at=now, started_at=now, attempts=1, owner=current_owner(),
-            durability=run_level(flow.durability, parent, settings))
+            durability=run_level(flow.durability, parent, settings),
+            namespace=parent.run.namespace if parent else settings.namespace)
         run, created = store.create_run(record, "started", fence=self.fence)
         if not created and run.owner == record.owner and run.created_at == record.created_at:
             created = True  # our own insert: its reply was lost and the store retried it

@@ -65,7 +65,8 @@ def deploy(store: Store, flow: Flow[Any, Any], *, name: str, now: float,
         name=name, version=0, flow_name=flow.name, entrypoint=flow.entrypoint,
         script_path=flow.script_path, params=encode(params),
         param_schema=json.dumps(schema), queue=queue,
-        tags=json.dumps(list(tags)), description=description, created_at=now)
+        tags=json.dumps(list(tags)), description=description, created_at=now,
+        namespace=get_settings().namespace)
     created = True
     try:
         latest = store.get_deployment(name)
@@ -105,6 +106,6 @@ def run_deployment(store: Store, name: str, now: float, *, params: dict[str, Any
         entrypoint=dep.entrypoint, script_path=dep.script_path, params=encode(merged),
         created_at=now, queue=dep.queue, tags=dep.tags,
         max_recoveries=get_settings().max_recoveries, deployment=dep.name,
-        deployment_version=dep.version, scheduled_for=scheduled_for)
+        deployment_version=dep.version, scheduled_for=scheduled_for, namespace=dep.namespace)
     return store.create_run(record, message or f"run of deployment {name} v{dep.version} "
                                                f"on queue {dep.queue!r}")

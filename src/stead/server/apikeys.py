@@ -9,6 +9,7 @@ nothing, and a plain hash lets a request's key be found by one indexed lookup.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 
 from stead.store.base import ApiKeyRecord
@@ -22,14 +23,23 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def new_api_key(name: str, now: float) -> tuple[str, ApiKeyRecord]:
-    """A new key and the record to store for it (which does not contain the key)."""
+def new_api_key(name: str, now: float, *, role: str = "admin",
+                namespaces: tuple[str, ...] = ("*",), queues: tuple[str, ...] | None = None
+                ) -> tuple[str, ApiKeyRecord]:
+    """A new key and the record to store for it (which does not contain the key).
+
+    Example:
+        >>> key, record = new_api_key("etl", time.time(), role="worker", queues=("etl",))
+        >>> store.create_api_key(record)
+    """
     secret = secrets.token_urlsafe(32)
     while secret.startswith("-"):  # a prefix given on a command line must not look like an option
         secret = secrets.token_urlsafe(32)
     key = KEY_PREFIX + secret
     return key, ApiKeyRecord(id=secrets.token_hex(6), name=name, prefix=secret[:PREFIX_CHARS],
-                             hash=hash_key(key), created_at=now)
+                             hash=hash_key(key), created_at=now, role=role,
+                             namespaces=json.dumps(list(namespaces)),
+                             queues=json.dumps(list(queues)) if queues is not None else None)
 
 
 def shown_prefix(record: ApiKeyRecord) -> str:

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stead import __version__
 from stead.server import deployments, runs, store_rpc, system
+from stead.server.access import Access
 from stead.server.auth import Authenticated
 from stead.server.errors import ERROR_RESPONSES, error_response, install_error_handlers
 from stead.store.base import Store
@@ -50,6 +51,7 @@ def create_app(store: Store, *, require_auth: bool, max_body_bytes: int = 1_000_
                   openapi_url=None, docs_url=None, redoc_url=None,
                   generate_unique_id_function=lambda route: route.name)
     app.state.store = store
+    app.state.access = Access(store)  # role and namespace checks (server/access.py)
     app.state.require_auth = require_auth
     install_error_handlers(app)
 

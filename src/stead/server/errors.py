@@ -31,6 +31,7 @@ STEAD_STATUS: list[tuple[type[errors.SteadError], int]] = [
     (errors.ParameterError, 422),
     (errors.SerializationError, 422),
     (errors.RunConflict, 409),
+    (errors.AccessDenied, 403),
     (errors.ConfigError, 400),
     (errors.StoreError, 503),
 ]
@@ -59,6 +60,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The request cannot be read (e.g. a body that "
                                              "is not UTF-8 JSON)"},
     401: {"model": ErrorBody, "description": "No valid API key (when the server needs one)"},
+    403: {"model": ErrorBody, "description": "The API key's role or namespaces do not allow "
+                                             "this request"},
     413: {"model": ErrorBody, "description": "The request body is larger than allowed"},
     422: {"model": ErrorBody, "description": "A parameter or the body is not valid"},
     500: {"model": ErrorBody, "description": "An unexpected error (see the server's log)"},

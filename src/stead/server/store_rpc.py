@@ -13,18 +13,30 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from stead.errors import LeaseLost, RunConflict, RunNotFound, SteadError, StoreError
+from stead.errors import (
+    AccessDenied,
+    DeploymentNotFound,
+    LeaseLost,
+    RunConflict,
+    RunNotFound,
+    SteadError,
+    StoreError,
+)
+from stead.server.access import guard
 from stead.store import wire
 
 router = APIRouter(include_in_schema=False)
-STATUS: dict[type, int] = {RunNotFound: 404, RunConflict: 409, StoreError: 503}
+STATUS: dict[type, int] = {RunNotFound: 404, DeploymentNotFound: 404, RunConflict: 409,
+                           StoreError: 503, AccessDenied: 403}
 
 
 @router.post("/store/{verb}")
 async def call_verb(verb: str, request: Request) -> Response:
     body = await request.body()
+    app = request.app.state
+    store = guard(app.store, request.state.principal, app.access)
     # Store verbs block (database I/O): run them in the thread pool, as plain routes are.
-    return await run_in_threadpool(run_verb, request.app.state.store, verb, body)
+    return await run_in_threadpool(run_verb, store, verb, body)
 
 
 def _answer(status: int, payload: Any) -> Response:

@@ -48,6 +48,10 @@ class RunRecord:
     scheduled_for: float | None = None  # the fire time of a scheduled run
     # What its checkpoints survive: "fsync", "process" or "batched" (store/durability.py).
     durability: str = "process"
+    namespace: str = "default"  # the tenant it belongs to; child runs share their parent's
+    # "ROLE:KEY_ID" of the API key that created it (set by the server, never by the caller);
+    # None: created where the database is. Workers check it before importing anything.
+    created_by: str | None = None
 
 
 @dataclass(slots=True)
@@ -119,6 +123,7 @@ class DeploymentRecord:
     tags: str = "[]"
     description: str | None = None
     created_at: float = 0.0
+    namespace: str = "default"  # a name belongs to one namespace; its runs are created there
 
 
 @dataclass(slots=True)
@@ -145,6 +150,9 @@ class ApiKeyRecord:
     created_at: float
     last_used_at: float | None = None  # updated at most once a minute
     revoked_at: float | None = None  # a revoked key is refused
+    role: str = "admin"  # admin, operator, worker, reader or webhook (server/policy.py)
+    namespaces: str = '["*"]'  # JSON list of the namespaces it may touch; "*": all
+    queues: str | None = None  # JSON list of the queues a worker key may claim from; None: any
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +181,7 @@ class RunFilter:
     # A page's cursor: only runs after this (created_at, id) in the listing's order (newest
     # first), so pages neither repeat nor skip runs while new ones are inserted.
     after: tuple[float, str] | None = None
+    namespaces: tuple[str, ...] | None = None  # only runs of these namespaces; None: all
 
 
 @dataclass(slots=True)
@@ -189,6 +198,7 @@ class WorkerRecord:
     started_at: float
     heartbeat_at: float
     running: int = 0  # runs it executes now
+    key_id: str | None = None  # the API key it registered with (set by the server)
 
 
 @dataclass(slots=True)
@@ -350,12 +360,14 @@ class Store(Protocol):
         ...
 
     def claim_runs(self, queues: list[str], worker: WorkerRecord, owner: str, n: int,
-                   now: float, lease_s: float) -> list[RunRecord]:
+                   now: float, lease_s: float, namespaces: list[str] | None = None
+                   ) -> list[RunRecord]:
         """Take up to `n` Pending runs from `queues` (highest priority, then oldest first),
         within each queue's concurrency limit, for `worker`: each moves to Running with its
         lease epoch bumped, `worker_id` set and a lease of `lease_s` seconds on the database's
         clock; `now` (the caller's clock) stamps started_at and the history. Concurrent
         claimers never take the same run (SKIP LOCKED on PostgreSQL, the write lock on SQLite).
+        With `namespaces`, only runs of those namespaces are taken.
         """
         ...
 
@@ -522,6 +534,11 @@ class Store(Protocol):
     def revoke_api_key(self, id_or_prefix: str, now: float) -> ApiKeyRecord:
         """Revoke the key with this id or prefix (ConfigError if none or several match) and
         return it; a key already revoked keeps its time of revocation."""
+        ...
+
+    def lease_holder_key(self, run_id: str, epoch: int) -> str | None:
+        """The API key id of the worker holding run `run_id` at lease `epoch`, or None (the
+        server's check that a worker key writes only runs it holds)."""
         ...
 
     def touch_api_key(self, key_id: str, now: float) -> None:

@@ -8,25 +8,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from stead.errors import DeploymentNotFound
+from stead.errors import ConfigError, DeploymentNotFound
 from stead.store.base import DeploymentRecord, ScheduleRecord
 from stead.store.sql import Dialect
 
 DEPLOYMENT_COLUMNS = ("name, version, flow_name, entrypoint, script_path, params, "
-                      "param_schema, queue, tags, description, created_at")
+                      "param_schema, queue, tags, description, created_at, namespace")
 SCHEDULE_COLUMNS = "id, deployment, schedule, active, missed, last_fire_at, created_at"
 
 
 def save_deployment(conn: Any, d: Dialect, dep: DeploymentRecord) -> DeploymentRecord:
     # Versions of one name are numbered under a lock of that name's rows (the write lock on
     # SQLite); the primary key (name, version) refuses a duplicate if two deploys still race.
-    rows = conn.execute(f"SELECT version FROM deployments WHERE name = {d.p}{d.for_update}",
-                        (dep.name,)).fetchall()
+    rows = conn.execute(f"SELECT version, namespace FROM deployments WHERE name = "
+                        f"{d.p}{d.for_update}", (dep.name,)).fetchall()
+    if any(r[1] != dep.namespace for r in rows):
+        raise ConfigError(f"the deployment name {dep.name!r} is taken in another namespace; "
+                          "choose another name")
     dep.version = max((r[0] for r in rows), default=0) + 1
-    conn.execute(f"INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ({d.marks(11)})",
+    conn.execute(f"INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ({d.marks(12)})",
                  (dep.name, dep.version, dep.flow_name, dep.entrypoint, dep.script_path,
                   dep.params, dep.param_schema, dep.queue, dep.tags, dep.description,
-                  dep.created_at))
+                  dep.created_at, dep.namespace))
     return dep
 
 

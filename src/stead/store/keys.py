@@ -12,14 +12,15 @@ from stead.errors import ConfigError
 from stead.store.base import ApiKeyRecord
 from stead.store.sql import Dialect
 
-API_KEY_COLUMNS = "id, name, prefix, hash, created_at, last_used_at, revoked_at"
+API_KEY_COLUMNS = ("id, name, prefix, hash, created_at, last_used_at, revoked_at, role, "
+                   "namespaces, queues")
 TOUCH_EVERY_S = 60.0  # last_used_at is written at most this often per key
 
 
 def create_api_key(conn: Any, d: Dialect, key: ApiKeyRecord) -> None:
-    conn.execute(f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ({d.marks(7)})",
+    conn.execute(f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ({d.marks(10)})",
                  (key.id, key.name, key.prefix, key.hash, key.created_at, key.last_used_at,
-                  key.revoked_at))
+                  key.revoked_at, key.role, key.namespaces, key.queues))
 
 
 def list_api_keys(conn: Any, d: Dialect) -> list[ApiKeyRecord]:
@@ -56,3 +57,11 @@ def touch_api_key(conn: Any, d: Dialect, key_id: str, now: float) -> None:
     conn.execute(f"UPDATE api_keys SET last_used_at = {d.p} WHERE id = {d.p} AND "
                  f"(last_used_at IS NULL OR last_used_at < {d.p})",
                  (now, key_id, now - TOUCH_EVERY_S))
+
+
+def lease_holder_key(conn: Any, d: Dialect, run_id: str, epoch: int) -> str | None:
+    """The API key of the worker that holds run `run_id` at lease `epoch`, or None."""
+    row = conn.execute(f"SELECT w.key_id FROM runs AS r JOIN workers AS w ON w.id = r.worker_id "
+                       f"WHERE r.id = {d.p} AND r.lease_epoch = {d.p}", (run_id, epoch)
+                       ).fetchone()
+    return row[0] if row else None

@@ -22,7 +22,7 @@ from stead.store.sql import LIVE_STATES, RUN_COLUMNS, Dialect
 _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _LIVE = "state IN ('Running', 'Retrying')"
 WORKER_COLUMNS = ("id, name, host, pid, queues, concurrency, state, started_at, heartbeat_at, "
-                  "running")
+                  "running, key_id")
 
 
 def _history(conn: Any, d: Dialect, rows: list[tuple[str, str, float, str | None]]) -> None:
@@ -59,7 +59,8 @@ def list_queues(conn: Any, d: Dialect) -> list[QueueInfo]:
 
 # -- claims -------------------------------------------------------------------------------
 def claim_runs(conn: Any, d: Dialect, queues: list[str], worker: WorkerRecord, owner: str,
-               n: int, now: float, lease_s: float) -> list[RunRecord]:
+               n: int, now: float, lease_s: float,
+               namespaces: list[str] | None = None) -> list[RunRecord]:
     """See Store.claim_runs. Runs inside one write transaction."""
     if n <= 0 or not queues:
         return []
@@ -77,13 +78,14 @@ def claim_runs(conn: Any, d: Dialect, queues: list[str], worker: WorkerRecord, o
     # The best candidates of each queue (one index range scan each, see runs_pending), then
     # the best n of those: a full limited queue never hides the runs of another queue.
     candidates: list[tuple[int, int, float]] = []
+    scope = "" if namespaces is None else f" AND namespace IN ({d.marks(len(namespaces))})"
     for queue in dict.fromkeys(queues):
         take = min(n, room.get(queue, n))
-        if take > 0:
+        if take > 0 and namespaces != []:
             candidates += conn.execute(
                 "SELECT priority, created_at, seq FROM runs WHERE state IN ('Pending', 'Late') "
-                f"AND queue = {p} ORDER BY priority DESC, created_at, seq LIMIT {p}"
-                f"{d.skip_locked}", (queue, take)).fetchall()
+                f"AND queue = {p}{scope} ORDER BY priority DESC, created_at, seq LIMIT {p}"
+                f"{d.skip_locked}", (queue, *(namespaces or ()), take)).fetchall()
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
     chosen = [seq for _, _, seq in candidates[:n]]
     if not chosen:
@@ -166,14 +168,18 @@ def recover_run(conn: Any, d: Dialect, run_id: str, epoch: int, now: float, reas
 
 # -- workers ------------------------------------------------------------------------------
 def register_worker(conn: Any, d: Dialect, w: WorkerRecord) -> None:
+    # A worker's row stays with the API key that registered it: another key re-registering
+    # the same id changes nothing (its leases would otherwise pass for that key's).
     conn.execute(
-        f"INSERT INTO workers ({WORKER_COLUMNS}) VALUES ({d.marks(10)}) ON CONFLICT (id) DO "
-        "UPDATE SET name = excluded.name, host = excluded.host, pid = excluded.pid, "
+        f"INSERT INTO workers ({WORKER_COLUMNS}) VALUES ({d.marks(11)}) ON CONFLICT (id) DO "
+        "UPDATE SET key_id = excluded.key_id, name = excluded.name, host = excluded.host, "
+        "pid = excluded.pid, "
         "queues = excluded.queues, concurrency = excluded.concurrency, state = excluded.state, "
         "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
-        "running = excluded.running",
+        "running = excluded.running WHERE workers.key_id IS NULL OR excluded.key_id IS NULL "
+        "OR workers.key_id = excluded.key_id",
         (w.id, w.name, w.host, w.pid, w.queues, w.concurrency, w.state, w.started_at,
-         w.heartbeat_at, w.running))
+         w.heartbeat_at, w.running, w.key_id))
 
 
 def list_workers(conn: Any, d: Dialect) -> list[WorkerRecord]:

@@ -18,7 +18,14 @@ RUN_COLUMNS = [f.name for f in fields(RunRecord)]
 # not write back a stale copy of them.
 LEASE_COLUMNS = ("queue", "priority", "lease_epoch", "lease_expires_at", "worker_id",
                  "recoveries", "max_recoveries")
-RUN_UPDATE_COLUMNS = [c for c in RUN_COLUMNS[1:] if c not in LEASE_COLUMNS]
+# Written only when the run is created: what it executes, where it belongs and who made it.
+# A transition (an executor's whole record) must not rewrite them, or a worker could point a
+# run it holds at other code or move it to another namespace.
+IDENTITY_COLUMNS = ("flow_name", "entrypoint", "script_path", "params", "parent_id",
+                    "parent_step", "created_at", "deployment", "deployment_version",
+                    "scheduled_for", "namespace", "created_by")
+RUN_UPDATE_COLUMNS = [c for c in RUN_COLUMNS[1:]
+                      if c not in LEASE_COLUMNS and c not in IDENTITY_COLUMNS]
 LIVE_STATES = ("Running", "Retrying")  # states of a run that an executor is working on
 # Steps refer to their run by its integer `seq`, not its text id: a smaller key makes the
 # per-step insert (the hot path) cheaper.
@@ -200,6 +207,10 @@ def run_filter_sql(flt: RunFilter, p: str) -> tuple[str, list]:
         if value is not None:
             where.append(f"{column} = {p}")
             args.append(value)
+    if flt.namespaces is not None:
+        where.append(f"namespace IN ({', '.join([p] * len(flt.namespaces))})"
+                     if flt.namespaces else "1 = 0")
+        args.extend(flt.namespaces)
     if flt.tag is not None:
         # `tags` is a JSON list written by json.dumps: a tag is in it iff its JSON string is.
         # replace() compares case-sensitively on both backends (SQLite's LIKE does not).

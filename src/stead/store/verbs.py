@@ -42,9 +42,13 @@ class QueueVerbs:
         return self._read(leases.list_queues)  # type: ignore[no-any-return]
 
     def claim_runs(self, queues: list[str], worker: WorkerRecord, owner: str, n: int,
-                   now: float, lease_s: float) -> list[RunRecord]:
+                   now: float, lease_s: float, namespaces: list[str] | None = None
+                   ) -> list[RunRecord]:
         return self._write(  # type: ignore[no-any-return]
-            leases.claim_runs, queues, worker, owner, n, now, lease_s)
+            leases.claim_runs, queues, worker, owner, n, now, lease_s, namespaces)
+
+    def lease_holder_key(self, run_id: str, epoch: int) -> str | None:
+        return self._read(keys.lease_holder_key, run_id, epoch)  # type: ignore[no-any-return]
 
     def heartbeat(self, worker: WorkerRecord, held: list[Fence], now: float,
                   lease_s: float) -> list[Fence]:

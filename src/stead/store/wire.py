@@ -25,8 +25,8 @@ RECORDS: dict[str, type] = {
 # or revoke keys) and not pruning (it deletes result files, which live where it runs): those
 # are done where the database is (tests/worker/test_remote.py checks a key cannot reach them).
 LOCAL_ONLY = frozenset({"close", "create_api_key", "list_api_keys", "find_api_key",
-                        "revoke_api_key", "touch_api_key", "prune_runs", "count_prunable",
-                        "results_in_use"})
+                        "revoke_api_key", "touch_api_key", "lease_holder_key", "prune_runs",
+                        "count_prunable", "results_in_use"})
 VERBS = frozenset(name for name, value in vars(base.Store).items()
                   if callable(value) and not name.startswith("_") and name not in LOCAL_ONLY)
 

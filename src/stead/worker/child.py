@@ -88,6 +88,7 @@ def execute(store: Store, run: RunRecord) -> str:
     fence = Fence(run.id, run.lease_epoch)
     params = None
     try:
+        check_entrypoint(store, run)  # before anything of the run is imported
         flow = load_flow(run)
         if run.deployment is not None:  # JSON values from a deployment: make them typed
             from stead.core.serialization import decode

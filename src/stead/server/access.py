@@ -1,0 +1,395 @@
+"""The one place requests are checked against their principal: `guard(store, principal)`.
+
+Every store verb a request reaches (through POST /api/v1/store/{verb} or a REST route) goes
+through `Access.check` first, and its answer through `Access.after`:
+- the principal's role must grant the verb's permission (server/policy.py);
+- every id it names, nested ones included (a run's parent and deployment, the run of a step, a
+  log line or a cache entry), must be in the principal's namespaces; something in another
+  namespace is "not found", so its existence does not leak;
+- a worker key writes only runs it holds: the fence must be a lease of a worker registered
+  with this key, and every record written under it must belong to that run's tree; it cannot
+  create runs that point at code (only child runs under a lease it holds), move runs it does
+  not hold, or claim from queues its key does not name;
+- fields that say who made something are set here, never taken from the caller: a run's
+  `created_by`, a worker's `key_id`.
+
+Checks that need the database (who holds a lease, which tree a run is in) are cached per key:
+the per-step cost of a worker's writes is a few dictionary lookups (bench/server.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Any
+
+from stead.errors import AccessDenied, DeploymentNotFound, RunNotFound
+from stead.server.policy import (
+    DEFAULT_NAMESPACE,
+    VERB_PERMISSION,
+    WORKER_READS,
+    Permission,
+    Principal,
+)
+from stead.store.base import Fence, RunFilter, RunRecord, Store
+
+CACHE_MAX = 20_000  # remembered (key, run, epoch) leases and run namespaces, per server
+RUN_VERBS = {"get_run": "run_id", "run_history": "run_id", "load_steps": "run_id",
+             "get_step": "run_id", "read_logs": "run_id", "cancel_run": "run_id",
+             "requeue_run": "run_id", "recover_run": "run_id", "finish_cancel": "run_id"}
+FENCED_WRITES = frozenset({"record_step", "record_steps", "mark_steps_running", "append_logs",
+                           "transition_run", "create_run", "write_cache"})
+PENDING_STATES = frozenset({"Pending", "Scheduled", "Late"})
+
+
+class _Lru(OrderedDict[Any, Any]):
+    def remember(self, key: Any, value: Any) -> Any:
+        self[key] = value
+        if len(self) > CACHE_MAX:
+            self.popitem(last=False)
+        return value
+
+
+class Access:
+    """The checks of one server (it keeps their caches). See the module's docstring."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._signatures: dict[str, inspect.Signature] = {}
+        self._held = _Lru()  # (key id, run id, epoch) -> True
+        self._namespace = _Lru()  # run id -> (namespace, root run id or None if unknown)
+        self._trees = _Lru()  # (run id of a fence, run id) -> True: run is in fence's tree
+
+    # -- the entry points -------------------------------------------------------------
+    def check(self, principal: Principal, verb: str, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Refuse the call (AccessDenied, or RunNotFound for a foreign run) or return its
+        arguments by name, with the fields the server owns filled in."""
+        needed = VERB_PERMISSION.get(verb)
+        if needed is None:
+            raise AccessDenied(f"the store verb {verb!r} is not open to API keys")
+        limited = not principal.may(needed)
+        if limited and not (needed is Permission.READ and verb in WORKER_READS
+                            and principal.may(Permission.EXECUTE)):
+            raise AccessDenied(f"{_who(principal)} may not call {verb}: the {principal.role} "
+                               f"role lacks the {needed.value!r} permission")
+        call = self._bind(verb, args, kwargs)
+        handler = getattr(self, f"_check_{verb}", None)
+        if handler is not None:
+            handler(principal, call)
+        elif verb in RUN_VERBS:
+            self._run_visible(principal, call[RUN_VERBS[verb]])
+            if limited:  # a worker reads only the runs it executes
+                self._executing(principal, call[RUN_VERBS[verb]])
+        return call
+
+    def after(self, principal: Principal, verb: str, call: dict[str, Any], result: Any) -> Any:
+        """The answer as the principal may see it (listings cut to its namespaces)."""
+        if verb == "expired_runs" and principal.queues is not None:
+            result = [r for r in result if principal.serves(r.queue)]
+        if "*" in principal.namespaces:
+            return result
+        if verb == "list_deployments":
+            return [d for d in result if principal.sees(d.namespace)]
+        if verb == "resolve_run_id":
+            self._run_visible(principal, result)
+        if verb == "expired_runs":
+            return [r for r in result if principal.sees(r.namespace)]
+        if verb == "create_run":
+            run, _ = result
+            if not principal.sees(run.namespace):  # an existing run of another namespace
+                raise RunNotFound(f"no run {run.id!r}")
+        return result
+
+    # -- runs ------------------------------------------------------------------------------
+    def _run_namespace(self, run_id: str) -> str:
+        known = self._namespace.get(run_id)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
+        run = self.store.get_run(run_id)  # RunNotFound: nothing to hide
+        return self._namespace.remember(run_id, run.namespace)  # type: ignore[no-any-return]
+
+    def _run_visible(self, principal: Principal, run_id: str) -> None:
+        if "*" in principal.namespaces:
+            return
+        if not principal.sees(self._run_namespace(run_id)):
+            raise RunNotFound(f"no run {run_id!r}")
+
+    def _check_list_runs(self, principal: Principal, call: dict[str, Any]) -> None:
+        flt: RunFilter = call["flt"]
+        if "*" not in principal.namespaces:
+            wanted = principal.namespaces if flt.namespaces is None else tuple(
+                n for n in flt.namespaces if principal.sees(n))
+            call["flt"] = replace(flt, namespaces=wanted)
+
+    def _check_count_steps(self, principal: Principal, call: dict[str, Any]) -> None:
+        for run_id in call["run_ids"]:
+            self._run_visible(principal, run_id)
+
+    def _check_create_run(self, principal: Principal, call: dict[str, Any]) -> None:
+        run: RunRecord = call["run"]
+        fence: Fence | None = call.get("fence")
+        if not principal.sees(run.namespace):
+            raise AccessDenied(f"{_who(principal)} may not create runs in namespace "
+                               f"{run.namespace!r}")
+        if run.parent_id is not None:  # a child run lives in its parent's namespace
+            self._run_visible(principal, run.parent_id)
+            if self._run_namespace(run.parent_id) != run.namespace:
+                raise AccessDenied(f"run {run.id!r} must be in the namespace of its parent "
+                                   f"run {run.parent_id!r}")
+        if run.deployment is not None:
+            self._deployment_visible(principal, run.deployment)
+        if not principal.may(Permission.OPERATE):
+            # A worker creates only the child runs of a run it executes: never a run for a
+            # worker to claim, so never code of its choosing for another worker to execute.
+            if fence is None or run.parent_id is None:
+                raise AccessDenied(f"{_who(principal)} may create only child runs of a run it "
+                                   "executes; enqueueing runs needs an operator key")
+            if run.queue is not None or run.state in PENDING_STATES:
+                raise AccessDenied(f"{_who(principal)} may not enqueue runs (run {run.id!r} "
+                                   f"is {run.state} on queue {run.queue!r})")
+            self._holds(principal, fence)
+            self._in_tree(fence, run.parent_id)
+        call["run"] = replace(run, created_by=_creator(principal))
+
+    def _check_transition_run(self, principal: Principal, call: dict[str, Any]) -> None:
+        run: RunRecord = call["run"]
+        self._run_visible(principal, run.id)
+        if principal.may(Permission.OPERATE):
+            return
+        fence = call.get("fence")
+        if fence is None or call.get("take_over"):
+            raise AccessDenied(f"{_who(principal)} may change only runs it holds the lease of")
+        self._holds(principal, fence)
+        self._in_tree(fence, run.id)
+
+    def _check_requeue_run(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._run_visible(principal, call["run_id"])
+
+    def _check_recover_run(self, principal: Principal, call: dict[str, Any]) -> None:
+        run = self.store.get_run(call["run_id"])
+        if not principal.sees(run.namespace):
+            raise RunNotFound(f"no run {run.id!r}")
+        if principal.may(Permission.OPERATE):
+            return
+        if not principal.serves(run.queue):
+            raise AccessDenied(f"{_who(principal)} may recover only runs of its queues "
+                               f"({', '.join(principal.queues or ())})")
+        lapsed = run.lease_expires_at is not None and run.lease_expires_at < time.time()
+        if not lapsed and not self._holding(principal, Fence(run.id, run.lease_epoch)):
+            raise AccessDenied(f"{_who(principal)} may recover only runs whose lease lapsed "
+                               f"or that it holds; run {run.id!r} is leased by another worker")
+
+    def _executing(self, principal: Principal, run_id: str) -> None:
+        """Refuse unless a worker of this key holds the lease of the run's tree."""
+        run = self.store.get_run(run_id)
+        for _ in range(64):
+            if run.parent_id is None:
+                break
+            run = self.store.get_run(run.parent_id)
+        self._holds(principal, Fence(run.id, run.lease_epoch))
+
+    def _check_finish_cancel(self, principal: Principal, call: dict[str, Any]) -> None:
+        run = self.store.get_run(call["run_id"])
+        if not principal.sees(run.namespace):
+            raise RunNotFound(f"no run {run.id!r}")
+        if not principal.may(Permission.OPERATE):
+            self._holds(principal, Fence(run.id, run.lease_epoch))
+
+    # -- steps, logs, cache: written under a fence ------------------------------------------
+    def _fenced(self, principal: Principal, call: dict[str, Any], run_ids: set[str]) -> None:
+        fence: Fence | None = call.get("fence")
+        for run_id in run_ids:
+            self._run_visible(principal, run_id)
+        if principal.may(Permission.OPERATE):
+            return
+        if fence is None:
+            raise AccessDenied(f"{_who(principal)} may write only the runs it holds the lease "
+                               "of: the call carries no fence")
+        self._holds(principal, fence)
+        for run_id in run_ids:
+            self._in_tree(fence, run_id)
+
+    def _check_record_step(self, principal: Principal, call: dict[str, Any]) -> None:
+        runs = {call["step"].run_id} | {g.run_id for g in call.get("logs") or ()}
+        self._fenced(principal, call, runs)
+
+    def _check_record_steps(self, principal: Principal, call: dict[str, Any]) -> None:
+        runs = {s.run_id for s, _ in call["batch"]}
+        runs |= {g.run_id for _, logs in call["batch"] for g in logs or ()}
+        self._fenced(principal, call, runs)
+
+    def _check_mark_steps_running(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._fenced(principal, call, {s.run_id for s in call["steps"]})
+
+    def _check_append_logs(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._fenced(principal, call, {g.run_id for g in call["logs"]})
+
+    def _check_write_cache(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._run_visible(principal, call["entry"].run_id)
+
+    # -- workers and queues ------------------------------------------------------------------
+    def _check_claim_runs(self, principal: Principal, call: dict[str, Any]) -> None:
+        foreign = [q for q in call["queues"] if not principal.serves(q)]
+        if foreign:
+            raise AccessDenied(f"{_who(principal)} may not claim from queue {foreign[0]!r}; "
+                               f"its queues: {', '.join(principal.queues or ())}")
+        call["worker"] = replace(call["worker"], key_id=principal.key_id)
+        if "*" not in principal.namespaces:
+            call["namespaces"] = list(principal.namespaces)
+
+    def _check_register_worker(self, principal: Principal, call: dict[str, Any]) -> None:
+        call["worker"] = replace(call["worker"], key_id=principal.key_id)
+
+    def _check_heartbeat(self, principal: Principal, call: dict[str, Any]) -> None:
+        call["worker"] = replace(call["worker"], key_id=principal.key_id)
+        if not principal.may(Permission.OPERATE):  # renew only leases of its own workers
+            call["held"] = [f for f in call["held"] if self._holding(principal, f)]
+
+    # -- deployments -------------------------------------------------------------------------
+    def _deployment_visible(self, principal: Principal, name: str) -> None:
+        if "*" in principal.namespaces:
+            return
+        if not principal.sees(self.store.get_deployment(name).namespace):
+            raise DeploymentNotFound(f"no deployment {name!r}; `stead deployments ls` lists "
+                                     "the deployments")
+
+    def _check_get_deployment(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._deployment_visible(principal, call["name"])
+
+    def _check_list_schedules(self, principal: Principal, call: dict[str, Any]) -> None:
+        if call.get("deployment") is not None:
+            self._deployment_visible(principal, call["deployment"])
+        elif "*" not in principal.namespaces:
+            raise AccessDenied(f"{_who(principal)} may list the schedules of one deployment "
+                               "at a time")
+
+    def _check_save_deployment(self, principal: Principal, call: dict[str, Any]) -> None:
+        dep = call["deployment"]
+        if not principal.sees(dep.namespace):
+            raise AccessDenied(f"{_who(principal)} may not deploy in namespace "
+                               f"{dep.namespace!r}")
+
+    def _check_set_schedules(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._deployment_visible(principal, call["deployment"])
+
+    def _check_set_schedule_active(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._deployment_visible(principal, call["deployment"])
+
+    def _global(self, principal: Principal, what: str) -> None:
+        if "*" not in principal.namespaces:
+            raise AccessDenied(f"{_who(principal)} may not {what}: that changes every "
+                               "namespace; it needs a key of all namespaces")
+
+    def _check_set_queue(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._global(principal, "change queues")
+
+    def _check_set_limit(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._global(principal, "change tag limits")
+
+    def _check_delete_limit(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._global(principal, "change tag limits")
+
+    def _check_promote_due_runs(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._global(principal, "run the scheduler")
+
+    def _check_mark_late_runs(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._global(principal, "run the scheduler")
+
+    def _check_advance_schedule(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._global(principal, "run the scheduler")
+
+    # -- leases and trees --------------------------------------------------------------------
+    def _holding(self, principal: Principal, fence: Fence) -> bool:
+        key = (principal.key_id, fence.run_id, fence.epoch)
+        if key in self._held:
+            return True
+        holder = self.store.lease_holder_key(fence.run_id, fence.epoch)
+        if holder is None or holder != principal.key_id:
+            return False
+        self._held.remember(key, True)
+        return True
+
+    def _holds(self, principal: Principal, fence: Fence) -> None:
+        if not self._holding(principal, fence):
+            raise AccessDenied(f"{_who(principal)} does not hold the lease of run "
+                               f"{fence.run_id!r} (epoch {fence.epoch})")
+
+    def _in_tree(self, fence: Fence, run_id: str) -> None:
+        """Refuse unless `run_id` is the fence's run or one of its descendants."""
+        if run_id == fence.run_id or (fence.run_id, run_id) in self._trees:
+            return
+        current, seen = run_id, 0
+        while current is not None and seen < 64:
+            if current == fence.run_id:
+                self._trees.remember((fence.run_id, run_id), True)
+                return
+            try:
+                current = self.store.get_run(current).parent_id
+            except RunNotFound:
+                break
+            seen += 1
+        raise AccessDenied(f"run {run_id!r} is not part of run {fence.run_id!r}, whose lease "
+                           "the call carries")
+
+    def _bind(self, verb: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+              ) -> dict[str, Any]:
+        sig = self._signatures.get(verb)
+        if sig is None:
+            sig = self._signatures[verb] = inspect.signature(getattr(Store, verb))
+        try:
+            bound = sig.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{verb}: {exc}") from None
+        call = dict(bound.arguments)
+        call.pop("self", None)
+        return call
+
+
+def _who(principal: Principal) -> str:
+    return f"the {principal.role} key {principal.name!r}"
+
+
+def _creator(principal: Principal) -> str | None:
+    return None if principal.key_id is None else f"{principal.role}:{principal.key_id}"
+
+
+def default_namespace(principal: Principal) -> str:
+    """Where a principal's new runs and deployments go when it names none."""
+    if "*" in principal.namespaces or DEFAULT_NAMESPACE in principal.namespaces:
+        return DEFAULT_NAMESPACE
+    return principal.namespaces[0]
+
+
+class Guarded:
+    """A store whose every verb is checked against `principal` first (see Access).
+
+    Example:
+        >>> store = Guarded(sqlite_store, reader_principal, Access(sqlite_store))
+        >>> store.cancel_run(run_id, now, "no")   # AccessDenied: readers may not cancel
+    """
+
+    def __init__(self, store: Store, principal: Principal, access: Access) -> None:
+        self._store, self._principal, self._access = store, principal, access
+        self.url = store.url
+
+    def __getattr__(self, verb: str) -> Any:
+        method = getattr(self._store, verb)
+        if not callable(method):
+            return method
+        principal, access = self._principal, self._access
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            call = access.check(principal, verb, args, kwargs)
+            return access.after(principal, verb, call, method(**call))
+
+        return checked
+
+
+def guard(store: Store, principal: Principal, access: Access) -> Store:
+    """`store` as `principal` may use it: itself for the local user, else a Guarded store."""
+    if principal.role == "admin" and "*" in principal.namespaces:
+        return store
+    return Guarded(store, principal, access)  # type: ignore[return-value]
