@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 
 from stead.errors import FlowNotLoadable, LeaseLost, ParameterError, RunCancelled, StoreError
 from stead.store.base import Fence, RunRecord, Store
+from stead.worker.entrypoints import check_entrypoint
 
 LOST_LEASE_EXIT = 3
 CANCELLED_EXIT = 4
