@@ -54,6 +54,7 @@ from stead.store.sql import (
     take_over_run,
     task_done_rows,
 )
+from stead.store.audit import AuditVerbs
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
 Q = statements(POSTGRES)
@@ -95,7 +96,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, s.key, s)
 
 
-class PostgresStore(QueueVerbs, RetentionVerbs):
+class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs):
     """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16,

@@ -59,6 +59,7 @@ from stead.store.sql import (
     take_over_run,
     task_done_rows,
 )
+from stead.store.audit import AuditVerbs
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
 Q = statements(SQLITE)
@@ -96,7 +97,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, _db_key(s.key), s)
 
 
-class SQLiteStore(QueueVerbs, RetentionVerbs):
+class SQLiteStore(QueueVerbs, RetentionVerbs, AuditVerbs):
     """Store implementation on one SQLite file. Create with `SQLiteStore(path)`."""
 
     def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL") -> None:
