@@ -211,3 +211,21 @@ def record_local_action(store: Any, action: str, target: str | None, outcome: in
 def as_dict(record: AuditRecord) -> dict[str, Any]:
     """The record as plain JSON-ready data (`stead audit ls --json`)."""
     return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+
+
+DAY = 86_400.0
+
+
+def prune_old_audit(store: Any, now: float, days: float, *, count_only: bool = False
+                    ) -> int | None:
+    """Delete (or, with `count_only`, count) the audit rows older than `days` days (the
+    setting STEAD_AUDIT_RETENTION_DAYS); None when `days` is 0 (kept forever) or `store` keeps
+    no audit log (a remote store).
+
+    Example:
+        >>> prune_old_audit(store, time.time(), 90)  # doctest: +SKIP
+        12
+    """
+    if days <= 0 or not isinstance(store, AuditLog):
+        return None
+    return store.prune_audit(now - days * DAY, count_only=count_only)

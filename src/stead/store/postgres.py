@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from stead.errors import RunNotFound, StoreError
 from stead.settings import get_settings
+from stead.store.audit import AuditVerbs
 from stead.store.base import (
     CacheEntry,
     Fence,
@@ -54,7 +55,6 @@ from stead.store.sql import (
     take_over_run,
     task_done_rows,
 )
-from stead.store.audit import AuditVerbs
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
 Q = statements(POSTGRES)

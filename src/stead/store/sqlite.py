@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from stead.errors import RunNotFound, StoreError
+from stead.store.audit import AuditVerbs
 from stead.store.base import (
     CacheEntry,
     Fence,
@@ -59,7 +60,6 @@ from stead.store.sql import (
     take_over_run,
     task_done_rows,
 )
-from stead.store.audit import AuditVerbs
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
 Q = statements(SQLITE)
