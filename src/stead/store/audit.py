@@ -90,7 +90,7 @@ class AuditLog(Protocol):
 
 # -- SQL ----------------------------------------------------------------------------------
 def insert_audit(conn: Any, d: Dialect, records: list[AuditRecord]) -> None:
-    conn.executemany(
+    conn.cursor().executemany(  # a psycopg connection has no executemany of its own
         f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)}) VALUES "
         f"({d.marks(len(AUDIT_COLUMNS))})",
         [tuple(getattr(r, c) for c in AUDIT_COLUMNS) for r in records])
