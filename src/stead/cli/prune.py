@@ -112,7 +112,7 @@ def prune_runs(
         expired = prune_old_audit(store, now, audit_days, count_only=True)
         if expired:
             console.print(f"Would delete {_plural(expired, 'audit row')} older than "
-                          f"{audit_days:g} days (STEAD_AUDIT_RETENTION_DAYS).")
+                          f"{_days(audit_days)} (STEAD_AUDIT_RETENTION_DAYS).")
     elif not preview.runs:  # the audit log's retention is a setting: applied without asking
         _prune_audit(store, now, audit_days)
     if not preview.runs:
@@ -144,5 +144,9 @@ def _prune_audit(store: Store, now: float, days: float) -> None:
     """Delete the audit rows older than STEAD_AUDIT_RETENTION_DAYS and say how many went."""
     deleted = prune_old_audit(store, now, days)
     if deleted is not None:
-        out().print(f"Deleted {_plural(deleted, 'audit row')} older than {days:g} days "
+        out().print(f"Deleted {_plural(deleted, 'audit row')} older than {_days(days)} "
                     "(STEAD_AUDIT_RETENTION_DAYS).")
+
+
+def _days(days: float) -> str:
+    return f"{days:g} day{'' if days == 1 else 's'}"
