@@ -259,3 +259,21 @@ def test_audit_verbs_are_not_remote_store_verbs() -> None:
     assert {"record_step", "record_steps", "append_logs", "heartbeat", "claim_runs",
             "take_slots", "renew_slots", "release_slots", "mark_steps_running"
             } <= audit.EXECUTION_VERBS
+
+
+def test_rows_that_cannot_be_written_are_kept_and_written_later(store: Store) -> None:
+    import sqlite3
+
+    path = store.url.removeprefix("sqlite:///")
+    writer = audit.AuditWriter(store, every_s=3600)
+    with sqlite3.connect(path) as conn:  # the table is gone for a while
+        conn.execute("ALTER TABLE audit_log RENAME TO audit_log_away")
+    writer.add(AuditRecord(at=1.0, key_id="k", key_name="ci", role="admin", address="::1",
+                           method="POST", action="store.set_queue", outcome=200),
+               body=call("set_queue", "etl", 1))
+    assert writer.flush() == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE audit_log_away RENAME TO audit_log")
+    writer.close()
+    [kept] = rows(store)
+    assert (kept.action, kept.target, kept.address) == ("store.set_queue", "etl", "::1")

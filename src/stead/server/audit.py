@@ -106,11 +106,11 @@ class AuditWriter:
             while self._pending:
                 batch = []
                 while self._pending and len(batch) < self._rows:
-                    batch.append(self._pending.popleft())
+                    batch.append(_complete(*self._pending.popleft()))
                 try:
-                    self._store.record_audit([_complete(*item) for item in batch])
-                except Exception:
-                    self._pending.extendleft(reversed(batch))
+                    self._store.record_audit(batch)
+                except Exception:  # keep the rows, not the bodies they were completed from
+                    self._pending.extendleft((r, None, None) for r in reversed(batch))
                     excess = len(self._pending) - MAX_PENDING
                     for _ in range(max(0, excess)):
                         self._pending.popleft()
