@@ -74,8 +74,9 @@ def _env_days(name: str, default: float = 0.0) -> float:
     except ValueError:
         value = -1.0
     if not value >= 0 or value == float("inf"):
-        raise ConfigError(f"{name}={raw!r} is not a number of days >= 0; unset it (keep "
-                          "forever) or give e.g. 30")
+        unset = "keep forever" if default == 0 else f"{default:g} days"
+        raise ConfigError(f"{name}={raw!r} is not a number of days >= 0; unset it ({unset}) "
+                          "or give e.g. 30 (0 keeps forever)")
     return value
 
 

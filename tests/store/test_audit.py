@@ -9,14 +9,14 @@ import pytest
 
 from stead.errors import ConfigError
 from stead.server.services import retention_round
-from stead.settings import reset_settings
+from stead.settings import get_settings, reset_settings
 from stead.store.audit import DAY, AuditFilter, AuditLog, AuditRecord, audit_log
 from stead.store.base import Store
 
 
 @pytest.fixture(autouse=True)
-def _audit_is_local(backend: str) -> None:
-    if backend == "http":
+def _audit_is_local(request: pytest.FixtureRequest) -> None:
+    if "backend" in request.fixturenames and request.getfixturevalue("backend") == "http":
         pytest.skip("the audit log is kept where the database is, not through a server")
 
 
@@ -103,3 +103,19 @@ def test_the_servers_retention_round_applies_the_audit_retention(
     reset_settings()
     retention_round(store)
     assert [r.target for r in audit_log(store).list_audit(AuditFilter())] == ["r3"]
+
+
+def test_the_audit_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = get_settings()
+    assert (settings.audit_retention_days, settings.audit_execution) == (90.0, False)
+    for name, bad in (("STEAD_AUDIT_RETENTION_DAYS", "-1"), ("STEAD_AUDIT_RETENTION_DAYS", "x"),
+                      ("STEAD_AUDIT_EXECUTION", "maybe")):
+        monkeypatch.setenv(name, bad)
+        reset_settings()
+        with pytest.raises(ConfigError, match=name):
+            get_settings()
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("STEAD_AUDIT_EXECUTION", "1")
+    monkeypatch.setenv("STEAD_AUDIT_RETENTION_DAYS", "0")
+    reset_settings()
+    assert (get_settings().audit_retention_days, get_settings().audit_execution) == (0.0, True)
