@@ -67,15 +67,16 @@ def _env_float(name: str, default: float, unit: str = "seconds") -> float:
     return value
 
 
-def _env_days(name: str) -> float:
-    raw = _env(name, "0")
+def _env_days(name: str, default: float = 0.0) -> float:
+    raw = _env(name, f"{default:g}")
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
     if not value >= 0 or value == float("inf"):
-        raise ConfigError(f"{name}={raw!r} is not a number of days >= 0; unset it (keep "
-                          "forever) or give e.g. 30")
+        unset = "keep forever" if default == 0 else f"{default:g} days"
+        raise ConfigError(f"{name}={raw!r} is not a number of days >= 0; unset it ({unset}) "
+                          "or give e.g. 30 (0 keeps forever)")
     return value
 
 
@@ -132,6 +133,12 @@ class Settings:
     # STEAD_RETENTION_DAYS: finished runs (with steps, logs, result files) older than this many
     # days are pruned by the server (0: keep forever; `stead runs prune` prunes by hand).
     retention_days: float = 0.0
+    # STEAD_AUDIT_RETENTION_DAYS: audit log rows older than this many days are deleted by the
+    # server's retention service and `stead runs prune` (0: keep forever).
+    audit_retention_days: float = 90.0
+    # STEAD_AUDIT_EXECUTION: also audit the execution verbs of workers (record_step, heartbeat,
+    # claim_runs, ...) that succeed; by default only their refusals and failures are recorded.
+    audit_execution: bool = False
     # STEAD_SERVER_HOST: the address `stead server start` listens on (not loopback: keys needed).
     server_host: str = "127.0.0.1"
     # STEAD_SERVER_PORT: the port `stead server start` listens on.
@@ -164,6 +171,8 @@ class Settings:
             store_retry_seconds=_env_float("STEAD_STORE_RETRY_SECONDS", 60.0),
             max_recoveries=_env_int("STEAD_MAX_RECOVERIES", 3),
             retention_days=_env_days("STEAD_RETENTION_DAYS"),
+            audit_retention_days=_env_days("STEAD_AUDIT_RETENTION_DAYS", 90.0),
+            audit_execution=_env_bool("STEAD_AUDIT_EXECUTION", False),
             server_host=_env("STEAD_SERVER_HOST", "127.0.0.1"),
             server_port=_env_int("STEAD_SERVER_PORT", 4300),
             api_key=os.environ.get("STEAD_API_KEY") or None,

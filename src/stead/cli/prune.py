@@ -15,7 +15,9 @@ from stead.cli.common import DbOption, err, fail, handle_errors, open_db, out
 from stead.cli.render import fmt_time
 from stead.core.retention import PruneReport, prune
 from stead.core.states import State
-from stead.store.base import PRUNABLE_STATES
+from stead.settings import get_settings
+from stead.store.audit import prune_old_audit
+from stead.store.base import PRUNABLE_STATES, Store
 
 HELP = (
     "Delete finished runs that ended longer ago than --older-than, with their child runs, "
@@ -24,6 +26,8 @@ HELP = (
     f"By default runs in {', '.join(PRUNABLE_STATES)} are pruned; --state chooses among "
     "them. Live runs (Pending, Running, ...) are never pruned. Asks before deleting unless "
     "--yes is given (required when stdin is not a terminal).\n\n"
+    "Audit log rows older than STEAD_AUDIT_RETENTION_DAYS (default 90; 0 keeps them) are "
+    "deleted too, and counted.\n\n"
     "Example: [bold]stead runs prune --older-than 30d --dry-run[/], then "
     "[bold]stead runs prune --older-than 30d --state Failed --yes[/]")
 
@@ -103,6 +107,14 @@ def prune_runs(
     kind = "finished" if set(states) == set(PRUNABLE_STATES) else "/".join(states)
     what = f"{kind} runs that ended before {fmt_time(preview.before)}"
     console = out()
+    audit_days = get_settings().audit_retention_days
+    if dry_run:
+        expired = prune_old_audit(store, now, audit_days, count_only=True)
+        if expired:
+            console.print(f"Would delete {_plural(expired, 'audit row')} older than "
+                          f"{_days(audit_days)} (STEAD_AUDIT_RETENTION_DAYS).")
+    elif not preview.runs:  # the audit log's retention is a setting: applied without asking
+        _prune_audit(store, now, audit_days)
     if not preview.runs:
         console.print(f"Nothing to prune: no {escape(what)} in {escape(store.url)}.")
         return
@@ -125,3 +137,16 @@ def prune_runs(
         report = prune(store, age, now, states, on_batch=lambda r: progress.update(
             bar, completed=r.runs, steps=r.steps))
     console.print(f"Pruned {escape(summary(report, ' freed'))}: the {escape(what)}.")
+    _prune_audit(store, now, audit_days)
+
+
+def _prune_audit(store: Store, now: float, days: float) -> None:
+    """Delete the audit rows older than STEAD_AUDIT_RETENTION_DAYS and say how many went."""
+    deleted = prune_old_audit(store, now, days)
+    if deleted is not None:
+        out().print(f"Deleted {_plural(deleted, 'audit row')} older than {_days(days)} "
+                    "(STEAD_AUDIT_RETENTION_DAYS).")
+
+
+def _days(days: float) -> str:
+    return f"{days:g} day{'' if days == 1 else 's'}"

@@ -11,7 +11,9 @@ from rich.markup import escape
 from stead.cli.common import DbOption, database_url, err, handle_errors, open_db, out
 from stead.cli.render import fmt_time, table
 from stead.core.runtime import configure_console, store_for
+from stead.errors import ConfigError
 from stead.settings import get_settings
+from stead.store.audit import record_local_action
 
 server_app = typer.Typer(
     name="server", no_args_is_help=True,
@@ -128,7 +130,10 @@ def create_key(
                           "digits, '-', '_' and '.', or '*' for every namespace")
     key, record = new_api_key(name, time.time(), role=role, namespaces=tuple(spaces),
                               queues=tuple(dict.fromkeys(queues)) if queues else None)
-    store_for(database_url(db)).create_api_key(record)
+    store = store_for(database_url(db))
+    store.create_api_key(record)
+    record_local_action(store, "keys create", record.id,
+                        detail=f"name {name[:80]!r}, role {role}")
     typer.echo(key)
     scope = f"namespaces {', '.join(spaces)}" + (f"; queues {', '.join(queues)}" if queues
                                                  else "")
@@ -175,6 +180,14 @@ def revoke_key(
     db: DbOption = None,
 ) -> None:
     now = time.time()
-    record = open_db(db).revoke_api_key(key, now)
+    store = open_db(db)
+    try:
+        record = store.revoke_api_key(key, now)
+    except ConfigError as exc:  # no such key, or an ambiguous prefix: an attempt worth noting
+        # not the text given as the target: it might be a whole key pasted by mistake
+        record_local_action(store, "keys revoke", None, 404, type(exc).__name__, now)
+        raise
+    record_local_action(store, "keys revoke", record.id,
+                        detail=None if record.revoked_at == now else "already revoked", now=now)
     when = "" if record.revoked_at == now else f" (already, at {fmt_time(record.revoked_at)})"
     out().print(f"revoked API key {record.id} ({escape(record.name)}){when}")

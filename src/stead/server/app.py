@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stead import __version__
-from stead.server import deployments, runs, store_rpc, system
+from stead.server import audit, deployments, runs, store_rpc, system
 from stead.server.access import Access
 from stead.server.auth import Authenticated
 from stead.server.errors import ERROR_RESPONSES, error_response, install_error_handlers
@@ -63,6 +63,7 @@ def create_app(store: Store, *, require_auth: bool, max_body_bytes: int = 1_000_
     api.include_router(deployments.router)
     api.include_router(system.router)
     api.include_router(store_rpc.router)  # remote workers and flows (store/http.py)
+    api.include_router(audit.router)
     app.include_router(api)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Authenticated])
@@ -76,6 +77,7 @@ def create_app(store: Store, *, require_auth: bool, max_body_bytes: int = 1_000_
 
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes,
                        larger={STORE_RPC_PREFIX: max(max_body_bytes, STORE_RPC_MAX_BYTES)})
+    app.add_middleware(audit.AuditRecorder, store=store)  # outermost: sees every answer
     return app
 
 

@@ -1,7 +1,8 @@
 """The background services of `stead server start`: the deployment scheduler, the lease
-reaper and retention (pruning finished runs older than STEAD_RETENTION_DAYS, when set), each
-a thread that repeats its round forever. A failing round is logged and tried again at the
-next; it never stops the server or the other services.
+reaper and retention (pruning finished runs older than STEAD_RETENTION_DAYS, when set, and
+audit rows older than STEAD_AUDIT_RETENTION_DAYS), each a thread that repeats its round
+forever. A failing round is logged and tried again at the next; it never stops the server or
+the other services.
 """
 
 from __future__ import annotations
@@ -43,14 +44,21 @@ def reaper_round(store: Store, reaper: Reaper | None = None) -> None:
 
 
 def retention_round(store: Store) -> None:
-    """Prune the finished runs older than STEAD_RETENTION_DAYS (nothing when it is 0)."""
+    """Prune the finished runs older than STEAD_RETENTION_DAYS (nothing when it is 0) and
+    the audit rows older than STEAD_AUDIT_RETENTION_DAYS (90 by default; 0: keep them)."""
     from stead.core.retention import apply_retention
+    from stead.store.audit import prune_old_audit
 
-    report = apply_retention(store, time.time())
+    now = time.time()
+    report = apply_retention(store, now)
     if report is not None and report.runs:
         log.info("retention: pruned %d runs (%d steps, %d log lines, %d result files) that "
                  "ended before %s", report.runs, report.steps, report.logs, report.files,
                  time.strftime("%Y-%m-%d %H:%M", time.localtime(report.before)))
+    audit = prune_old_audit(store, now, get_settings().audit_retention_days)
+    if audit:
+        log.info("retention: deleted %d audit rows older than %g days", audit,
+                 get_settings().audit_retention_days)
 
 
 Round = tuple[str, Callable[[Store], None], float]  # name, what one round does, how often

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from stead.errors import RunNotFound, StoreError
 from stead.settings import get_settings
+from stead.store.audit import AuditVerbs
 from stead.store.base import (
     CacheEntry,
     Fence,
@@ -95,7 +96,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, s.key, s)
 
 
-class PostgresStore(QueueVerbs, RetentionVerbs):
+class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs):
     """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from stead.errors import RunNotFound, StoreError
+from stead.store.audit import AuditVerbs
 from stead.store.base import (
     CacheEntry,
     Fence,
@@ -96,7 +97,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, _db_key(s.key), s)
 
 
-class SQLiteStore(QueueVerbs, RetentionVerbs):
+class SQLiteStore(QueueVerbs, RetentionVerbs, AuditVerbs):
     """Store implementation on one SQLite file. Create with `SQLiteStore(path)`."""
 
     def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL") -> None:

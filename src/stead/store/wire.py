@@ -24,9 +24,13 @@ RECORDS: dict[str, type] = {
 # deploying, inspecting and cancelling runs need. Not API keys (a worker's key must not make
 # or revoke keys) and not pruning (it deletes result files, which live where it runs): those
 # are done where the database is (tests/worker/test_remote.py checks a key cannot reach them).
+# Nor the audit log (store/audit.py): a key must not write, read or prune it as a store verb
+# (admins read it with GET /api/v1/audit). Its verbs are not on base.Store, so VERBS leaves
+# them out anyway; they are listed here to say so (tests/server/test_audit.py checks it).
 LOCAL_ONLY = frozenset({"close", "create_api_key", "list_api_keys", "find_api_key",
                         "revoke_api_key", "touch_api_key", "lease_holder_key", "prune_runs",
-                        "count_prunable", "results_in_use"})
+                        "count_prunable", "results_in_use", "record_audit", "list_audit",
+                        "prune_audit"})
 VERBS = frozenset(name for name, value in vars(base.Store).items()
                   if callable(value) and not name.startswith("_") and name not in LOCAL_ONLY)
 
