@@ -138,6 +138,13 @@ class Settings:
     server_port: int = 4300
     # STEAD_API_KEY: the key a remote process (STEAD_DATABASE_URL=https://server) sends.
     api_key: str | None = None
+    # STEAD_SECRETS_KEY: Fernet key(s) of `stead secrets`, comma-separated: the first encrypts,
+    # all decrypt (rotation). Unset: the key file below. Held where the database is, not remotely.
+    secrets_key: str | None = None
+    # STEAD_SECRETS_KEY_FILE: the key file used when STEAD_SECRETS_KEY is unset (default
+    # $STEAD_HOME/secrets.key; one key a line, the first encrypts); `stead secrets set`
+    # creates it (mode 0600) when no key exists.
+    secrets_key_file: Path = Path("~/.stead/secrets.key")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -164,6 +171,9 @@ class Settings:
             server_host=_env("STEAD_SERVER_HOST", "127.0.0.1"),
             server_port=_env_int("STEAD_SERVER_PORT", 4300),
             api_key=os.environ.get("STEAD_API_KEY") or None,
+            secrets_key=os.environ.get("STEAD_SECRETS_KEY") or None,
+            secrets_key_file=Path(_env("STEAD_SECRETS_KEY_FILE",
+                                       str(home / "secrets.key"))).expanduser(),
         )
 
 
