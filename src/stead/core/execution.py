@@ -471,6 +471,8 @@ def _move(store: Store, run: RunRecord, state: str, at: float, message: str | No
           take_over: bool = False) -> None:
     """Record `run` moving to `state`, after checking the transition table (states.py)."""
     check_transition(run.state, state)
+    if message and SECRETS_KNOWN:
+        message = masking.mask_text(message)
     if take_over:
         store.transition_run(run, state, at, message, expected=expected, fence=fence,
                              take_over=True)

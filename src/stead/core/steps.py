@@ -262,6 +262,8 @@ class Step:
         if self.history is None:
             self.history = [[RUNNING, self.started, None]]
         summary = f"{type(exc).__name__}: {exc}"
+        if SECRETS_KNOWN:
+            summary = mask_text(summary)
         if retry:
             state = RETRYING
             note = f"attempt {self.attempts} failed: {summary}; retrying in {delay:g} s"
