@@ -140,3 +140,16 @@ def test_a_malformed_key_names_the_setting(monkeypatch: pytest.MonkeyPatch, stor
     _use_keys(monkeypatch, "not-a-key")
     with pytest.raises(ConfigError, match="key 1 of STEAD_SECRETS_KEY is not a Fernet key"):
         crypto.encrypt("x", "A", "default")
+
+
+def test_the_migration_makes_the_secrets_table_keyed_by_namespace_and_name(
+        store: Store, stead_home: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(stead_home / "stead.db")
+    columns = {row[1]: (row[2], row[3], row[5]) for row in
+               conn.execute("PRAGMA table_info(secrets)")}  # name: (type, notnull, pk)
+    conn.close()
+    assert columns == {"namespace": ("TEXT", 1, 1), "name": ("TEXT", 1, 2),
+                       "ciphertext": ("TEXT", 1, 0), "created_at": ("FLOAT", 1, 0),
+                       "updated_at": ("FLOAT", 1, 0)}
