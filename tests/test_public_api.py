@@ -13,6 +13,7 @@ EXPECTED = {
     "ProcessPoolTaskRunner", "StepFuture", "TaskRunner", "ThreadPoolTaskRunner",
     "UpstreamFailed", "as_completed", "unmapped", "wait",
     "INPUTS", "TASK_SOURCE", "CacheKeyFn", "CachePolicy", "Inputs",
+    "secret",
 }
 
 
@@ -24,7 +25,7 @@ def test_public_names_are_pinned() -> None:
 
 def test_public_callables_are_documented_with_an_example() -> None:
     for name in ("flow", "task", "get_logger", "now", "uuid", "step_idempotency_key",
-                 "exponential_backoff", "unmapped", "wait", "as_completed", "StepFuture",
+                 "exponential_backoff", "unmapped", "wait", "as_completed", "StepFuture", "secret",
                  "ThreadPoolTaskRunner"):
         doc = getattr(stead, name).__doc__ or ""
         assert "Example" in doc, f"stead.{name} has no example in its docstring"

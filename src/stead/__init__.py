@@ -36,6 +36,7 @@ from stead.errors import (
     TaskTimeout,
     UpstreamFailed,
 )
+from stead.secrets.reveal import secret
 
 __version__ = "0.1.0"
 
@@ -71,6 +72,7 @@ __all__ = [
     "get_logger",
     "in_flow",
     "now",
+    "secret",
     "step_idempotency_key",
     "task",
     "unmapped",

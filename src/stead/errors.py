@@ -106,3 +106,21 @@ class RunCancelled(BaseException):
     """Raised in a worker's child process when the run it executes is cancelled: the run's
     code stops (like KeyboardInterrupt, `except Exception` does not catch it) and the worker
     records the run Cancelled."""
+
+
+class SecretNotFound(SteadError):
+    """No secret with the given name in the given namespace (see `stead secrets set`)."""
+
+
+class SecretKeyMissing(SteadError):
+    """No encryption key for secrets is configured (STEAD_SECRETS_KEY or its key file)."""
+
+
+class SecretKeyMismatch(SteadError):
+    """A stored secret cannot be decrypted with the configured keys: it was written with
+    another key (or its stored ciphertext was altered or copied from another secret)."""
+
+
+class SecretUnavailable(SteadError):
+    """A recorded parameter's secret value was masked, not recorded, so a resume cannot
+    supply it again: pass the value again, or pass it from `stead.secret()`."""

@@ -148,6 +148,13 @@ class Settings:
     # STEAD_NAMESPACE: the namespace (tenant) of the runs and deployments this process creates;
     # an API key may touch only its own namespaces (server/policy.py).
     namespace: str = "default"
+    # STEAD_SECRETS_KEY: Fernet key(s) of `stead secrets`, comma-separated: the first encrypts,
+    # all decrypt (rotation). Unset: the key file below. Held where the database is, not remotely.
+    secrets_key: str | None = None
+    # STEAD_SECRETS_KEY_FILE: the key file used when STEAD_SECRETS_KEY is unset (default
+    # $STEAD_HOME/secrets.key; one key a line, the first encrypts); `stead secrets set`
+    # creates it (mode 0600) when no key exists.
+    secrets_key_file: Path = Path("~/.stead/secrets.key")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -177,6 +184,9 @@ class Settings:
             server_port=_env_int("STEAD_SERVER_PORT", 4300),
             api_key=os.environ.get("STEAD_API_KEY") or None,
             namespace=_env("STEAD_NAMESPACE", "default"),
+            secrets_key=os.environ.get("STEAD_SECRETS_KEY") or None,
+            secrets_key_file=Path(_env("STEAD_SECRETS_KEY_FILE",
+                                       str(home / "secrets.key"))).expanduser(),
         )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stead.cli import audit, deployments, queues, runs, server, workers
+from stead.cli import audit, deployments, queues, runs, secrets, server, workers
 from stead.cli import logs as logs_cmd
 from stead.cli.common import DB_HELP, OPTIONS, handle_errors
 
@@ -34,6 +34,7 @@ app.add_typer(deployments.scheduler_app, name="scheduler")
 app.add_typer(server.server_app, name="server")
 app.add_typer(server.keys_app, name="keys")
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(secrets.secrets_app, name="secrets")
 app.command("logs", help=logs_cmd.HELP)(logs_cmd.logs)
 
 

@@ -9,6 +9,9 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from stead.core.masking import PATTERNS as SECRETS_KNOWN
+from stead.core.masking import mask_text
+
 if TYPE_CHECKING:
     import logging
 
@@ -27,6 +30,8 @@ def say(run_label: str, message: str) -> None:
     """Print one timestamped line, e.g. ``18:47:01.532 | etl/3f2a9c1e | Task 'load' [4] ...``."""
     if not _enabled:
         return
+    if SECRETS_KNOWN:  # a secret revealed in this process is never shown
+        message = mask_text(message)
     now = time.time()
     stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from stead.core import masking
 from stead.core.runtime import store_for
 from stead.core.serialization import encode
 from stead.errors import ConfigError, ParameterError, RunConflict, SerializationError
@@ -56,8 +57,15 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
         check_level(durability, f"{what}: enqueue()")
     bound.apply_defaults()
     check_loadable(flow)
+    values = dict(bound.arguments)
+    if masking.PATTERNS or flow.secret_params or any(
+            masking.is_secret_type(type(v)) for v in values.values()):
+        values = masking.protect_params(values, flow.secret_params)
+        masking.check_enqueueable(values, what)
     try:
-        params_json = encode(dict(bound.arguments))
+        params_json = encode(values)
+        if masking.PATTERNS:
+            params_json = masking.mask_text(params_json)
     except SerializationError as exc:
         raise ParameterError(
             f"{what}: its parameters cannot be recorded ({exc}); a worker receives them from "

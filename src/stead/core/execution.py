@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from stead.core import console
+from stead.core import console, masking
 from stead.core.batching import run_level, store_for_run
 from stead.core.context import (
     Frame,
@@ -22,6 +22,7 @@ from stead.core.context import (
     current_run,
     exception_chain,
 )
+from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.process import current_owner, describe_owner, owner_is_alive
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import decode, encode
@@ -83,8 +84,12 @@ class Execution:
             self._begin_claimed(settings)
             return
         params = dict(self.bound.arguments)
+        if SECRETS_KNOWN or flow.secret_params:
+            params = masking.protect_params(params, flow.secret_params)
         try:
             params_json = encode(params)
+            if SECRETS_KNOWN:
+                params_json = masking.mask_text(params_json)
         except SerializationError as exc:
             bad = _unstorable(params)
             raise ParameterError(
@@ -361,6 +366,8 @@ class Execution:
         run = ctx.run
         try:
             text = encode(result)
+            if SECRETS_KNOWN:
+                text = masking.mask_text(text)
         except SerializationError as exc:
             error = SerializationError(f"flow '{self.flow.name}' (run {run.id}) returned a value "
                                        f"Stead cannot store: {exc}")
@@ -465,6 +472,8 @@ def _move(store: Store, run: RunRecord, state: str, at: float, message: str | No
           take_over: bool = False) -> None:
     """Record `run` moving to `state`, after checking the transition table (states.py)."""
     check_transition(run.state, state)
+    if message and SECRETS_KNOWN:
+        message = masking.mask_text(message)
     if take_over:
         store.transition_run(run, state, at, message, expected=expected, fence=fence,
                              take_over=True)

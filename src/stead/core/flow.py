@@ -15,6 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core.clock import SYSTEM_CLOCK, Clock
 from stead.core.execution import Execution
+from stead.core.masking import declared_secrets, resolve_params
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.runners import TaskRunner
 from stead.core.runtime import store_for
@@ -66,6 +67,7 @@ class Flow(Generic[P, R]):
                            else check_level(durability, f"flow '{self.name}'"))
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
+        self.secret_params = declared_secrets(self.signature.parameters)  # recorded masked
         self.arg_names = positional_names(fn)
         self._options = {"name": name, "retries": retries, "retry_delay": retry_delay,
                          "retry_on": retry_on, "timeout": timeout, "log_prints": log_prints,
@@ -141,6 +143,7 @@ class Flow(Generic[P, R]):
         """
         if params is None:
             params = decode(run.params)
+        params = resolve_params(params, store, self.name, run.id)
         bound = inspect.BoundArguments(self.signature, params)  # type: ignore[arg-type]
         execution = Execution(self, bound, run.id, explicit_resume=True, claimed=run,
                                store=store)
@@ -150,16 +153,23 @@ class Flow(Generic[P, R]):
             return asyncio.run(execution.run_async())  # type: ignore[no-any-return]
         return execution.run_sync()  # type: ignore[no-any-return]
 
-    def resume(self, run_id: str, *, force: bool = False) -> R:
+    def resume(self, run_id: str, *, force: bool = False,
+               params: dict[str, Any] | None = None) -> R:
         """Resume the recorded run `run_id` of this flow (crashed, failed or interrupted).
 
         Completed steps return their recorded results; the rest run. With `force`, a run that
         looks alive on another host is taken over (use only when that host is gone).
+        `params` gives values again for parameters that were not recorded: secret values
+        masked when the run started (a SecretStr not read with `stead.secret`).
+
+        Example:
+            >>> login.resume("a1b2c3", params={"password": SecretStr(getpass())})
         """
         store = store_for(self.database_url)
         stored = store.get_run(run_id)
-        params = decode(stored.params)
-        bound = inspect.BoundArguments(self.signature, params)  # type: ignore[arg-type]
+        recorded = {**decode(stored.params), **(params or {})}
+        recorded = resolve_params(recorded, store, self.name, run_id)
+        bound = inspect.BoundArguments(self.signature, recorded)  # type: ignore[arg-type]
         run = Execution(self, bound, run_id, explicit_resume=True, force=force)
         return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
 

@@ -10,6 +10,8 @@ import time
 
 from stead.core.console import LOG_FLUSH_AFTER_S, LOG_FLUSH_LINES, run_label, say
 from stead.core.context import current_run, current_step
+from stead.core.masking import PATTERNS as SECRETS_KNOWN
+from stead.core.masking import mask_text
 from stead.store.base import LogRecord
 
 
@@ -24,6 +26,8 @@ class RunLogHandler(logging.Handler):
                 message += "\n" + logging.Formatter().formatException(record.exc_info)
         except Exception:  # a bad format string must not break the run
             message = str(record.msg)
+        if SECRETS_KNOWN:  # a secret revealed in this process is never recorded nor echoed
+            message = mask_text(message)
         if ctx is None:
             say("-", f"{record.levelname:<7} {message}")
             return

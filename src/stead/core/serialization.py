@@ -2,7 +2,8 @@
 
 Supported as-is: JSON values (None, bool, int, float, str, list, dict), tuples, sets,
 frozensets, dicts with non-string keys, bytes, datetime/date/time/timedelta, Decimal, UUID,
-Path, Enum members, dataclasses and pydantic models. Non-JSON values are written as tagged
+Path, Enum members, dataclasses and pydantic models. pydantic's SecretStr and SecretBytes are
+recorded masked, never their value (core/masking.py). Non-JSON values are written as tagged
 objects ``{"$t": tag, ...}`` so they come back as the same type in a fresh process.
 Anything else raises SerializationError, unless the task chose ``serializer="pickle"``
 (opt-in: unpickling runs code, so never point Stead at a database you do not trust).
@@ -22,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from stead.core import masking
 from stead.errors import SerializationError
 
 TAG = "$t"
@@ -131,6 +133,8 @@ def _encode_obj(value: Any, pickle_ok: bool) -> Any:
         return {TAG: "dataclass", "c": class_path(cls), "v": fields}
     if "pydantic" in sys.modules and _is_pydantic_model(value):
         return {TAG: "pydantic", "c": class_path(cls), "v": value.model_dump(mode="json")}
+    if cls is masking.SecretParam or masking.is_secret_type(cls):  # recorded as a mask
+        return masking.encode_secret(value)
     if pickle_ok:
         import pickle
 
@@ -214,6 +218,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any], bool], Any]] = {
     "dataclass": _dataclass,
     "pydantic": lambda v, p: _import_class(v["c"]).model_validate(v["v"]),
     "pickle": _pickle,
+    "secret": masking.decode_secret,  # a masked secret (core/masking.py), never its value
 }
 
 

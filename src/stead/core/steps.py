@@ -18,6 +18,8 @@ from typing import Any
 
 from stead.core import console
 from stead.core.context import RunContext, current_frame
+from stead.core.masking import PATTERNS as SECRETS_KNOWN
+from stead.core.masking import mask_text
 from stead.core.serialization import decode, encode, encode_arguments
 from stead.core.states import State
 from stead.errors import LeaseLost, NonDeterminismError, SerializationError
@@ -47,7 +49,8 @@ def error_json(exc: BaseException, step: str | None = None, attempts: int | None
     }
     if rerun is not None:
         data["rerun"] = rerun
-    return json.dumps(data)
+    text = json.dumps(data)
+    return mask_text(text) if SECRETS_KNOWN else text
 
 
 def recorded_failure(rec: StepRecord, run_id: str) -> BaseException:
@@ -100,7 +103,7 @@ def params_text(names: tuple[str, ...], args: tuple, kwargs: dict, limit: int) -
         text = None
     if text is None or len(text) > limit:
         text = json.dumps({"$repr": _repr.repr(values)})
-    return text
+    return mask_text(text) if SECRETS_KNOWN else text
 
 
 class Step:
@@ -224,6 +227,8 @@ class Step:
                                        f"{ctx.run.id}) returned a value Stead cannot store: {exc}")
             self.failed(error, retry=False)
             raise error from None
+        if SECRETS_KNOWN:  # a secret revealed in this process is never recorded
+            text = mask_text(text)
         if len(text) <= ctx.results.inline_max:
             inline, ref = text, None
         else:
@@ -257,6 +262,8 @@ class Step:
         if self.history is None:
             self.history = [[RUNNING, self.started, None]]
         summary = f"{type(exc).__name__}: {exc}"
+        if SECRETS_KNOWN:
+            summary = mask_text(summary)
         if retry:
             state = RETRYING
             note = f"attempt {self.attempts} failed: {summary}; retrying in {delay:g} s"

@@ -34,6 +34,7 @@ from stead.server.policy import (
     Principal,
 )
 from stead.store.base import Fence, RunFilter, RunRecord, Store
+from stead.store.wire import PARTS
 
 CACHE_MAX = 20_000  # remembered (key, run, epoch) leases and run namespaces, per server
 RUN_VERBS = {"get_run": "run_id", "run_history": "run_id", "load_steps": "run_id",
@@ -230,6 +231,18 @@ class Access:
     def _check_write_cache(self, principal: Principal, call: dict[str, Any]) -> None:
         self._run_visible(principal, call["entry"].run_id)
 
+    # -- secrets ---------------------------------------------------------------------------
+    def _check_reveal_secret(self, principal: Principal, call: dict[str, Any]) -> None:
+        if not principal.sees(call["namespace"]):
+            raise AccessDenied(f"{_who(principal)} may not read secrets of namespace "
+                               f"{call['namespace']!r}")
+
+    def _check_list_secrets(self, principal: Principal, call: dict[str, Any]) -> None:
+        if call.get("namespace") is None and "*" not in principal.namespaces:
+            raise AccessDenied(f"{_who(principal)} may list the secrets of its own "
+                               "namespaces only: name one")
+        self._check_reveal_secret(principal, {"namespace": call.get("namespace")})
+
     # -- workers and queues ------------------------------------------------------------------
     def _check_claim_runs(self, principal: Principal, call: dict[str, Any]) -> None:
         foreign = [q for q in call["queues"] if not principal.serves(q)]
@@ -338,7 +351,8 @@ class Access:
               ) -> dict[str, Any]:
         sig = self._signatures.get(verb)
         if sig is None:
-            sig = self._signatures[verb] = inspect.signature(getattr(Store, verb))
+            part = next(p for p in PARTS if verb in vars(p))
+            sig = self._signatures[verb] = inspect.signature(getattr(part, verb))
         try:
             bound = sig.bind(None, *args, **kwargs)
         except TypeError as exc:

@@ -54,7 +54,7 @@ VERB_PERMISSION: dict[str, Permission] = {
     "read_cache": Permission.READ, "list_queues": Permission.READ,
     "list_workers": Permission.READ, "list_limits": Permission.READ,
     "get_deployment": Permission.READ, "list_deployments": Permission.READ,
-    "list_schedules": Permission.READ,
+    "list_schedules": Permission.READ, "list_secrets": Permission.READ,
     # executing claimed runs (the fenced writes are checked against the caller's leases)
     "claim_runs": Permission.EXECUTE, "heartbeat": Permission.EXECUTE,
     "register_worker": Permission.EXECUTE, "record_step": Permission.EXECUTE,
@@ -65,6 +65,7 @@ VERB_PERMISSION: dict[str, Permission] = {
     "finish_cancel": Permission.EXECUTE, "recover_run": Permission.EXECUTE,
     "expired_runs": Permission.EXECUTE, "runs_to_cancel": Permission.EXECUTE,
     "create_run": Permission.EXECUTE,  # a child run under a held lease; else OPERATE
+    "reveal_secret": Permission.EXECUTE,  # a flow reading stead.secret() through the server
     # operating
     "cancel_run": Permission.OPERATE, "requeue_run": Permission.OPERATE,
     "save_deployment": Permission.OPERATE, "set_schedules": Permission.OPERATE,

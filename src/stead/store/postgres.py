@@ -36,6 +36,7 @@ from stead.store.base import (
 )
 from stead.store.durability import POSTGRES_SYNCHRONOUS_COMMIT, strongest
 from stead.store.migrate import SCHEMA_HEAD, upgrade
+from stead.store.secrets import SecretVerbs
 from stead.store.sql import (
     POSTGRES,
     TASK_DONE_ROWS,
@@ -96,7 +97,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, s.key, s)
 
 
-class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs):
+class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
     """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16,

@@ -41,6 +41,7 @@ from stead.store.base import (
 )
 from stead.store.durability import SQLITE_SYNCHRONOUS, strongest
 from stead.store.migrate import SCHEMA_HEAD, upgrade
+from stead.store.secrets import SecretVerbs
 from stead.store.sql import (
     SQLITE,
     TASK_DONE_ROWS,
@@ -97,7 +98,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, _db_key(s.key), s)
 
 
-class SQLiteStore(QueueVerbs, RetentionVerbs, AuditVerbs):
+class SQLiteStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
     """Store implementation on one SQLite file. Create with `SQLiteStore(path)`."""
 
     def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL") -> None:

@@ -14,10 +14,13 @@ from typing import Any
 import orjson
 
 from stead import errors
-from stead.store import base
+from stead.store import base, secrets
 
+# The parts of the store interface: base.Store, and the protocols of parts in modules of their
+# own. Their members are the verbs; their modules' dataclasses are the records.
+PARTS: tuple[type, ...] = (base.Store, secrets.SecretStore)
 RECORDS: dict[str, type] = {
-    name: cls for name, cls in vars(base).items()
+    name: cls for module in (base, secrets) for name, cls in vars(module).items()
     if isinstance(cls, type) and dataclasses.is_dataclass(cls)
 }
 # The verbs a remote process (a worker, a flow, the CLI) may call: what executing, enqueueing,
@@ -30,8 +33,12 @@ RECORDS: dict[str, type] = {
 LOCAL_ONLY = frozenset({"close", "create_api_key", "list_api_keys", "find_api_key",
                         "revoke_api_key", "touch_api_key", "lease_holder_key", "prune_runs",
                         "count_prunable", "results_in_use", "record_audit", "list_audit",
-                        "prune_audit"})
-VERBS = frozenset(name for name, value in vars(base.Store).items()
+                        "prune_audit",
+                        # Secrets: a remote process gets a value from `reveal_secret` (the
+                        # server decrypts) and may list names; ciphertexts and changes stay
+                        # where the database and the key are.
+                        "set_secret", "get_secret", "delete_secret", "rotate_secrets"})
+VERBS = frozenset(name for part in PARTS for name, value in vars(part).items()
                   if callable(value) and not name.startswith("_") and name not in LOCAL_ONLY)
 
 
