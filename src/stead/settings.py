@@ -138,6 +138,9 @@ class Settings:
     server_port: int = 4300
     # STEAD_API_KEY: the key a remote process (STEAD_DATABASE_URL=https://server) sends.
     api_key: str | None = None
+    # STEAD_ALLOWED_HOSTS: comma-separated host names the server answers to besides its own
+    # address (and loopback names on loopback); "*" any. Others get 421 (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -164,6 +167,8 @@ class Settings:
             server_host=_env("STEAD_SERVER_HOST", "127.0.0.1"),
             server_port=_env_int("STEAD_SERVER_PORT", 4300),
             api_key=os.environ.get("STEAD_API_KEY") or None,
+            allowed_hosts=tuple(h.strip() for h in _env("STEAD_ALLOWED_HOSTS", "").split(",")
+                                if h.strip()),
         )
 
 

@@ -22,8 +22,8 @@ log = logging.getLogger("stead.server")
 
 HTTP_TYPES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
               405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict",
-              413: "BodyTooLarge", 415: "UnsupportedMediaType", 422: "ValidationError",
-              500: "InternalError", 503: "Unavailable"}
+              413: "BodyTooLarge", 415: "UnsupportedMediaType", 421: "MisdirectedRequest",
+              422: "ValidationError", 500: "InternalError", 503: "Unavailable"}
 # Stead's errors by the status they answer with; the first matching class wins.
 STEAD_STATUS: list[tuple[type[errors.SteadError], int]] = [
     (errors.RunNotFound, 404),
@@ -59,7 +59,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The request cannot be read (e.g. a body that "
                                              "is not UTF-8 JSON)"},
     401: {"model": ErrorBody, "description": "No valid API key (when the server needs one)"},
+    403: {"model": ErrorBody, "description": "A change sent by a web page of another origin, "
+                                             "or a CORS preflight (none is granted)"},
     413: {"model": ErrorBody, "description": "The request body is larger than allowed"},
+    415: {"model": ErrorBody, "description": "A POST, PUT, PATCH or DELETE without "
+                                             "'Content-Type: application/json'"},
+    421: {"model": ErrorBody, "description": "The Host is not a name of this server (see "
+                                             "`stead server start --allowed-host`)"},
     422: {"model": ErrorBody, "description": "A parameter or the body is not valid"},
     500: {"model": ErrorBody, "description": "An unexpected error (see the server's log)"},
     503: {"model": ErrorBody, "description": "The database cannot be reached"},
