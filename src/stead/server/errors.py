@@ -131,8 +131,10 @@ def _describe_validation(exc: RequestValidationError) -> str:
         where = {"query": "query parameter", "path": "path parameter", "body": "body",
                  "header": "header"}.get(loc[0], loc[0]) if loc else "request"
         name = ".".join(loc[1:])
-        parts.append(f"{where} {name!r}: {e.get('msg', 'is not valid')}" if name
-                     else f"{where}: {e.get('msg', 'is not valid')}")
+        msg = e.get("msg", "is not valid")
+        if e.get("type") == "extra_forbidden":
+            msg = "is not a field of this body (misspelt?)"
+        parts.append(f"{where} {name!r}: {msg}" if name else f"{where}: {msg}")
     more = len(exc.errors()) - 3
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
