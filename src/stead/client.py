@@ -106,7 +106,9 @@ class Client:
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """Cancel a run (see `stead runs cancel`); returns the run."""
-        return self._request("POST", f"/api/v1/runs/{run_id}/cancel")  # type: ignore[no-any-return]
+        # No body, but the JSON content type: the server refuses any other (server/guard.py).
+        return self._request("POST", f"/api/v1/runs/{run_id}/cancel",  # type: ignore[no-any-return]
+                             headers={"Content-Type": "application/json"})
 
     # -- deployments -------------------------------------------------------------------------
     def deployments(self) -> list[dict[str, Any]]:

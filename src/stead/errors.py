@@ -15,6 +15,11 @@ class StoreError(SteadError):
     """The database cannot be opened or used (corrupt, newer schema, unreachable)."""
 
 
+class WireFormatError(StoreError):
+    """A store call or answer on the wire (store/wire.py) is not one this version reads: not
+    JSON, an unknown record, a record with unknown or missing fields, a misshapen call."""
+
+
 class RunNotFound(SteadError):
     """No run with the given id (or id prefix) exists."""
 

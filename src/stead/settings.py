@@ -155,6 +155,9 @@ class Settings:
     # $STEAD_HOME/secrets.key; one key a line, the first encrypts); `stead secrets set`
     # creates it (mode 0600) when no key exists.
     secrets_key_file: Path = Path("~/.stead/secrets.key")
+    # STEAD_ALLOWED_HOSTS: comma-separated host names the server answers to besides its own
+    # address (and loopback names on loopback); "*" any. Others get 421 (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -187,6 +190,8 @@ class Settings:
             secrets_key=os.environ.get("STEAD_SECRETS_KEY") or None,
             secrets_key_file=Path(_env("STEAD_SECRETS_KEY_FILE",
                                        str(home / "secrets.key"))).expanduser(),
+            allowed_hosts=tuple(h.strip() for h in _env("STEAD_ALLOWED_HOSTS", "").split(",")
+                                if h.strip()),
         )
 
 

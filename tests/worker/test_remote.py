@@ -78,7 +78,7 @@ def test_a_workers_key_cannot_manage_keys_or_prune(server: tuple[str, Store]) ->
     url, backing = server
     key, record = new_api_key("worker", time.time())
     backing.create_api_key(record)
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     for verb in ("create_api_key", "list_api_keys", "revoke_api_key", "prune_runs"):
         answer = httpx.post(f"{url}/api/v1/store/{verb}", headers=headers, content=b"{}")
         assert answer.status_code == 404, verb

@@ -31,7 +31,12 @@ START_HELP = (
     "On a loopback address (127.0.0.1, ::1, localhost) requests need no key unless "
     "--require-auth; on any other address every request except GET /health needs an API key: "
     "[bold]Authorization: Bearer stead_...[/] (see [bold]stead keys create[/]).\n\n"
-    "Example: [bold]stead server start --host 0.0.0.0 --port 4300[/]")
+    "Requests must name the server by one of its own host names (DNS rebinding): the "
+    "address it listens on, the loopback names on loopback (and on 0.0.0.0 or ::, with the "
+    "machine's name), and each --allowed-host (or STEAD_ALLOWED_HOSTS, comma-separated); "
+    "others get 421. Web pages of other origins can change nothing (docs/security.md).\n\n"
+    "Example: [bold]stead server start --host 0.0.0.0 --port 4300 --allowed-host "
+    "stead.example.com[/]")
 
 
 def is_loopback(host: str) -> bool:
@@ -57,18 +62,25 @@ def start(
     no_services: Annotated[bool, typer.Option(
         "--no-services", help="Serve the API only: no scheduler, reaper or retention.")
     ] = False,
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        "--allowed-host", metavar="NAME",
+        help="A host name clients use for this server (repeat for several; added to "
+             "STEAD_ALLOWED_HOSTS; \"*\": any). Requests naming another host get 421.")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Start the server (see START_HELP)."""
     import uvicorn
 
     from stead.server.app import create_app
+    from stead.server.guard import server_hosts
     from stead.server.services import Services
 
     settings = get_settings()
     host = host or settings.server_host
     port = port or settings.server_port
     auth = require_auth or not is_loopback(host)
+    hosts = server_hosts(host, [*settings.allowed_hosts, *(allowed_host or [])])
     configure_console()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s:  %(name)s: %(message)s")
     logging.getLogger("stead.server").setLevel(logging.INFO)
@@ -80,12 +92,13 @@ def start(
     err().print(f"Stead API on http://{escape(shown)}:{port} for {escape(store.url)} "
                 f"({'API keys required' if auth else 'no API key needed: loopback only'}"
                 f"{'' if no_services else '; scheduler, lease reaper and retention running'})")
+    err().print(f"answering to the host names {escape(', '.join(hosts))} (more: --allowed-host)")
     services = Services(store)
     if not no_services:
         services.start()
     server = uvicorn.Server(uvicorn.Config(
-        create_app(store, require_auth=auth), host=host, port=port, log_level="info",
-        timeout_graceful_shutdown=5, server_header=False))
+        create_app(store, require_auth=auth, allowed_hosts=hosts), host=host, port=port,
+        log_level="info", timeout_graceful_shutdown=5, server_header=False))
     try:
         server.run()
     finally:

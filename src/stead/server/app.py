@@ -7,6 +7,7 @@ an API key when `require_auth` is set; /health never does.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -20,6 +21,7 @@ from stead.server import audit, deployments, runs, store_rpc, system
 from stead.server.access import Access
 from stead.server.auth import Authenticated
 from stead.server.errors import ERROR_RESPONSES, error_response, install_error_handlers
+from stead.server.guard import LOOPBACK_HOSTS, BrowserGuard
 from stead.store.base import Store
 
 DESCRIPTION = """\
@@ -43,10 +45,12 @@ STORE_RPC_PREFIX = "/api/v1/store/"
 STORE_RPC_MAX_BYTES = 64 * 1024 * 1024
 
 
-def create_app(store: Store, *, require_auth: bool, max_body_bytes: int = 1_000_000
-               ) -> FastAPI:
+def create_app(store: Store, *, require_auth: bool, max_body_bytes: int = 1_000_000,
+               allowed_hosts: Iterable[str] = LOOPBACK_HOSTS) -> FastAPI:
     """The API over `store`. With `require_auth`, requests need a valid, unrevoked API key
-    (except /health); request bodies larger than `max_body_bytes` are refused (413)."""
+    (except /health); request bodies larger than `max_body_bytes` are refused (413); requests
+    naming another host than `allowed_hosts`, and requests a web page of another origin could
+    send, are refused (server/guard.py)."""
     app = FastAPI(title="Stead", version=__version__, description=DESCRIPTION,
                   openapi_url=None, docs_url=None, redoc_url=None,
                   generate_unique_id_function=lambda route: route.name)
@@ -77,6 +81,7 @@ def create_app(store: Store, *, require_auth: bool, max_body_bytes: int = 1_000_
 
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes,
                        larger={STORE_RPC_PREFIX: max(max_body_bytes, STORE_RPC_MAX_BYTES)})
+    app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts)  # before any route runs
     app.add_middleware(audit.AuditRecorder, store=store)  # outermost: sees every answer
     return app
 

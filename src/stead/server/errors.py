@@ -8,6 +8,7 @@ only that (the traceback goes to the server's log, never to the client).
 from __future__ import annotations
 
 import logging
+from pathlib import PurePath
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,8 +23,8 @@ log = logging.getLogger("stead.server")
 
 HTTP_TYPES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
               405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict",
-              413: "BodyTooLarge", 415: "UnsupportedMediaType", 422: "ValidationError",
-              500: "InternalError", 503: "Unavailable"}
+              413: "BodyTooLarge", 415: "UnsupportedMediaType", 421: "MisdirectedRequest",
+              422: "ValidationError", 500: "InternalError", 503: "Unavailable"}
 # Stead's errors by the status they answer with; the first matching class wins.
 STEAD_STATUS: list[tuple[type[errors.SteadError], int]] = [
     (errors.RunNotFound, 404),
@@ -61,14 +62,68 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
                                              "is not UTF-8 JSON)"},
     401: {"model": ErrorBody, "description": "No valid API key (when the server needs one)"},
     403: {"model": ErrorBody, "description": "The API key's role or namespaces do not allow "
-                                             "this request"},
+                                             "this request; or a change sent by a web page of "
+                                             "another origin, or a CORS preflight"},
     413: {"model": ErrorBody, "description": "The request body is larger than allowed"},
+    415: {"model": ErrorBody, "description": "A POST, PUT, PATCH or DELETE without "
+                                             "'Content-Type: application/json'"},
+    421: {"model": ErrorBody, "description": "The Host is not a name of this server (see "
+                                             "`stead server start --allowed-host`)"},
     422: {"model": ErrorBody, "description": "A parameter or the body is not valid"},
     500: {"model": ErrorBody, "description": "An unexpected error (see the server's log)"},
     503: {"model": ErrorBody, "description": "The database cannot be reached"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such run or deployment"}}
+
+
+def database_locations(url: str) -> list[str]:
+    """The strings that would tell a client where the database `url` is: the URL, an SQLite
+    file's path and its folder, a PostgreSQL URL without its password, and the password;
+    longest first (the order to replace them in).
+
+    >>> database_locations("postgresql://app:s3cret@db:5432/stead")
+    ['postgresql://app:s3cret@db:5432/stead', 'postgresql://app@db:5432/stead', 's3cret']
+    """
+    found = {url}
+    if url.startswith("sqlite:///") or "://" not in url:
+        path = PurePath(url.removeprefix("sqlite:///"))
+        found |= {str(path), str(path.parent)} if str(path.parent) not in ("/", ".") else {
+            str(path)}
+    else:
+        scheme, _, rest = url.partition("://")
+        credentials, at, host = rest.rpartition("@")
+        if at:
+            user, _, password = credentials.partition(":")
+            found.add(f"{scheme}://{user}@{host}")
+            if password:
+                found.add(password)
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def clean_message(message: str, locations: list[str]) -> str:
+    """A message fit for a client: each of `locations` (see `database_locations`) replaced by
+    "the database" (a folder by "the database's folder"), and no traceback.
+
+    >>> clean_message("the Stead database /srv/x/stead.db failed: disk I/O error",
+    ...               database_locations("sqlite:////srv/x/stead.db"))
+    'the Stead database failed: disk I/O error'
+    """
+    message = message.split("Traceback (most recent call last)", 1)[0].rstrip()
+    for i, location in enumerate(locations):
+        if location in message:
+            folder = any(other.startswith(location + "/") for other in locations[:i])
+            message = message.replace(f"database {location}", "database").replace(
+                location, "the database's folder" if folder else "the database")
+    return message
+
+
+def store_locations(app: Any) -> list[str]:
+    """`database_locations` of the store an app serves (none if it has no usable store)."""
+    try:
+        return database_locations(str(app.state.store.url))
+    except Exception:  # the OpenAPI document's app has no database
+        return []
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -78,18 +133,23 @@ def _describe_validation(exc: RequestValidationError) -> str:
         where = {"query": "query parameter", "path": "path parameter", "body": "body",
                  "header": "header"}.get(loc[0], loc[0]) if loc else "request"
         name = ".".join(loc[1:])
-        parts.append(f"{where} {name!r}: {e.get('msg', 'is not valid')}" if name
-                     else f"{where}: {e.get('msg', 'is not valid')}")
+        msg = e.get("msg", "is not valid")
+        if e.get("type") == "extra_forbidden":
+            msg = "is not a field of this body (misspelt?)"
+        parts.append(f"{where} {name!r}: {msg}" if name else f"{where}: {msg}")
     more = len(exc.errors()) - 3
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Make every error answer with the error body."""
+    """Make every error answer with the error body; no message tells where the database is
+    (`clean_message`)."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.type, exc.message, exc.headers)
+        return error_response(exc.status, exc.type,
+                              clean_message(exc.message, store_locations(request.app)),
+                              exc.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -109,7 +169,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.error("%s %s: %s: %s", request.method, request.url.path,
                       type(exc).__name__, exc)
-        return error_response(status, type(exc).__name__, str(exc))
+        return error_response(status, type(exc).__name__,
+                              clean_message(str(exc), store_locations(request.app)))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from stead.core.states import FINAL_STATES
 from stead.server.deps import StoreDep
-from stead.server.errors import NOT_FOUND, ApiError
+from stead.server.errors import NOT_FOUND, ApiError, clean_message, store_locations
 from stead.server.schemas import (
     ErrorBody,
     History,
@@ -192,8 +192,9 @@ async def _follow(store: Store, run_id: str, after_id: int, batch: int,
             run = await run_in_threadpool(store.get_run, run_id)
             lines = await run_in_threadpool(store.read_logs, run_id, last, batch)
         except Exception as exc:  # the run was deleted, the database went away, ...
-            yield _event("error", json.dumps({"type": type(exc).__name__,
-                                              "message": str(exc)}))
+            yield _event("error", json.dumps({  # never where the database is
+                "type": type(exc).__name__,
+                "message": clean_message(str(exc), store_locations(request.app))}))
             return
         for line in lines:
             last = line.id or last

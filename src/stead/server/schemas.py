@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stead.core.console import level_name
 from stead.store import base
@@ -220,7 +220,15 @@ class ScheduleList(BaseModel):
     items: list[Schedule]
 
 
-class CreateRun(BaseModel):
+class RequestBody(BaseModel):
+    """The base of every request body: a field it does not have (a misspelt one) is a 422
+    naming it, not silently ignored. (tests/server/test_browser_surface.py checks every
+    route's body model.)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateRun(RequestBody):
     """A run of a deployment: parameters override the deployment's defaults."""
 
     parameters: dict[str, Any] = Field(default_factory=dict,

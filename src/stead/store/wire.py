@@ -55,30 +55,101 @@ def _to_wire(value: Any) -> Any:
     return value
 
 
+# Per record class: the names of its fields, and those without a default (required).
+FIELDS: dict[type, tuple[frozenset[str], frozenset[str]]] = {
+    cls: (frozenset(f.name for f in dataclasses.fields(cls)),
+          frozenset(f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING))
+    for cls in RECORDS.values()
+}
+
+
 def _from_wire(value: Any) -> Any:
     if isinstance(value, list):
         return [_from_wire(v) for v in value]
     if isinstance(value, dict):
         if "__tuple__" in value:
-            return tuple(_from_wire(v) for v in value["__tuple__"])
-        name = value.get("__record__")
-        if name is not None:
-            cls = RECORDS.get(name)
-            if cls is None:
-                raise errors.StoreError(f"unknown record type {name!r} on the wire: are the "
-                                        "server and this process the same Stead version?")
-            fields = {k: _from_wire(v) for k, v in value.items() if k != "__record__"}
-            return cls(**fields)
+            items = value["__tuple__"]
+            if len(value) != 1 or not isinstance(items, list):
+                raise errors.WireFormatError("a tuple on the wire is {\"__tuple__\": [...]} "
+                                             "and nothing else")
+            return tuple(_from_wire(v) for v in items)
+        if "__record__" in value:
+            return _record(value)
         return {k: _from_wire(v) for k, v in value.items()}
     return value
 
 
+def _record(value: dict[str, Any]) -> Any:
+    name = value["__record__"]
+    cls = RECORDS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise errors.WireFormatError(f"unknown record type {str(name)[:100]!r} on the wire: "
+                                     "are the server and this process the same Stead "
+                                     "version?")
+    names, required = FIELDS[cls]
+    given = value.keys() - {"__record__"}
+    if not given <= names:
+        unknown = ", ".join(sorted(repr(k[:100]) for k in given - names)[:5])
+        raise errors.WireFormatError(f"{name} has no field {unknown}")
+    if not required <= given:
+        raise errors.WireFormatError(f"{name} is missing its field "
+                                     f"{', '.join(sorted(repr(k) for k in required - given))}")
+    return cls(**{k: _from_wire(v) for k, v in value.items() if k != "__record__"})
+
+
 def dumps(value: Any) -> bytes:
+    """The wire form of `value` (records, tuples, lists, dicts, JSON scalars).
+
+    >>> dumps(base.Fence("r1", 2))
+    b'{"__record__":"Fence","run_id":"r1","epoch":2}'
+    """
     return orjson.dumps(_to_wire(value))
 
 
 def loads(data: bytes) -> Any:
-    return _from_wire(orjson.loads(data))
+    """The value `data` (made by `dumps`) stands for; WireFormatError if it is not JSON or
+    names records (or their fields) this version does not know.
+
+    >>> loads(b'{"__tuple__": [1, "a"]}')
+    (1, 'a')
+    """
+    try:
+        decoded = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise errors.WireFormatError(f"not JSON (UTF-8): {exc}") from None
+    return _from_wire(decoded)
+
+
+def loads_call(data: bytes) -> tuple[list[Any], dict[str, Any]]:
+    """The positional and keyword arguments of a store call's body
+    ({"args": [...], "kwargs": {...}}, both optional; an empty body is no arguments);
+    WireFormatError if the body is anything else.
+
+    >>> loads_call(b'{"args": ["run-1"]}')
+    (['run-1'], {})
+    """
+    if not data:
+        return [], {}
+    call = loads(data)
+    if not isinstance(call, dict):
+        raise errors.WireFormatError(f"the body must be an object {{\"args\": [...], "
+                                     f"\"kwargs\": {{...}}}}, not {_kind(call)}")
+    unknown = call.keys() - {"args", "kwargs"}
+    if unknown:
+        shown = ", ".join(sorted(repr(k[:100]) for k in unknown)[:5])
+        raise errors.WireFormatError(f"the body has only \"args\" and \"kwargs\", not {shown}")
+    args, kwargs = call.get("args", []), call.get("kwargs", {})
+    if not isinstance(args, list):
+        raise errors.WireFormatError(f"\"args\" must be a list, not {_kind(args)}")
+    if not isinstance(kwargs, dict):
+        raise errors.WireFormatError(f"\"kwargs\" must be an object, not {_kind(kwargs)}")
+    return args, kwargs
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"a {type(value).__name__}"
 
 
 def error_to_wire(exc: BaseException) -> dict[str, Any]:
