@@ -64,10 +64,9 @@ class Access:
         self._trees = _Lru()  # (run id of a fence, run id) -> True: run is in fence's tree
 
     # -- the entry points -------------------------------------------------------------
-    def check(self, principal: Principal, verb: str, args: tuple[Any, ...],
-              kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Refuse the call (AccessDenied, or RunNotFound for a foreign run) or return its
-        arguments by name, with the fields the server owns filled in."""
+    def permit(self, principal: Principal, verb: str) -> bool:
+        """Refuse (AccessDenied) a verb the principal's role may not call at all; True if
+        it may call it only within limits (a worker reading the runs it executes)."""
         needed = VERB_PERMISSION.get(verb)
         if needed is None:
             raise AccessDenied(f"the store verb {verb!r} is not open to API keys")
@@ -76,6 +75,13 @@ class Access:
                             and principal.may(Permission.EXECUTE)):
             raise AccessDenied(f"{_who(principal)} may not call {verb}: the {principal.role} "
                                f"role lacks the {needed.value!r} permission")
+        return limited
+
+    def check(self, principal: Principal, verb: str, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Refuse the call (AccessDenied, or RunNotFound for a foreign run) or return its
+        arguments by name, with the fields the server owns filled in."""
+        limited = self.permit(principal, verb)
         call = self._bind(verb, args, kwargs)
         handler = getattr(self, f"_check_{verb}", None)
         if handler is not None:
@@ -94,6 +100,11 @@ class Access:
             return result
         if verb == "list_deployments":
             return [d for d in result if principal.sees(d.namespace)]
+        if verb == "list_secrets":
+            return [s for s in result if principal.sees(s.namespace)]
+        if verb == "list_schedules" and call.get("deployment") is None:
+            mine = {d.name for d in self.store.list_deployments() if principal.sees(d.namespace)}
+            return [s for s in result if s.deployment in mine]
         if verb == "resolve_run_id":
             self._run_visible(principal, result)
         if verb == "expired_runs":
@@ -238,10 +249,8 @@ class Access:
                                f"{call['namespace']!r}")
 
     def _check_list_secrets(self, principal: Principal, call: dict[str, Any]) -> None:
-        if call.get("namespace") is None and "*" not in principal.namespaces:
-            raise AccessDenied(f"{_who(principal)} may list the secrets of its own "
-                               "namespaces only: name one")
-        self._check_reveal_secret(principal, {"namespace": call.get("namespace")})
+        if call.get("namespace") is not None:  # else after() keeps only its namespaces'
+            self._check_reveal_secret(principal, {"namespace": call["namespace"]})
 
     # -- workers and queues ------------------------------------------------------------------
     def _check_claim_runs(self, principal: Principal, call: dict[str, Any]) -> None:
@@ -275,9 +284,6 @@ class Access:
     def _check_list_schedules(self, principal: Principal, call: dict[str, Any]) -> None:
         if call.get("deployment") is not None:
             self._deployment_visible(principal, call["deployment"])
-        elif "*" not in principal.namespaces:
-            raise AccessDenied(f"{_who(principal)} may list the schedules of one deployment "
-                               "at a time")
 
     def _check_save_deployment(self, principal: Principal, call: dict[str, Any]) -> None:
         dep = call["deployment"]
@@ -388,6 +394,11 @@ class Guarded:
     def __init__(self, store: Store, principal: Principal, access: Access) -> None:
         self._store, self._principal, self._access = store, principal, access
         self.url = store.url
+
+    def permit(self, verb: str) -> None:
+        """Refuse (AccessDenied) a verb this principal may never call, before its
+        arguments are even read."""
+        self._access.permit(self._principal, verb)
 
     def __getattr__(self, verb: str) -> Any:
         method = getattr(self._store, verb)

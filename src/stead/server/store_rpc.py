@@ -24,7 +24,7 @@ from stead.errors import (
     StoreError,
     WireFormatError,
 )
-from stead.server.access import guard
+from stead.server.access import Guarded, guard
 from stead.server.errors import clean_message, database_locations
 from stead.store import validate, wire
 
@@ -65,6 +65,11 @@ def run_verb(store: Any, verb: str, body: bytes) -> Response:
     """
     if verb not in wire.VERBS:
         return _error(404, "NotFound", f"no store verb {verb[:100]!r}")
+    if isinstance(store, Guarded):  # the role first: a refused caller learns nothing more
+        try:
+            store.permit(verb)
+        except AccessDenied as exc:
+            return _answer(403, wire.error_to_wire(exc))
     try:
         args, kwargs = wire.loads_call(body)
     except WireFormatError as exc:

@@ -20,7 +20,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from stead.store import base
+from stead.store.wire import PARTS
 
 # A compiled check: the problem with a value, or None when it is fine. The problem starts
 # with the path inside the value (".limit must be an int, got str", "[3] must be ...", or
@@ -54,7 +54,7 @@ def check_call(verb: str, args: list[Any], kwargs: dict[str, Any]) -> str | None
 
 @functools.cache
 def _verb(verb: str) -> tuple[inspect.Signature, dict[str, Check]]:
-    method = getattr(base.Store, verb)
+    method = getattr(next(p for p in PARTS if verb in vars(p)), verb)
     hints = typing.get_type_hints(method)
     hints.pop("return", None)
     return inspect.signature(method), {name: _compile(hint) for name, hint in hints.items()}
