@@ -110,3 +110,9 @@ def handled_then_fails(out: str, marker: str) -> str:
     except LookupError:
         pass
     return needs_marker(out, marker)
+
+
+@flow
+def parent_of_two(out: str) -> int:
+    """Two child flows (child runs created by whoever executes it) and a tagged task."""
+    return twenty(out, 2) + twenty(out, 3) + int(limited(out, 0.01))

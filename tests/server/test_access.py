@@ -42,7 +42,7 @@ WORKER = {"claim_runs", "heartbeat", "register_worker", "record_step", "record_s
           "runs_to_cancel", "create_run", "reveal_secret",
           # reads of the runs it executes, and the deployment it checks an entrypoint against
           "get_run", "load_steps", "get_step", "read_cache", "get_deployment", "list_limits",
-          "run_history"}
+          "run_history", "list_runs"}
 ALLOWED = {"admin": set(wire.VERBS), "operator": set(wire.VERBS), "worker": WORKER,
            "reader": READER, "webhook": set()}
 

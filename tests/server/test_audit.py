@@ -63,8 +63,8 @@ def test_every_state_changing_request_is_recorded_with_who_where_and_outcome(
     server = serve("--require-auth")
     with server.client(key) as http:
         assert http.post("/api/v1/deployments/tidy/runs", json={}).status_code == 201
-        assert http.post("/api/v1/runs/r1/cancel").status_code == 200
-        assert http.post("/api/v1/runs/nope/cancel").status_code == 404
+        assert http.post("/api/v1/runs/r1/cancel", json={}).status_code == 200
+        assert http.post("/api/v1/runs/nope/cancel", json={}).status_code == 404
         assert http.post("/api/v1/store/set_queue", content=call("set_queue", "etl", 2)
                          ).status_code == 200
         assert http.post("/api/v1/store/cancel_run", content=call(
@@ -84,7 +84,7 @@ def test_every_state_changing_request_is_recorded_with_who_where_and_outcome(
     # refused: a wrong key on a read, no key on a write
     assert httpx.get(f"{server.url}/api/v1/runs",
                      headers={"Authorization": "Bearer stead_wrong"}).status_code == 401
-    assert httpx.post(f"{server.url}/api/v1/runs/r1/cancel").status_code == 401
+    assert httpx.post(f"{server.url}/api/v1/runs/r1/cancel", json={}).status_code == 401
     stop_server(server)  # what is still buffered is written at shutdown
 
     found = {(r.action, r.target, r.outcome): r for r in rows(db)}

@@ -84,3 +84,45 @@ def test_a_workers_key_cannot_manage_keys_or_prune(server: tuple[str, Store]) ->
         assert answer.status_code == 404, verb
     assert httpx.post(f"{url}/api/v1/store/list_runs", headers=headers,
                       content=b'{"args": [{"__record__": "RunFilter"}]}').status_code == 200
+
+
+def test_a_worker_key_executes_its_namespaces_runs_of_its_queues_only(
+        server: tuple[str, Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The least privilege a worker needs is enough: claims, heartbeats, child runs, tag slots
+    and checkpoints all pass the server's checks; another namespace's run is not claimed."""
+    from stead.store.base import Limit
+
+    url, backing = server
+    backing.set_limit(Limit("db", concurrency=1))
+    made = {}
+    for name, role, spaces in [("ops-a", "operator", ("team-a",)),
+                               ("ops-b", "operator", ("team-b",)),
+                               ("etl-a", "worker", ("team-a",))]:
+        key, record = new_api_key(name, time.time(), role=role, namespaces=spaces,
+                                  queues=("remote",) if role == "worker" else None)
+        backing.create_api_key(record)
+        made[name] = key
+    out = tmp_path / "effects.txt"
+    ids = {}
+    for team, key in (("team-a", made["ops-a"]), ("team-b", made["ops-b"])):
+        monkeypatch.setenv("STEAD_DATABASE_URL", url)
+        monkeypatch.setenv("STEAD_API_KEY", key)
+        monkeypatch.setenv("STEAD_NAMESPACE", team)
+        close_stores()
+        reset_settings()
+        ids[team] = queued_flows.parent_of_two.enqueue(out=str(out), queue="remote")
+    close_stores()
+    workers = Workers(url, tmp_path)
+    try:
+        workers.start("-q", "remote", "-c", "1", STEAD_API_KEY=made["etl-a"])
+        wait_until(lambda: backing.get_run(ids["team-a"]).state in ("Completed", "Failed"),
+                   60, "the worker to finish team-a's run")
+        run = backing.get_run(ids["team-a"])
+        assert run.state == "Completed", (run.error, workers.log(workers.procs[0]))
+        assert run.created_by is not None and run.created_by.startswith("operator:")
+        assert len(effects(out)) == 6  # 2 + 3 effects of the children, 1 tagged task
+        time.sleep(1.0)  # several polls: team-b's run on the same queue is not claimed
+        assert backing.get_run(ids["team-b"]).state == "Pending"
+        assert "AccessDenied" not in workers.log(workers.procs[0])
+    finally:
+        workers.stop_all()

@@ -96,6 +96,10 @@ class Access:
         """The answer as the principal may see it (listings cut to its namespaces)."""
         if verb == "expired_runs" and principal.queues is not None:
             result = [r for r in result if principal.serves(r.queue)]
+        if verb == "list_runs" and not principal.may(Permission.READ):
+            # A worker finds the runs its dead predecessors held (worker/recovery.py): the
+            # enqueued runs of its queues, which it could claim anyway.
+            result = [r for r in result if r.queue is not None and principal.serves(r.queue)]
         if "*" in principal.namespaces:
             return result
         if verb == "list_deployments":

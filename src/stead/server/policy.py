@@ -43,7 +43,8 @@ DEFAULT_NAMESPACE = "default"
 # Reads a worker needs for the runs it executes; checked against the runs it holds where the
 # verb names a run (server/fencing.py).
 WORKER_READS = frozenset({"get_run", "load_steps", "get_step", "read_cache", "get_deployment",
-                          "list_limits", "runs_to_cancel", "expired_runs", "run_history"})
+                          "list_limits", "runs_to_cancel", "expired_runs", "run_history",
+                          "list_runs"})  # list_runs: only enqueued runs of its queues
 
 VERB_PERMISSION: dict[str, Permission] = {
     # reading
