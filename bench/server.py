@@ -100,8 +100,9 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
             ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000)
 
 
-def api_figures(base: str, n_create: int) -> dict[str, float]:
-    with httpx.Client(base_url=base, timeout=30) as client:
+def api_figures(base: str, n_create: int, key: str | None = None) -> dict[str, float]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(base_url=base, timeout=30, headers=headers) as client:
         start = time.perf_counter()
         for i in range(n_create):
             r = client.post("/api/v1/deployments/report/runs",
@@ -137,9 +138,9 @@ print(seq, mp)
 """
 
 
-def flow_cost(url: str, folder: Path, n: int) -> tuple[float, float]:
+def flow_cost(url: str, folder: Path, n: int, key: str | None = None) -> tuple[float, float]:
     env = {**os.environ, "STEAD_DATABASE_URL": url, "STEAD_CONSOLE": "0",
-           "STEAD_HOME": str(folder / "client")}
+           "STEAD_HOME": str(folder / "client"), **({"STEAD_API_KEY": key} if key else {})}
     out = subprocess.run([sys.executable, "-c", REMOTE_PROBE, str(n), str(HERE)], env=env,
                          capture_output=True, text=True, check=True).stdout.split()
     return float(out[0]) * 1e6, float(out[1]) * 1e6
@@ -172,17 +173,41 @@ def main() -> None:
             ("API: list runs with state=Failed", f"p50 {api['f50']:.1f} ms",
              f"p99 {api['f99']:.1f} ms"),
         ]
+        # The checks of roles and namespaces: the same with an operator key of one namespace
+        # (every id checked against it) instead of the local user (no checks at all).
+        from stead.server.apikeys import new_api_key
+        from stead.store import open_store
+
+        key, record = new_api_key("bench", time.time(), role="operator",
+                                  namespaces=("default",))
+        keys_db = open_store(url)
+        keys_db.create_api_key(record)
+        keys_db.close()
+        log("API with an operator key of one namespace")
+        keyed = api_figures(base, args.create, key)
+        rows += [
+            ("API: runs created, operator key of one namespace",
+             f"{keyed['created']:,.0f} runs/s",
+             f"{keyed['created'] / api['created']:.2f}x the keyless figure"),
+            ("API: list runs, first page, operator key of one namespace",
+             f"p50 {keyed['p50']:.1f} ms", f"p99 {keyed['p99']:.1f} ms"),
+        ]
         log("remote mode against embedded mode")
         remote_seq, remote_map = flow_cost(base, folder, args.tasks)
+        keyed_seq, keyed_map = flow_cost(base, folder, args.tasks, key)
         local_seq, local_map = flow_cost(url, folder, args.tasks)
         rows += [
             (f"embedded: per task, {args.tasks} sequential tasks (SQLite)",
              f"{local_seq:.0f} us", "1.00x"),
             (f"remote: per task, {args.tasks} sequential tasks (HTTP to the server)",
              f"{remote_seq:.0f} us", f"{remote_seq / local_seq:.2f}x embedded"),
+            (f"remote, operator key of one namespace: per task, {args.tasks} sequential tasks",
+             f"{keyed_seq:.0f} us", f"{keyed_seq / remote_seq:.2f}x keyless remote"),
             (f"embedded: per task, {args.tasks} tasks via .map", f"{local_map:.0f} us", "1.00x"),
             (f"remote: per task, {args.tasks} tasks via .map (group commit batches)",
              f"{remote_map:.0f} us", f"{remote_map / local_map:.2f}x embedded"),
+            (f"remote, operator key of one namespace: per task, {args.tasks} tasks via .map",
+             f"{keyed_map:.0f} us", f"{keyed_map / remote_map:.2f}x keyless remote"),
         ]
     finally:
         proc.terminate()
