@@ -41,6 +41,7 @@ class Server:
 
     def client(self, key: str | None = None, **kwargs: object) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        headers.update(kwargs.pop("headers", None) or {})  # type: ignore[call-overload]
         return httpx.Client(base_url=self.url, headers=headers, timeout=30,
                             **kwargs)  # type: ignore[arg-type]
 

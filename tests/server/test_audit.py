@@ -31,6 +31,7 @@ def _audit_is_local(request: pytest.FixtureRequest) -> None:
     if "backend" in request.fixturenames and request.getfixturevalue("backend") == "http":
         pytest.skip("the audit log is kept where the database is, not through a server")
 
+JSON = {"Content-Type": "application/json"}  # the server refuses other changes (415)
 
 def call(verb: str, *args: Any) -> bytes:
     return wire.dumps({"args": list(args), "kwargs": {}})
@@ -61,7 +62,7 @@ def test_every_state_changing_request_is_recorded_with_who_where_and_outcome(
         db.create_run(RunRecord(id=run_id, flow_name="tidy", state="Pending",
                                 created_at=time.time(), queue="etl"))
     server = serve("--require-auth")
-    with server.client(key) as http:
+    with server.client(key, headers=JSON) as http:
         assert http.post("/api/v1/deployments/tidy/runs", json={}).status_code == 201
         assert http.post("/api/v1/runs/r1/cancel", json={}).status_code == 200
         assert http.post("/api/v1/runs/nope/cancel", json={}).status_code == 404
@@ -111,7 +112,7 @@ def test_the_local_user_of_a_keyless_server_and_execution_verbs_when_asked(
         db: Store, serve: Callable[..., Server], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STEAD_AUDIT_EXECUTION", "1")
     server = serve()
-    with server.client() as http:
+    with server.client(headers=JSON) as http:
         assert http.post("/api/v1/store/append_logs", content=call("append_logs", [])
                          ).status_code == 200
         assert http.post("/api/v1/store/list_runs", content=b"").status_code in (200, 400)
@@ -199,7 +200,7 @@ def test_listing_the_audit_log_over_rest_filters_and_pages(
         for n in range(6)])
     key, _ = admin_key(db, "auditor")
     server = serve("--require-auth")
-    with server.client(key) as http:
+    with server.client(key, headers=JSON) as http:
         first = http.get("/api/v1/audit", params={"limit": 4}).json()
         assert [e["target"] for e in first["items"]] == ["t5", "t4", "t3", "t2"]
         second = http.get("/api/v1/audit", params={"limit": 4,

@@ -25,7 +25,6 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stead.server.deps import StoreDep
 from stead.server.errors import ApiError
 from stead.server.policy import READ_VERBS, VERB_PERMISSION, Permission, Principal
 from stead.server.schemas import ErrorBody
@@ -324,7 +323,6 @@ def _before_id(cursor: str | None) -> int | None:
     "server runs with STEAD_AUDIT_EXECUTION=1."))
 def list_audit(
     request: Request,
-    store: StoreDep,
     since: Annotated[float | None, Query(
         allow_inf_nan=False, description="Only rows at or after (Unix seconds)")] = None,
     until: Annotated[float | None, Query(
@@ -342,6 +340,7 @@ def list_audit(
     principal = getattr(request.state, "principal", None)
     if not isinstance(principal, Principal) or not principal.may(Permission.ADMIN):
         raise ApiError(403, "reading the audit log needs an admin key")
+    store = request.app.state.store  # the whole log: it belongs to no namespace
     rows = audit_log(store).list_audit(AuditFilter(
         since=since, until=until, key=key, action=action, outcome=outcome, target=target,
         limit=limit + 1, before_id=_before_id(cursor)))

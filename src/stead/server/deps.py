@@ -6,13 +6,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from stead.server.access import guard
+from stead.server.access import Access, guard
 from stead.store.base import Store
 
 
 def get_store(request: Request) -> Store:
     state = request.app.state
-    return guard(state.store, request.state.principal, state.access)
+    access = getattr(state, "access", None)
+    if access is None:  # an app put together without create_app (tests of one router)
+        access = state.access = Access(state.store)
+    return guard(state.store, request.state.principal, access)
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
