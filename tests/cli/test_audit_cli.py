@@ -103,7 +103,8 @@ def test_keys_create_and_revoke_are_recorded_as_local_actions(
     assert invoke("keys", "revoke", "no-such-key").exit_code == 2
     rows = audit_log(store_for()).list_audit(AuditFilter())
     assert [(r.action, r.target, r.outcome, r.detail) for r in reversed(rows)] == [
-        ("keys create", key.id, 200, "name 'deployer', role operator"), ("keys revoke", key.id, 200, None),
+        ("keys create", key.id, 200, "name 'deployer', role operator"),
+        ("keys revoke", key.id, 200, None),
         ("keys revoke", key.id, 200, "already revoked"), ("keys revoke", None, 404,
                                                           "ConfigError")]
     for r in rows:
