@@ -10,6 +10,7 @@ from typing import Any
 
 import deployed_flows  # tests/scripts, put on sys.path by tests/server/conftest.py
 import hypothesis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
 from schemathesis.checks import (
@@ -20,6 +21,7 @@ from schemathesis.checks import (
 )
 
 from stead.deployments.registry import deploy
+from stead.server.apikeys import new_api_key
 from stead.server.openapi import openapi_text
 from stead.store.base import LogRecord, RunRecord, Store
 from tests.server.conftest import Server
@@ -27,6 +29,7 @@ from tests.server.conftest import Server
 DOC = Path(__file__).parents[2] / "docs" / "openapi.json"
 REGENERATE = "python -m stead.server.openapi > docs/openapi.json"
 EXAMPLES = 20  # per operation and generation mode: the whole run stays well under a minute
+EXAMPLES_PER_ROLE = 8  # the same with a key of each role
 
 
 def test_the_committed_document_is_the_apps() -> None:
@@ -64,7 +67,25 @@ def fill(store: Store) -> None:
 
 def test_generated_requests_never_make_the_server_fail(server: Server, db: Store) -> None:
     fill(db)
-    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    fuzz(server, {}, EXAMPLES)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("role", ["operator", "worker", "reader", "webhook"])
+def test_generated_requests_with_each_role_never_make_the_server_fail(
+        server: Server, db: Store, role: str) -> None:
+    """The same with a key of each role (the keyless loopback server still checks a key it
+    is sent): refusals are documented 403s or 404s, never a server error."""
+    fill(db)
+    key, record = new_api_key(role, 1.0, role=role, namespaces=("default",))
+    db.create_api_key(record)
+    fuzz(server, {"Authorization": f"Bearer {key}"}, EXAMPLES_PER_ROLE)
+
+
+def fuzz(server: Server, headers: dict[str, str], examples: int) -> None:
+    """Schemathesis's generated requests (valid and invalid) to every operation, sent with
+    `headers`: no server error, and every answer as the document says."""
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", headers=headers)
     checks = [not_a_server_error, status_code_conformance, content_type_conformance,
               response_schema_conformance]
     known = {"run_id": "done", "name": "daily"}
@@ -78,11 +99,12 @@ def test_generated_requests_never_make_the_server_fail(server: Server, db: Store
                 strategy = operation.as_strategy(mode, path_parameters=path_parameters)
 
                 @given(case=strategy)
-                @hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None,
+                @hypothesis.settings(max_examples=examples, deadline=None, database=None,
                                      suppress_health_check=list(HealthCheck),
                                      phases=[hypothesis.Phase.generate])
                 def check(case: Any) -> None:
-                    response = case.call(base_url=server.url, timeout=20)
+                    response = case.call(base_url=server.url, timeout=20,
+                                         headers=headers or None)
                     case.validate_response(response, checks=checks)
 
                 try:
