@@ -146,7 +146,8 @@ def test_rest_routes_by_role_and_namespace(serve: Callable[..., Server], db: Sto
                        ("GET", "/api/v1/deployments/dep-a"): 404,
                        ("POST", "/api/v1/deployments/dep-a/runs"): 404,
                        ("GET", "/api/v1/runs/run-b"): 200},
-        "worker": {("GET", "/api/v1/runs"): 403, ("GET", "/api/v1/runs/run-a"): 403,
+        # (A worker lists only the enqueued runs of its queues and namespaces: see below.)
+        "worker": {("GET", "/api/v1/runs"): 200, ("GET", "/api/v1/runs/run-a"): 403,
                    ("POST", "/api/v1/runs/run-a/cancel"): 403,
                    ("POST", "/api/v1/deployments/dep-a/runs"): 403},
         "webhook": {("GET", "/api/v1/runs"): 403, ("GET", "/api/v1/runs/run-a"): 403,
@@ -162,6 +163,7 @@ def test_rest_routes_by_role_and_namespace(serve: Callable[..., Server], db: Sto
                     assert "team-" not in answer.text
     # Listings hold only the key's namespaces.
     for who, visible in [("reader", {"run-a", "run-done"}), ("operator-b", {"run-b"}),
+                         ("worker", {"run-a", "run-done"}),
                          ("admin", {"run-a", "run-b", "run-done"})]:
         with server.client(keys[who]) as http:
             listed = {r["id"] for r in http.get("/api/v1/runs").json()["items"]}
