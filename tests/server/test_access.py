@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stead.errors import AccessDenied, FlowNotLoadable, RunNotFound
+from stead.errors import AccessDenied, DeploymentNotFound, FlowNotLoadable, RunNotFound
 from stead.server.apikeys import new_api_key
 from stead.server.policy import VERB_PERMISSION
 from stead.store import wire
@@ -246,6 +246,10 @@ def test_namespaces_hold_for_nested_ids(remote: Callable[[str], HttpStore], db: 
             name="shared", version=0, flow_name="f", entrypoint="m:f", script_path=None,
             params="{}", param_schema="{}", queue="q", namespace="team-b"))
     assert [r.id for r in b.list_runs(RunFilter())] == [runs["b"]]
+    with pytest.raises(DeploymentNotFound):  # its schedules are team-a's too
+        b.set_schedules("shared", [])
+    with pytest.raises(AccessDenied, match="needs a key of all namespaces"):
+        b.set_queue("etl", 1)  # queues are shared by every namespace
 
 
 def test_a_run_is_stamped_with_the_key_that_created_it(

@@ -27,7 +27,6 @@ from typing import Any
 
 from stead.errors import AccessDenied, DeploymentNotFound, RunNotFound
 from stead.server.policy import (
-    DEFAULT_NAMESPACE,
     VERB_PERMISSION,
     WORKER_READS,
     Permission,
@@ -37,11 +36,16 @@ from stead.store.base import Fence, RunFilter, RunRecord, Store
 from stead.store.wire import PARTS
 
 CACHE_MAX = 20_000  # remembered (key, run, epoch) leases and run namespaces, per server
+# Verbs checked by the argument that names their run, or their deployment; verbs that
+# change what every namespace shares (a key of all namespaces only), with what they do.
 RUN_VERBS = {"get_run": "run_id", "run_history": "run_id", "load_steps": "run_id",
              "get_step": "run_id", "read_logs": "run_id", "cancel_run": "run_id",
-             "requeue_run": "run_id", "recover_run": "run_id", "finish_cancel": "run_id"}
-FENCED_WRITES = frozenset({"record_step", "record_steps", "mark_steps_running", "append_logs",
-                           "transition_run", "create_run", "write_cache"})
+             "requeue_run": "run_id"}
+DEPLOYMENT_VERBS = {"get_deployment": "name", "set_schedules": "deployment",
+                    "set_schedule_active": "deployment"}
+SHARED_VERBS = {"set_queue": "change queues", "set_limit": "change tag limits",
+                "delete_limit": "change tag limits", "promote_due_runs": "run the scheduler",
+                "mark_late_runs": "run the scheduler", "advance_schedule": "run the scheduler"}
 PENDING_STATES = frozenset({"Pending", "Scheduled", "Late"})
 
 
@@ -60,7 +64,7 @@ class Access:
         self.store = store
         self._signatures: dict[str, inspect.Signature] = {}
         self._held = _Lru()  # (key id, run id, epoch) -> True
-        self._namespace = _Lru()  # run id -> (namespace, root run id or None if unknown)
+        self._namespace = _Lru()  # run id -> its namespace (it never changes)
         self._trees = _Lru()  # (run id of a fence, run id) -> True: run is in fence's tree
 
     # -- the entry points -------------------------------------------------------------
@@ -74,7 +78,8 @@ class Access:
         if limited and not (needed is Permission.READ and verb in WORKER_READS
                             and principal.may(Permission.EXECUTE)):
             raise AccessDenied(f"{_who(principal)} may not call {verb}: the {principal.role} "
-                               f"role lacks the {needed.value!r} permission")
+                               f"role lacks the {needed.value!r} permission; use a key whose "
+                               "role has it (docs/security.md lists what each role may)")
         return limited
 
     def check(self, principal: Principal, verb: str, args: tuple[Any, ...],
@@ -90,6 +95,12 @@ class Access:
             self._run_visible(principal, call[RUN_VERBS[verb]])
             if limited:  # a worker reads only the runs it executes
                 self._executing(principal, call[RUN_VERBS[verb]])
+        elif verb in DEPLOYMENT_VERBS:
+            self._deployment_visible(principal, call[DEPLOYMENT_VERBS[verb]])
+        elif verb in SHARED_VERBS and "*" not in principal.namespaces:
+            raise AccessDenied(f"{_who(principal)} may not {SHARED_VERBS[verb]}: that changes "
+                               "every namespace, so it needs a key of all namespaces "
+                               "(`stead keys create NAME --role operator --namespace '*'`)")
         return call
 
     def after(self, principal: Principal, verb: str, call: dict[str, Any], result: Any) -> Any:
@@ -180,9 +191,6 @@ class Access:
             raise AccessDenied(f"{_who(principal)} may change only runs it holds the lease of")
         self._holds(principal, fence)
         self._in_tree(fence, run.id)
-
-    def _check_requeue_run(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._run_visible(principal, call["run_id"])
 
     def _check_recover_run(self, principal: Principal, call: dict[str, Any]) -> None:
         run = self.store.get_run(call["run_id"])
@@ -282,9 +290,6 @@ class Access:
             raise DeploymentNotFound(f"no deployment {name!r}; `stead deployments ls` lists "
                                      "the deployments")
 
-    def _check_get_deployment(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._deployment_visible(principal, call["name"])
-
     def _check_list_schedules(self, principal: Principal, call: dict[str, Any]) -> None:
         if call.get("deployment") is not None:
             self._deployment_visible(principal, call["deployment"])
@@ -294,35 +299,6 @@ class Access:
         if not principal.sees(dep.namespace):
             raise AccessDenied(f"{_who(principal)} may not deploy in namespace "
                                f"{dep.namespace!r}")
-
-    def _check_set_schedules(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._deployment_visible(principal, call["deployment"])
-
-    def _check_set_schedule_active(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._deployment_visible(principal, call["deployment"])
-
-    def _global(self, principal: Principal, what: str) -> None:
-        if "*" not in principal.namespaces:
-            raise AccessDenied(f"{_who(principal)} may not {what}: that changes every "
-                               "namespace; it needs a key of all namespaces")
-
-    def _check_set_queue(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._global(principal, "change queues")
-
-    def _check_set_limit(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._global(principal, "change tag limits")
-
-    def _check_delete_limit(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._global(principal, "change tag limits")
-
-    def _check_promote_due_runs(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._global(principal, "run the scheduler")
-
-    def _check_mark_late_runs(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._global(principal, "run the scheduler")
-
-    def _check_advance_schedule(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._global(principal, "run the scheduler")
 
     # -- leases and trees --------------------------------------------------------------------
     def _holding(self, principal: Principal, fence: Fence) -> bool:
@@ -378,13 +354,6 @@ def _who(principal: Principal) -> str:
 
 def _creator(principal: Principal) -> str | None:
     return None if principal.key_id is None else f"{principal.role}:{principal.key_id}"
-
-
-def default_namespace(principal: Principal) -> str:
-    """Where a principal's new runs and deployments go when it names none."""
-    if "*" in principal.namespaces or DEFAULT_NAMESPACE in principal.namespaces:
-        return DEFAULT_NAMESPACE
-    return principal.namespaces[0]
 
 
 class Guarded:
