@@ -330,7 +330,7 @@ def test_queues_workers_and_limits(server: Server, db: Store) -> None:
     make_run(db, "waiting", T0, state="Pending", queue="etl")
     make_run(db, "elsewhere", T0 + 1, state="Pending", queue="adhoc")
     db.register_worker(WorkerRecord("w1", "box-1", "box", 42, '["etl", "adhoc"]', 8,
-                                    "running", T0, T0 + 5, running=2))
+                                    "running", T0, T0 + 5, running=2, lease_s=10.0))
     db.set_limit(Limit("db", concurrency=5))
     db.set_limit(Limit("api", rate=10, period=1.0))
     with server.client() as http:
@@ -342,7 +342,7 @@ def test_queues_workers_and_limits(server: Server, db: Store) -> None:
         assert http.get("/api/v1/workers").json()["items"] == [
             {"id": "w1", "name": "box-1", "host": "box", "pid": 42, "queues": ["etl", "adhoc"],
              "concurrency": 8, "state": "running", "started_at": T0, "heartbeat_at": T0 + 5,
-             "running": 2}]
+             "running": 2, "lease_s": 10.0, "lost": False}]  # T0 is in 2027
         assert http.get("/api/v1/limits").json()["items"] == [
             {"name": "api", "concurrency": None, "rate": 10, "period": 1.0},
             {"name": "db", "concurrency": 5, "rate": None, "period": None}]

@@ -74,8 +74,9 @@ def start(
 
 
 @workers_app.command("ls", help="List workers: name, host, queues, state, runs in progress "
-                                "and last heartbeat. A worker silent for longer than its "
-                                "lease is shown as [bold red]lost[/].\n\nExample: "
+                                "last heartbeat and lease. A worker silent for longer than "
+                                "its own lease (`worker start --lease`) is shown as "
+                                "[bold red]lost[/]: its runs are recovered elsewhere.\n\nExample: "
                                 "[bold]stead workers ls --all[/]")
 @handle_errors
 def list_workers(
@@ -85,7 +86,7 @@ def list_workers(
 ) -> None:
     """List workers."""
     store = open_db(db)
-    lease = get_settings().lease_seconds
+    default_lease = get_settings().lease_seconds
     now = time.time()
     workers = [w for w in store.list_workers() if all_ or w.state != "stopped"]
     console = out()
@@ -96,14 +97,18 @@ def list_workers(
     tbl = table()
     for column, justify in (("Name", "left"), ("Host", "left"), ("PID", "right"),
                             ("Queues", "left"), ("State", "left"), ("Runs", "right"),
-                            ("Heartbeat", "right"), ("Started", "left")):
+                            ("Heartbeat", "right"), ("Lease", "right"), ("Started", "left")):
         tbl.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for w in workers:
         silent = now - w.heartbeat_at
-        state = w.state
-        if state != "stopped" and silent > lease:
+        state: str | Text = w.state
+        if w.is_lost(now, default_lease):
             state = Text("lost", style="bold red")
+        lease = f"{w.lease_s:g} s" if w.lease_s is not None else f"{default_lease:g} s?"
         tbl.add_row(w.name, w.host, str(w.pid), ", ".join(json.loads(w.queues)), state,
                     f"{w.running}/{w.concurrency}", f"{fmt_duration(max(silent, 0))} ago",
-                    fmt_time(w.started_at))
+                    lease, fmt_time(w.started_at))
     console.print(tbl)
+    if any(w.lease_s is None for w in workers):
+        console.print("[dim]Lease?: a worker of an older Stead that did not record its "
+                      "lease; this reader's STEAD_LEASE_SECONDS is assumed.[/]")

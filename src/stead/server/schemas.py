@@ -286,12 +286,17 @@ class Worker(BaseModel):
     started_at: float
     heartbeat_at: float
     running: int
+    lease_s: float | None = Field(
+        description="The worker's own lease in seconds (null: an older worker that did not "
+                    "record it)")
+    lost: bool = Field(description="Not stopped, and silent for longer than its lease")
 
     @classmethod
-    def of(cls, w: base.WorkerRecord) -> Worker:
+    def of(cls, w: base.WorkerRecord, now: float, default_lease_s: float) -> Worker:
         return cls(id=w.id, name=w.name, host=w.host, pid=w.pid, queues=_json(w.queues, []),
                    concurrency=w.concurrency, state=w.state, started_at=w.started_at,
-                   heartbeat_at=w.heartbeat_at, running=w.running)
+                   heartbeat_at=w.heartbeat_at, running=w.running, lease_s=w.lease_s,
+                   lost=w.is_lost(now, default_lease_s))
 
 
 class WorkerList(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import anyio
 from fastapi import APIRouter, Request
 
@@ -18,6 +20,7 @@ from stead.server.schemas import (
     Worker,
     WorkerList,
 )
+from stead.settings import get_settings
 from stead.store.base import Store
 
 READY_TIMEOUT_S = 5.0  # a database slower than this to answer is reported as not ready
@@ -66,7 +69,8 @@ def list_queues(store: StoreDep) -> QueueList:
 @router.get("/workers", summary="List workers", response_model=WorkerList,
             description="Every worker that registered, most recent heartbeat first.")
 def list_workers(store: StoreDep) -> WorkerList:
-    return WorkerList(items=[Worker.of(w) for w in store.list_workers()])
+    now, lease = time.time(), get_settings().lease_seconds
+    return WorkerList(items=[Worker.of(w, now, lease) for w in store.list_workers()])
 
 
 @router.get("/limits", summary="List tag limits", response_model=LimitList,

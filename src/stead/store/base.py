@@ -199,6 +199,17 @@ class WorkerRecord:
     heartbeat_at: float
     running: int = 0  # runs it executes now
     key_id: str | None = None  # the API key it registered with (set by the server)
+    lease_s: float | None = None  # its own lease (`--lease`): silent longer = lost
+
+    def is_lost(self, now: float, default_lease_s: float) -> bool:
+        """Whether a worker that has not stopped went silent for longer than its lease.
+
+        >>> WorkerRecord("w", "w", "h", 1, "[]", 1, "running", 0.0, 10.0, lease_s=2.0
+        ...              ).is_lost(now=13.0, default_lease_s=30.0)
+        True
+        """
+        lease = self.lease_s if self.lease_s is not None else default_lease_s
+        return self.state != "stopped" and now - self.heartbeat_at > lease
 
 
 @dataclass(slots=True)

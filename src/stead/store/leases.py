@@ -22,7 +22,7 @@ from stead.store.sql import LIVE_STATES, RUN_COLUMNS, Dialect
 _RUN_SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
 _LIVE = "state IN ('Running', 'Retrying')"
 WORKER_COLUMNS = ("id, name, host, pid, queues, concurrency, state, started_at, heartbeat_at, "
-                  "running, key_id")
+                  "running, key_id, lease_s")
 
 
 def _history(conn: Any, d: Dialect, rows: list[tuple[str, str, float, str | None]]) -> None:
@@ -171,15 +171,16 @@ def register_worker(conn: Any, d: Dialect, w: WorkerRecord) -> None:
     # A worker's row stays with the API key that registered it: another key re-registering
     # the same id changes nothing (its leases would otherwise pass for that key's).
     conn.execute(
-        f"INSERT INTO workers ({WORKER_COLUMNS}) VALUES ({d.marks(11)}) ON CONFLICT (id) DO "
+        f"INSERT INTO workers ({WORKER_COLUMNS}) VALUES ({d.marks(12)}) ON CONFLICT (id) DO "
         "UPDATE SET key_id = excluded.key_id, name = excluded.name, host = excluded.host, "
         "pid = excluded.pid, "
         "queues = excluded.queues, concurrency = excluded.concurrency, state = excluded.state, "
         "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
-        "running = excluded.running WHERE workers.key_id IS NULL OR excluded.key_id IS NULL "
+        "running = excluded.running, lease_s = excluded.lease_s "
+        "WHERE workers.key_id IS NULL OR excluded.key_id IS NULL "
         "OR workers.key_id = excluded.key_id",
         (w.id, w.name, w.host, w.pid, w.queues, w.concurrency, w.state, w.started_at,
-         w.heartbeat_at, w.running, w.key_id))
+         w.heartbeat_at, w.running, w.key_id, w.lease_s))
 
 
 def list_workers(conn: Any, d: Dialect) -> list[WorkerRecord]:

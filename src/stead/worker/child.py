@@ -8,7 +8,9 @@ the database could not be reached for longer than the store retries (StoreError)
 recorded for the run: the child reports "store_error" and serves on; the worker hands the
 run back to its queue once the database answers again.
 
-Messages to the worker: ("ready", pid), ("done", run id, state), ("lost", run id, why),
+Messages to the worker: ("ready", pid), ("done", run id, state, summary) (summary: flow name,
+duration and, for a run that did not complete, the reason, for the worker's line),
+("lost", run id, why),
 ("cancelled", run id), ("store_error", run id, why).
 """
 
@@ -64,7 +66,7 @@ def child_main(conn: Connection, database_url: str, worker_pid: int, lease_s: fl
         global _executing
         try:
             _executing = True
-            state = execute(store, run)
+            final = execute(store, run)
         except LeaseLost as exc:
             conn.send(("lost", run.id, str(exc)))
             sys.stderr.flush()
@@ -78,11 +80,40 @@ def child_main(conn: Connection, database_url: str, worker_pid: int, lease_s: fl
             continue
         finally:
             _executing = False
-        conn.send(("done", run.id, state))
+        conn.send(("done", run.id, final.state, outcome_summary(final)))
 
 
-def execute(store: Store, run: RunRecord) -> str:
-    """Execute one claimed run to its end; return the state it ended in."""
+def outcome_summary(run: RunRecord) -> str:
+    """How a finished run ended, in one line for the worker's console, e.g.
+    ``etl in 1.2 s: ValueError: bad row 7 (step 3 'load', 3 attempts)``."""
+    import json
+
+    took = ""
+    if run.started_at is not None and run.ended_at is not None:
+        seconds = max(run.ended_at - run.started_at, 0)
+        took = f" in {seconds * 1000:.0f} ms" if seconds < 1 else f" in {seconds:.1f} s"
+    text = f"{run.flow_name}{took}"
+    if run.state == "Completed" or not run.error:
+        return text
+    try:
+        error = json.loads(run.error)
+    except ValueError:
+        return f"{text}: {run.error.splitlines()[0][:300]}"
+    kind = str(error.get("type") or "").rsplit(".", 1)[-1]
+    message = " ".join(str(error.get("message") or "").split())  # one line
+    if len(message) > 300:
+        message = message[:299] + "…"
+    where = []
+    if error.get("step"):
+        where.append(f"step {error['step']}")
+    if error.get("attempts"):
+        where.append(f"{error['attempts']} attempts")
+    reason = f"{kind}: {message}" if kind else message
+    return f"{text}: {reason}" + (f" ({', '.join(where)})" if where else "")
+
+
+def execute(store: Store, run: RunRecord) -> RunRecord:
+    """Execute one claimed run to its end; return its record as it ended."""
     from stead.core.loader import load_flow
     from stead.core.steps import error_json
 
@@ -100,14 +131,15 @@ def execute(store: Store, run: RunRecord) -> str:
         run.error = error_json(exc)
         run.ended_at = time.time()
         store.transition_run(run, "Failed", run.ended_at, str(exc), fence=fence)
-        return "Failed"
+        run.state = "Failed"
+        return run
     try:
         flow.execute_claimed(run, store, params)
     except StoreError:  # the database is unreachable: nothing could be recorded
         raise
     except Exception:  # the engine recorded the failure, with its traceback
         pass
-    return store.get_run(run.id).state
+    return store.get_run(run.id)
 
 
 def _exit_with_parent(worker_pid: int) -> None:

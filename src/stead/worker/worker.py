@@ -64,7 +64,7 @@ class Worker:
             id=uuid.uuid4().hex, name=options.name or f"{host}-{os.getpid()}", host=host,
             pid=os.getpid(), queues=json.dumps(options.queues),
             concurrency=options.concurrency, state="running", started_at=now,
-            heartbeat_at=now)
+            heartbeat_at=now, lease_s=options.lease_s)
         self.owner = current_owner()
         self.pool = ChildPool(options.concurrency, store.url, options.lease_s)
         self.reaper = Reaper(store, options.lease_s)
@@ -184,6 +184,8 @@ class Worker:
         for child, message in messages:
             if message[0] == "done":
                 self.completed += 1
+                _, run_id, state, summary = message
+                self._say(f"run {run_id} {state}: {summary}")
             elif message[0] == "lost":
                 self._say(f"run {message[1]}: {message[2]}")
             elif message[0] == "store_error":
