@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import queued_flows
+
 from stead.store.base import Store
 from tests.conftest import SCRIPTS
 from tests.worker.conftest import Workers, wait_until
-
-import queued_flows  # noqa: I001  (on sys.path through tests/worker/conftest.py)
 
 GOOD = """
 from stead import flow, task
