@@ -5,19 +5,21 @@ the server's URL and an API key; its code and its result files stay on its side.
     STEAD_DATABASE_URL=https://stead.example.com  STEAD_API_KEY=stead_...  stead worker start
 
 A remote flow makes one request per checkpoint, so the request is kept lean: one keep-alive
-HTTP/1.1 connection per thread (the standard library's http.client, headers and body in one
-write, no per-request URL or header objects); a connection the server closed while it was idle
-is replaced before it is used. Through an HTTP proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and
-NO_PROXY, as httpx reads them) requests go through httpx instead. Concurrent steps are already
-batched by the engine's group commit (one `record_steps` request per batch). Requests that fail
-to reach the server are retried with backoff for up to STEAD_STORE_RETRY_SECONDS, as the
-PostgreSQL store does; the verbs are idempotent (upserts, compare-and-set) so a retry is safe.
+HTTP/1.1 connection per thread, headers and body in one write (made without per-request URL
+or header objects), the answer read by the standard library's http.client; a connection the
+server closed while it was idle is replaced before it is used. Through an HTTP proxy
+(HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY, as httpx reads them) requests go through
+httpx instead. Concurrent steps are already batched by the engine's group commit (one
+`record_steps` request per batch). Requests that fail to reach the server are retried with
+backoff for up to STEAD_STORE_RETRY_SECONDS, as the PostgreSQL store does; the verbs are
+idempotent (upserts, compare-and-set) so a retry is safe.
 """
 
 from __future__ import annotations
 
 import http.client
 import select
+import socket
 import ssl
 import threading
 import time
@@ -41,7 +43,8 @@ class Unreachable(Exception):
 
 
 class DirectTransport:
-    """POSTs over one keep-alive http.client connection per thread.
+    """POSTs over one keep-alive HTTP/1.1 connection per thread: the request (headers made
+    once, but Content-Length) in one write, the answer read by http.client's parser.
 
     Example:
         >>> direct = DirectTransport("http://127.0.0.1:4300", {}, 60.0)
@@ -55,47 +58,65 @@ class DirectTransport:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or (443 if self.https else 80)
         self.prefix = parts.path.rstrip("/")  # a server behind a path, e.g. https://h/stead
-        self.headers = headers
         self.timeout = timeout
+        netloc = parts.netloc.rpartition("@")[2]
+        default = ":443" if self.https else ":80"
+        lines = [f"Host: {netloc.removesuffix(default)}", "Accept-Encoding: identity",
+                 *(f"{k}: {v}" for k, v in headers.items())]
+        self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         self._context = ssl.create_default_context() if self.https else None
         self._local = threading.local()
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is not None and conn.sock is not None and _closed_by_peer(conn.sock):
-            conn.close()  # the server closed it while idle (its keep-alive timeout)
-        if conn is None:
-            if self.https:
-                conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                                   context=self._context)
-            else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            self._local.conn = conn
-        return conn
+    def _socket(self) -> tuple[socket.socket, bool]:
+        """This thread's connection, and whether it is new."""
+        sock: socket.socket | None = getattr(self._local, "sock", None)
+        if sock is not None and _closed_by_peer(sock):
+            self._drop()  # the server closed it while idle (its keep-alive timeout)
+            sock = None
+        if sock is not None:
+            return sock, False
+        try:
+            sock = socket.create_connection((self.host, self.port), self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._context is not None:
+                sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        except OSError as exc:
+            raise Unreachable(str(exc) or type(exc).__name__) from exc
+        self._local.sock = sock
+        return sock, True
+
+    def _drop(self) -> None:
+        sock = getattr(self._local, "sock", None)
+        self._local.sock = None
+        if sock is not None:
+            sock.close()
 
     def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         """The status and body of the answer to POST `path`; Unreachable if none came."""
-        conn = self._connection()
-        fresh = conn.sock is None
+        request = b"POST %s HTTP/1.1\r\n%s%d\r\n\r\n%s" % (
+            (self.prefix + path).encode("latin-1"), self._head, len(body), body)
         for attempt in (1, 2):
-            try:  # http.client sends headers and a bytes body in one write (no Nagle stall)
-                conn.request("POST", self.prefix + path, body, self.headers)
-                response = conn.getresponse()
-                return response.status, response.read()
+            sock, fresh = self._socket()
+            try:
+                sock.sendall(request)
+                response = http.client.HTTPResponse(sock, method="POST")
+                response.begin()
+                content = response.read()
             except (OSError, http.client.HTTPException) as exc:
-                conn.close()
+                self._drop()
                 # A kept connection can die between our check and our write: try once more
                 # on a new one before calling the server unreachable.
                 if fresh or attempt == 2 or not isinstance(
                         exc, (ConnectionError, http.client.RemoteDisconnected)):
                     raise Unreachable(str(exc) or type(exc).__name__) from exc
-                fresh = True
-        raise AssertionError("unreachable")  # pragma: no cover
+                continue
+            if response.will_close:
+                self._drop()
+            return response.status, content
+        raise AssertionError("not reached")  # pragma: no cover
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+        self._drop()
         self._local = threading.local()
 
 
