@@ -45,8 +45,10 @@ def free_port() -> int:
 
 def start_server(url: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "STEAD_DATABASE_URL": url, "STEAD_CONSOLE": "0",
-           "PYTHONPATH": str(HERE)}
+    # bench/ for its flows, and the caller's PYTHONPATH (a work tree's src/ must win over an
+    # editable install, in the server too)
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "STEAD_DATABASE_URL": url, "STEAD_CONSOLE": "0", "PYTHONPATH": path}
     proc = subprocess.Popen([sys.executable, "-m", "stead.cli.main", "server", "start",
                              "--port", str(port), "--no-services"], env=env,
                             stdout=open(folder / f"server-{port}.log", "wb"),  # noqa: SIM115
