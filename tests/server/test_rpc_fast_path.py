@@ -250,46 +250,80 @@ def test_any_call_of_a_reader_is_answered_alike(both: dict[str, str], keys: dict
             == _answer(both["routed"], verb, body, headers))
 
 
-def test_one_connection_and_one_write_per_request(db: Store) -> None:
-    """Every call goes over the same kept connection, headers and body in one segment."""
-    base, stop = _serve(create_app(db, require_auth=False))
-    port = int(base.rsplit(":", 1)[1])
-    accepted: list[int] = []
-    segments: list[int] = []
-    proxy = socket.socket()
-    proxy.bind(("127.0.0.1", 0))
-    proxy.listen()
+class Relay:
+    """A TCP relay in front of a server: how many connections it accepted, and the size of
+    each chunk it read from its clients."""
 
-    def relay(src: socket.socket, dst: socket.socket, count: bool) -> None:
-        while chunk := src.recv(1 << 16):
-            if count:
-                segments.append(len(chunk))
-            dst.sendall(chunk)
+    def __init__(self, port: int) -> None:
+        self.port, self.accepted, self.segments = port, 0, []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _relay(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
+        try:
+            while chunk := src.recv(1 << 16):
+                if count:
+                    self.segments.append(len(chunk))
+                dst.sendall(chunk)
+        except OSError:
+            pass
         dst.close()
 
-    def accept() -> None:
+    def _accept(self) -> None:
         while True:
             try:
-                client, _ = proxy.accept()
+                client, _ = self.listener.accept()
             except OSError:
                 return
-            accepted.append(1)
-            upstream = socket.create_connection(("127.0.0.1", port))
-            threading.Thread(target=relay, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=relay, args=(upstream, client, False), daemon=True).start()
+            self.accepted += 1
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            for args in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._relay, args=args, daemon=True).start()
 
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        store = HttpStore(f"http://127.0.0.1:{proxy.getsockname()[1]}", timeout=30)
-        for _ in range(30):
-            store.get_run("run-1")
-            time.sleep(0.002)  # one request at a time reaches the relay
-        assert len(accepted) == 1
-        assert len(segments) == 30  # httpx wrote headers and body apart: 60
-        store.close()
-    finally:
-        proxy.close()
-        stop()
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def relay(db: Store) -> Iterator[Relay]:
+    base, stop = _serve(create_app(db, require_auth=False))
+    relay = Relay(int(base.rsplit(":", 1)[1]))
+    yield relay
+    relay.close()
+    stop()
+
+
+def test_one_connection_and_one_write_per_request(relay: Relay) -> None:
+    """Every call goes over the same kept connection, headers and body in one segment."""
+    store = HttpStore(relay.url, timeout=30)
+    for _ in range(30):
+        store.get_run("run-1")
+        time.sleep(0.002)  # one request at a time reaches the relay
+    assert relay.accepted == 1
+    assert len(relay.segments) == 30  # httpx wrote headers and body apart: up to 60
+    store.close()
+
+
+def test_a_forked_child_opens_its_own_connection(relay: Relay) -> None:
+    import os
+
+    store = HttpStore(relay.url, timeout=30)
+    store.get_run("run-1")
+    pid = os.fork()
+    if pid == 0:  # the child: its parent's socket must not carry its requests
+        try:
+            code = 0 if store.get_run("run-1").id == "run-1" else 1
+        except BaseException:
+            code = 2
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.get_run("run-1").id == "run-1"  # the parent's connection still works
+    assert relay.accepted == 2
+    store.close()
 
 
 def test_a_connection_closed_while_idle_is_not_an_outage(db: Store) -> None:

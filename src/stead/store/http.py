@@ -18,12 +18,14 @@ idempotent (upserts, compare-and-set) so a retry is safe.
 from __future__ import annotations
 
 import http.client
+import os
 import select
 import socket
 import ssl
 import threading
 import time
 import urllib.request
+import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,6 +67,11 @@ class DirectTransport:
                  *(f"{k}: {v}" for k, v in headers.items())]
         self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         self._context = ssl.create_default_context() if self.https else None
+        self._local = threading.local()
+        _TRANSPORTS.add(self)
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: its parent's connections are not its own to talk over."""
         self._local = threading.local()
 
     def _socket(self) -> tuple[socket.socket, bool]:
@@ -118,6 +125,11 @@ class DirectTransport:
     def close(self) -> None:
         self._drop()
         self._local = threading.local()
+
+
+_TRANSPORTS: weakref.WeakSet[DirectTransport] = weakref.WeakSet()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: [t._forget_after_fork() for t in _TRANSPORTS])
 
 
 def _closed_by_peer(sock: Any) -> bool:
