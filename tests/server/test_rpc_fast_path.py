@@ -372,3 +372,21 @@ def _env_without_proxies() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+def test_an_http_proxy_in_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a proxy the requests go through httpx (which follows the proxy settings);
+    a host NO_PROXY names, or no proxy at all, is reached directly."""
+    from stead.store.http import DirectTransport, ProxyTransport, transport_for
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert isinstance(transport_for("http://stead.internal:4300", {}, 5), DirectTransport)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert isinstance(transport_for("https://stead.internal", {}, 5), ProxyTransport)
+    assert isinstance(transport_for("http://stead.internal", {}, 5), DirectTransport)
+    monkeypatch.setenv("ALL_PROXY", "http://proxy.internal:3128")
+    assert isinstance(transport_for("http://stead.internal", {}, 5), ProxyTransport)
+    monkeypatch.setenv("NO_PROXY", "stead.internal")
+    assert isinstance(transport_for("http://stead.internal:4300", {}, 5), DirectTransport)
