@@ -111,15 +111,19 @@ def _record(value: dict[str, Any]) -> Any:
                                      "are the server and this process the same Stead "
                                      "version?")
     names, required = FIELDS[cls]
-    given = value.keys() - {"__record__"}
+    # The decoded object is ours (fresh from orjson): its own dict becomes the arguments.
+    del value["__record__"]
+    given = value.keys()
     if not given <= names:
         unknown = ", ".join(sorted(repr(k[:100]) for k in given - names)[:5])
         raise errors.WireFormatError(f"{name} has no field {unknown}")
     if not required <= given:
         raise errors.WireFormatError(f"{name} is missing its field "
                                      f"{', '.join(sorted(repr(k) for k in required - given))}")
-    return cls(**{k: v if type(v) in _PLAIN else _from_wire(v)
-                  for k, v in value.items() if k != "__record__"})
+    for k, v in value.items():
+        if type(v) not in _PLAIN:
+            value[k] = _from_wire(v)
+    return cls(**value)
 
 
 def dumps(value: Any) -> bytes:
