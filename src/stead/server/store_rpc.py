@@ -139,22 +139,24 @@ class StoreRoute:
             await error_response(exc.status_code, HTTP_TYPES.get(exc.status_code, "Error"),
                                  str(exc.detail))(scope, receive, send)
             return
+        if body is None:  # the client went away before its call was whole: nothing to run
+            return
         request = Request(scope)  # what auth.authenticate reads: the app, request.state
         response = await run_in_threadpool(_authenticated_call, request,
                                            _bearer(scope["headers"]), path[len(PREFIX):], body)
         await response(scope, receive, send)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body; None if the client disconnected before sending all of it."""
     chunks: list[bytes] = []
     while True:
         message: Message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            break
+        if message["type"] != "http.request":  # http.disconnect
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 def _bearer(headers: list[tuple[bytes, bytes]]) -> HTTPAuthorizationCredentials | None:
