@@ -10,7 +10,8 @@ Run: python bench/server.py [--runs 100000] [--pg URL]
 - Remote mode: the per-task overhead of a flow of 1000 sequential tasks whose store is the
   server (STEAD_DATABASE_URL=http://...) against the same flow on the server's database
   directly (embedded mode), and the same for 1000 tasks through .map (group commit: one
-  request per batch).
+  request per batch), and the sequential flow again with STEAD_DURABILITY=batched (steps sent
+  in groups) on both.
 The server is `stead server start --no-services` (uvicorn, one process) on loopback, over a
 fresh SQLite file (and a fresh PostgreSQL database when --pg answers). Machines here are
 noisy: rerun to see the spread.
@@ -45,8 +46,10 @@ def free_port() -> int:
 
 def start_server(url: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "STEAD_DATABASE_URL": url, "STEAD_CONSOLE": "0",
-           "PYTHONPATH": str(HERE)}
+    # bench/ for its flows, and the caller's PYTHONPATH (a work tree's src/ must win over an
+    # editable install, in the server too)
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "STEAD_DATABASE_URL": url, "STEAD_CONSOLE": "0", "PYTHONPATH": path}
     proc = subprocess.Popen([sys.executable, "-m", "stead.cli.main", "server", "start",
                              "--port", str(port), "--no-services"], env=env,
                             stdout=open(folder / f"server-{port}.log", "wb"),  # noqa: SIM115
@@ -138,9 +141,11 @@ print(seq, mp)
 """
 
 
-def flow_cost(url: str, folder: Path, n: int, key: str | None = None) -> tuple[float, float]:
+def flow_cost(url: str, folder: Path, n: int, key: str | None = None,
+              durability: str | None = None) -> tuple[float, float]:
     env = {**os.environ, "STEAD_DATABASE_URL": url, "STEAD_CONSOLE": "0",
-           "STEAD_HOME": str(folder / "client"), **({"STEAD_API_KEY": key} if key else {})}
+           "STEAD_HOME": str(folder / "client"), **({"STEAD_API_KEY": key} if key else {}),
+           **({"STEAD_DURABILITY": durability} if durability else {})}
     out = subprocess.run([sys.executable, "-c", REMOTE_PROBE, str(n), str(HERE)], env=env,
                          capture_output=True, text=True, check=True).stdout.split()
     return float(out[0]) * 1e6, float(out[1]) * 1e6
@@ -196,6 +201,8 @@ def main() -> None:
         remote_seq, remote_map = flow_cost(base, folder, args.tasks)
         keyed_seq, keyed_map = flow_cost(base, folder, args.tasks, key)
         local_seq, local_map = flow_cost(url, folder, args.tasks)
+        batched_seq, _ = flow_cost(base, folder, args.tasks, durability="batched")
+        local_batched_seq, _ = flow_cost(url, folder, args.tasks, durability="batched")
         rows += [
             (f"embedded: per task, {args.tasks} sequential tasks (SQLite)",
              f"{local_seq:.0f} us", "1.00x"),
@@ -203,6 +210,10 @@ def main() -> None:
              f"{remote_seq:.0f} us", f"{remote_seq / local_seq:.2f}x embedded"),
             (f"remote, operator key of one namespace: per task, {args.tasks} sequential tasks",
              f"{keyed_seq:.0f} us", f"{keyed_seq / remote_seq:.2f}x keyless remote"),
+            (f"embedded, durability=batched: per task, {args.tasks} sequential tasks",
+             f"{local_batched_seq:.0f} us", f"{local_batched_seq / local_seq:.2f}x embedded"),
+            (f"remote, durability=batched: per task, {args.tasks} sequential tasks",
+             f"{batched_seq:.0f} us", f"{batched_seq / local_batched_seq:.2f}x embedded batched"),
             (f"embedded: per task, {args.tasks} tasks via .map", f"{local_map:.0f} us", "1.00x"),
             (f"remote: per task, {args.tasks} tasks via .map (group commit batches)",
              f"{remote_map:.0f} us", f"{remote_map / local_map:.2f}x embedded"),

@@ -79,6 +79,7 @@ def create_app(store: Store, *, require_auth: bool, max_body_bytes: int = 1_000_
         def docs() -> HTMLResponse:
             return get_swagger_ui_html(openapi_url="/openapi.json", title="Stead API")
 
+    app.add_middleware(store_rpc.StoreRoute)  # innermost: store verbs skip FastAPI's routing
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes,
                        larger={STORE_RPC_PREFIX: max(max_body_bytes, STORE_RPC_MAX_BYTES)})
     app.add_middleware(BrowserGuard, allowed_hosts=allowed_hosts)  # before any route runs
