@@ -26,7 +26,7 @@ from stead.errors import ConfigError, SchemaMismatch
 SCHEMA_HEAD = "0010"  # newest revision in migrations/versions; a test pins it to Alembic's head
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 POLICIES = ("auto", "read", "upgrade")
-UPGRADE_HINT = "run `stead db upgrade` (with the same --db or STEAD_DATABASE_URL)"
+UPGRADE_HINT = "run `stead db upgrade` with the same --db or STEAD_DATABASE_URL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +52,9 @@ def migrations() -> list[Migration]:
         if rev is None:
             continue
         down = re.search(r'^down_revision\s*=\s*"([^"]+)"', text, re.M)
-        doc = re.match(r'\s*"""(.*)', text)
+        doc = re.match(r'\s*"""(.*?)(?:\n\s*\n|""")', text, re.S)  # its first paragraph
         found[down.group(1) if down else None] = Migration(
-            rev.group(1), doc.group(1).strip() if doc else "")
+            rev.group(1), " ".join(doc.group(1).split()) if doc else "")
     chain, prev = [], None
     while prev in found:
         chain.append(found[prev])
@@ -102,9 +102,9 @@ def decide(current: str | None, policy: str, where: str,
                 f"{where} has no Stead schema yet: nothing has been recorded there. Running a "
                 "flow or `stead worker start` creates it, or `stead db upgrade` does.")
         raise SchemaMismatch(
-            f"{where} has schema revision {current!r}, older than this Stead's {SCHEMA_HEAD!r}; "
-            f"commands that read never change a schema: {UPGRADE_HINT} (older Stead "
-            "processes using this database must then be upgraded too).")
+            f"{where} has schema revision {current!r}, older than this Stead's {SCHEMA_HEAD!r}. "
+            f"Commands that read never change a schema: {UPGRADE_HINT}. Older Stead processes "
+            "that use this database must then be upgraded too.")
     if current is None:
         return True
     live = live_workers()
@@ -113,7 +113,8 @@ def decide(current: str | None, policy: str, where: str,
         raise SchemaMismatch(
             f"{where} has schema revision {current!r}, older than this Stead's {SCHEMA_HEAD!r}, "
             f"and {len(live)} live worker(s) use it ({names}): they run an older Stead, which "
-            f"an upgrade would lock out. Stop or upgrade them, then {UPGRADE_HINT}.")
+            f"an upgrade would lock out. Stop or upgrade them, then {UPGRADE_HINT} (a killed "
+            "worker stops counting two leases after its last heartbeat).")
     return True
 
 
@@ -169,3 +170,83 @@ def upgrade_to(sqlalchemy_url: str, revision: str) -> None:
 def upgrade(sqlalchemy_url: str) -> None:
     """Bring the schema at `sqlalchemy_url` to SCHEMA_HEAD (after `decide` said so)."""
     upgrade_to(sqlalchemy_url, "head")
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    """What `stead db status` shows of one database, read without changing anything."""
+
+    where: str  # "sqlite /abs/x.db", "postgresql user@host:5432/db"
+    exists: bool  # False: no SQLite file there (yet)
+    current: str | None  # the schema's revision; None: no Stead schema
+    live_workers: list[str]
+
+    @property
+    def head(self) -> str:
+        return SCHEMA_HEAD
+
+    @property
+    def pending(self) -> list[Migration]:
+        return pending(self.current)
+
+    @property
+    def state(self) -> str:
+        """One of: up to date, out of date, newer, no schema, no database."""
+        if not self.exists:
+            return "no database"
+        if self.current is None:
+            return "no schema"
+        if self.current == SCHEMA_HEAD:
+            return "up to date"
+        return "out of date" if is_known(self.current) else "newer"
+
+
+def read_status(url: str, wait_s: float) -> SchemaStatus:
+    """The schema status of the database at `url`, read without creating or migrating it.
+
+    >>> read_status("sqlite:////nowhere/x.db", 1).state
+    'no database'
+    """
+    from stead.settings import get_settings
+    from stead.store.urls import parse_database_url
+
+    where = parse_database_url(url)
+    lease_s = get_settings().lease_seconds
+    if where.kind == "http":
+        raise ConfigError(f"{url} is a Stead server: its schema is shown and upgraded where "
+                          "its database is (run `stead db` there, with that database's URL)")
+    if where.path is not None:
+        import sqlite3
+
+        if not where.path.exists():
+            return SchemaStatus(where.describe(), False, None, [])
+        conn = sqlite3.connect(where.path.as_uri() + "?mode=ro", uri=True)
+        try:
+            current = _sqlite_revision(conn, str(where.path))
+            return SchemaStatus(where.describe(), True, current,
+                                live_workers(conn, "?", current, lease_s))
+        finally:
+            conn.close()
+    from stead.store.postgres import connect
+
+    with connect(url, wait_s) as conn:
+        exists = conn.execute("SELECT to_regclass('alembic_version')").fetchone()[0]
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone() if exists \
+            else None
+        current = row[0] if row else None
+        return SchemaStatus(where.describe(), True, current,
+                            live_workers(conn, "%s", current, lease_s))
+
+
+def _sqlite_revision(conn: Any, where: str) -> str | None:
+    import sqlite3
+
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise SchemaMismatch(f"{where} cannot be read: {exc}") from exc
+        return None
+    except sqlite3.DatabaseError as exc:
+        raise SchemaMismatch(f"{where} is not a readable SQLite database: {exc}") from exc
+    return row[0] if row else None
