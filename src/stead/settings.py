@@ -129,7 +129,7 @@ class Settings:
     # while its server cannot be reached, before raising StoreError.
     store_retry_seconds: float = 60.0
     # STEAD_CLI_WAIT_SECONDS: how long a short `stead` command (ls, show, db status, ...) waits
-    # for an unreachable PostgreSQL server before failing (workers and servers wait longer).
+    # for an unreachable PostgreSQL server as it opens the database (services wait 30 s).
     cli_wait_seconds: float = 3.0
     # STEAD_MAX_RECOVERIES: an enqueued run whose executor was lost is requeued at most this
     # many times (0: never; it stays Crashed for a person to look at).

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stead.errors import ConfigError, StoreError
-from stead.store import open_store, parse_database_url
+from stead.store import open_store
+from stead.store.urls import parse_database_url
 from tests.postgres import _free_port
 
 SCRIPT = """

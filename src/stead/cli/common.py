@@ -101,7 +101,7 @@ def open_db(db: str | None) -> Store:
                          "recorded there yet. Set STEAD_DATABASE_URL or pass --db to read "
                          "another database.")
     quiet_pool_logs()
-    return store_for(url, schema="read", wait_s=get_settings().cli_wait_seconds)
+    return store_for(url, schema="read", connect_wait_s=get_settings().cli_wait_seconds)
 
 
 def _is_absolute(url: str) -> bool:

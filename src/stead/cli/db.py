@@ -69,7 +69,7 @@ def status(
 @handle_errors
 def upgrade(db: DbOption = None) -> None:
     """Create or migrate the schema (see UPGRADE_HELP)."""
-    from stead.core.runtime import store_for
+    from stead.store import open_store
     from stead.store.migrate import SCHEMA_HEAD, read_status
 
     quiet_pool_logs()
@@ -81,10 +81,10 @@ def upgrade(db: DbOption = None) -> None:
         console.print(f"{escape(before.where)} is up to date (revision {SCHEMA_HEAD}): "
                       "nothing to do.")
         return
-    if before.state == "newer":
-        store_for(url, schema="upgrade", wait_s=wait_s)  # raises SchemaMismatch, saying what
     steps = before.pending
-    store_for(url, schema="upgrade", wait_s=wait_s)
+    # Opened here, not through the process's cache: this open is the upgrade (a schema newer
+    # than this Stead raises SchemaMismatch, naming both revisions).
+    open_store(url, durability="process", schema="upgrade", connect_wait_s=wait_s).close()
     after = read_status(url, wait_s)
     verb = "Created the schema of" if before.current is None else "Upgraded"
     console.print(f"{verb} {escape(after.where)}: revision {before.current or '(none)'} -> "

@@ -15,9 +15,9 @@ _lock = threading.Lock()
 
 
 def store_for(url: str | None = None, *, schema: str = "auto",
-              wait_s: float | None = None) -> Store:
+              connect_wait_s: float | None = None) -> Store:
     """The process's store for `url` (default: STEAD_DATABASE_URL), opened on first use
-    (`schema`, `wait_s`: how, see `stead.store.open_store`)."""
+    (`schema`, `connect_wait_s`: how, see `stead.store.open_store`)."""
     settings = get_settings()
     url = url or settings.database_url
     store = _stores.get(url)
@@ -28,7 +28,7 @@ def store_for(url: str | None = None, *, schema: str = "auto",
                 from stead.store import open_store
 
                 store = _stores[url] = open_store(url, durability=settings.durability,
-                                                     schema=schema, wait_s=wait_s)
+                                                     schema=schema, connect_wait_s=connect_wait_s)
     return store
 
 

@@ -11,14 +11,13 @@ from stead.store.base import (
     StepRecord,
     Store,
 )
-from stead.store.urls import DatabaseUrl, parse_database_url
 
-__all__ = ["CacheEntry", "DatabaseUrl", "LogRecord", "RunFilter", "RunRecord", "StateChange",
-           "StepRecord", "Store", "open_store", "parse_database_url"]
+__all__ = ["CacheEntry", "LogRecord", "RunFilter", "RunRecord", "StateChange", "StepRecord",
+           "Store", "open_store"]
 
 
 def open_store(url: str, *, durability: str = "process", schema: str = "auto",
-               wait_s: float | None = None) -> Store:
+               connect_wait_s: float | None = None) -> Store:
     """Open the store at `url`: ``sqlite:///relative/path.db`` (relative to the current
     directory), ``sqlite:////absolute/path.db``, a plain file path,
     ``postgresql://user@host:5432/dbname``, or a Stead server ``https://host:4300`` (remote
@@ -28,8 +27,9 @@ def open_store(url: str, *, durability: str = "process", schema: str = "auto",
     that belong to no run (claims, heartbeats, deployments). `schema` says whether opening may
     create or upgrade the schema: "auto" (the engine, workers, services), "read" (never:
     an out-of-date schema is refused, naming `stead db upgrade`) or "upgrade"
-    (store/migrate.py). `wait_s` bounds the wait for an unreachable PostgreSQL server, as the
-    store opens and in each verb (None: a service's long patience; a command passes seconds).
+    (store/migrate.py). `connect_wait_s` bounds the wait for an unreachable PostgreSQL server
+    as the store opens (None: a service's 30 s; a command passes a few seconds); each verb
+    then retries for STEAD_STORE_RETRY_SECONDS.
 
     >>> store = open_store("sqlite:///data/stead.db")  # doctest: +SKIP
     """
@@ -38,6 +38,7 @@ def open_store(url: str, *, durability: str = "process", schema: str = "auto",
         SQLITE_SYNCHRONOUS,
         check_level,
     )
+    from stead.store.urls import parse_database_url  # not at import: `import stead` stays lean
 
     check_level(durability, "open_store")
     where = parse_database_url(url)
@@ -45,7 +46,7 @@ def open_store(url: str, *, durability: str = "process", schema: str = "auto",
         from stead.store.postgres import PostgresStore
 
         return PostgresStore(url, synchronous_commit=POSTGRES_SYNCHRONOUS_COMMIT[durability],
-                             schema=schema, wait_s=wait_s)
+                             schema=schema, connect_wait_s=connect_wait_s)
     if where.kind == "http":
         from stead.settings import get_settings
         from stead.store.http import HttpStore

@@ -101,14 +101,15 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
 class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
     """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`.
 
-    `schema` says who may create or upgrade the schema (store/migrate.py); `wait_s`, how long
-    to wait for an unreachable server, as the store opens and in each verb (None: a service's
-    patience, OPEN_WAIT_S to open, STEAD_STORE_RETRY_SECONDS per verb; a command: seconds).
+    `schema` says who may create or upgrade the schema (store/migrate.py); `connect_wait_s`,
+    how long to wait for an unreachable server as the store opens (None: OPEN_WAIT_S, a
+    service's patience; a command passes a few seconds). Verbs retry for
+    STEAD_STORE_RETRY_SECONDS either way (a flow resumed from the CLI outlives a restart).
     """
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16,
                  synchronous_commit: str = "off", schema: str = "auto",
-                 wait_s: float | None = None) -> None:
+                 connect_wait_s: float | None = None) -> None:
         try:
             import psycopg
             from psycopg_pool import ConnectionPool, PoolTimeout
@@ -124,15 +125,16 @@ class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
         self._sync = synchronous_commit  # for writes that belong to no run
         self._levels: dict[str, str] = {}  # run id -> synchronous_commit of its commits
         self._seq_lock = threading.Lock()
-        self._retry_for = get_settings().store_retry_seconds if wait_s is None else wait_s
+        self._retry_for = get_settings().store_retry_seconds
+        wait_s = OPEN_WAIT_S if connect_wait_s is None else connect_wait_s
         # One plain connection first: an unreachable server is then one clear error, not the
         # pool's background attempts logging a warning each.
-        connect(url, OPEN_WAIT_S if wait_s is None else wait_s).close()
+        connect(url, wait_s).close()
         try:
             self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size,
                                         kwargs={"autocommit": True}, open=True,
                                         timeout=RECONNECT_S, reconnect_timeout=RECONNECT_S)
-            self._pool.wait(timeout=OPEN_WAIT_S if wait_s is None else max(wait_s, 1.0))
+            self._pool.wait(timeout=max(wait_s, 1.0))
         except Exception as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {self._where}: {exc}. Check "
                              "STEAD_DATABASE_URL and that the server is running.") from exc
