@@ -194,3 +194,16 @@ def test_a_server_that_comes_up_within_the_wait_is_used(postgres_admin: str) -> 
     assert url != postgres_admin
     with connect(url, 10.0) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_wrong_database_name_is_refused_at_once_without_waiting(postgres_admin: str,
+                                                                 tmp_path: Path) -> None:
+    url = postgres_admin.rsplit("/", 1)[0] + "/stead_no_such_database"
+    started = time.monotonic()
+    done = stead("runs", "ls", "--db", url, cwd=tmp_path, STEAD_CLI_WAIT_SECONDS="60")
+    assert time.monotonic() - started < 30  # not the 60 s a server that is down gets
+    assert done.returncode == 2
+    line = done.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert 'database "stead_no_such_database" does not exist' in line
+    assert "Check the user, password and database name" in line

@@ -64,6 +64,8 @@ RETRY_CAP_S = 0.5  # the longest pause between two attempts of a verb during an 
 # How long the pool waits for a connection, and keeps trying to open one, per attempt of a
 # verb: the verb's retry loop asks again (a fresh attempt) instead of psycopg_pool's backoff.
 RECONNECT_S = 1.0
+# The server's answers that waiting will not change (not "the database system is starting up").
+REFUSALS = ("does not exist", "authentication", "password", "pg_hba.conf", "permission denied")
 OPEN_WAIT_S = 30.0  # how long a service waits for an unreachable server as it opens the store
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -456,18 +458,26 @@ def connect(url: str, wait_s: float) -> Any:
             # libpq's connect_timeout is whole seconds, at least 2 (smaller values mean 2)
             return psycopg.connect(url, autocommit=True, connect_timeout=max(2, round(left)))
         except psycopg.OperationalError as exc:
+            reason = _reason(exc)
+            if reason.startswith("FATAL:") and any(w in reason for w in REFUSALS):
+                raise StoreError(
+                    f"PostgreSQL at {server_address(url)} refused the connection: "
+                    f"{reason[6:].strip()}. Check the user, password and database name in "
+                    f"--db / STEAD_DATABASE_URL (database URL: {_redacted(url)}).") from None
             if time.monotonic() + 0.25 > deadline:
-                raise StoreError(_unreachable(url, exc, wait_s)) from None
+                raise StoreError(
+                    f"cannot connect to PostgreSQL at {server_address(url)} ({reason}; tried "
+                    f"for {wait_s:g} s): start the server, or point --db / STEAD_DATABASE_URL "
+                    f"at one that runs (database URL: {_redacted(url)}).") from None
             time.sleep(0.25)
 
 
-def _unreachable(url: str, exc: Exception, wait_s: float) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    reason = lines[0] if lines else type(exc).__name__
-    reason = reason.split("failed: ")[-1].rstrip(".") if "failed: " in reason else reason
-    return (f"cannot connect to PostgreSQL at {server_address(url)} ({reason}; tried for "
-            f"{wait_s:g} s): start the server, or point --db / STEAD_DATABASE_URL at one that "
-            f"runs (database URL: {_redacted(url)}).")
+def _reason(exc: Exception) -> str:
+    """libpq's message on one line, without its "connection to server at ... failed:"."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    reason = text.split("failed: ")[-1] if "failed: " in text else text
+    reason = reason.split("\tIs the server running")[0].split(" Is the server running")[0]
+    return reason.strip().rstrip(".") or type(exc).__name__
 
 
 def _redacted(url: str) -> str:
