@@ -235,3 +235,23 @@ def test_a_read_only_open_of_an_empty_postgresql_database_creates_nothing(
         assert _revision(url) == SCHEMA_HEAD
     finally:
         drop_database(postgres_admin, name)
+
+
+@pytest.mark.parametrize(("policy", "current", "live", "expected"), [
+    ("read", SCHEMA_HEAD, ["w"], False), ("auto", SCHEMA_HEAD, ["w"], False),
+    ("upgrade", SCHEMA_HEAD, [], False),
+    ("read", None, [], "no Stead schema yet"), ("auto", None, [], True),
+    ("upgrade", None, [], True),
+    ("read", OLD, [], "stead db upgrade"), ("auto", OLD, [], True),
+    ("auto", OLD, ["w on h:1"], "1 live worker"), ("upgrade", OLD, ["w on h:1"], True),
+    ("read", "0042", [], "newer"), ("auto", "0042", [], "newer"), ("upgrade", "0042", [], "newer"),
+])
+def test_the_schema_rule_of_each_policy(policy: str, current: str | None, live: list[str],
+                                        expected: bool | str) -> None:
+    from stead.store.migrate import decide
+
+    if isinstance(expected, bool):
+        assert decide(current, policy, "db", lambda: live) is expected
+    else:
+        with pytest.raises(SchemaMismatch, match=expected):
+            decide(current, policy, "db", lambda: live)

@@ -8,6 +8,7 @@ live there (store/migrate.py). `stead db upgrade` is the explicit way.
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -36,7 +37,8 @@ UPGRADE_HELP = (
 @db_app.command("status", help=STATUS_HELP)
 @handle_errors
 def status(
-    as_json: bool = typer.Option(False, "--json", help="Print the status as one JSON object."),
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the status as one JSON object.")] = False,
     db: DbOption = None,
 ) -> None:
     """Show the schema status (see STATUS_HELP)."""

@@ -140,7 +140,11 @@ class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
         except Exception as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {self._where}: {exc}. Check "
                              "STEAD_DATABASE_URL and that the server is running.") from exc
-        self._ensure_schema()
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self._pool.close()  # a refused schema leaves no pool (nor its threads) behind
+            raise
 
     # -- connections ---------------------------------------------------------------------
     @contextmanager

@@ -117,7 +117,11 @@ class SQLiteStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
         self._checkpointer: _Checkpointer | None = None
         me = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _call_if_alive(me, "_forget_after_fork"))
-        self._ensure_schema()
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self.close()  # a refused schema leaves no open connection behind
+            raise
 
     # -- connections ---------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
