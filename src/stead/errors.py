@@ -15,6 +15,11 @@ class StoreError(SteadError):
     """The database cannot be opened or used (corrupt, newer schema, unreachable)."""
 
 
+class SchemaMismatch(StoreError):
+    """The database's schema is not the one this Stead uses: missing or older (`stead db
+    upgrade` migrates it), or newer (written by a newer Stead: upgrade Stead)."""
+
+
 class WireFormatError(StoreError):
     """A store call or answer on the wire (store/wire.py) is not one this version reads: not
     JSON, an unknown record, a record with unknown or missing fields, a misshapen call."""

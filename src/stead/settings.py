@@ -93,7 +93,8 @@ def _env_bool(name: str, default: bool) -> bool:
 class Settings:
     # STEAD_HOME: folder for the default database and large results (default ~/.stead).
     home: Path
-    # STEAD_DATABASE_URL: where runs are recorded; sqlite:///PATH (default $STEAD_HOME/stead.db).
+    # STEAD_DATABASE_URL: where runs are recorded (default $STEAD_HOME/stead.db):
+    # sqlite:///relative/to/cwd.db, sqlite:////absolute/path.db, a file path, postgresql://...
     database_url: str
     # STEAD_RESULTS_DIR: where results larger than result_inline_max go (default: a `results`
     # folder beside the SQLite database file, so a database and its results move together).
@@ -127,6 +128,9 @@ class Settings:
     # STEAD_STORE_RETRY_SECONDS: how long a PostgreSQL or remote store keeps retrying a verb
     # while its server cannot be reached, before raising StoreError.
     store_retry_seconds: float = 60.0
+    # STEAD_CLI_WAIT_SECONDS: how long a short `stead` command (ls, show, db status, ...) waits
+    # for an unreachable PostgreSQL server as it opens the database (services wait 30 s).
+    cli_wait_seconds: float = 3.0
     # STEAD_MAX_RECOVERIES: an enqueued run whose executor was lost is requeued at most this
     # many times (0: never; it stays Crashed for a person to look at).
     max_recoveries: int = 3
@@ -179,6 +183,7 @@ class Settings:
             uncommitted_steps=_env_int("STEAD_UNCOMMITTED_STEPS", 64),
             lease_seconds=_env_float("STEAD_LEASE_SECONDS", 30.0),
             store_retry_seconds=_env_float("STEAD_STORE_RETRY_SECONDS", 60.0),
+            cli_wait_seconds=_env_float("STEAD_CLI_WAIT_SECONDS", 3.0),
             max_recoveries=_env_int("STEAD_MAX_RECOVERIES", 3),
             retention_days=_env_days("STEAD_RETENTION_DAYS"),
             audit_retention_days=_env_days("STEAD_AUDIT_RETENTION_DAYS", 90.0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sqlite3
 import sys
@@ -18,9 +19,11 @@ from stead.core.runtime import store_for
 from stead.errors import SteadError, StoreError
 from stead.settings import get_settings
 from stead.store.base import RunRecord, Store
+from stead.store.urls import parse_database_url
 
 F = TypeVar("F", bound=Callable[..., Any])
-DB_HELP = ("Database URL (sqlite:///PATH or a file path). "
+DB_HELP = ("Database URL: sqlite:///relative/path.db (relative to the current directory), "
+           "sqlite:////absolute/path.db, a file path, or postgresql://USER@HOST/DB. "
            "Default: STEAD_DATABASE_URL, else $STEAD_HOME/stead.db.")
 DbOption = Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)]
 
@@ -75,22 +78,41 @@ def database_url(db: str | None) -> str:
     return db or OPTIONS.top_db or get_settings().database_url
 
 
-def _sqlite_path(url: str) -> Path | None:
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):]).expanduser()
-    if "://" not in url:
-        return Path(url).expanduser()
-    return None  # another scheme: open_store reports it
+def describe_url(url: str) -> str:
+    """Where `url` points, resolved: ``sqlite /abs/path/x.db``, ``postgresql user@host/db``."""
+    try:
+        return parse_database_url(url).describe()
+    except SteadError:
+        return url
 
 
 def open_db(db: str | None) -> Store:
-    """The store for the chosen database. A missing SQLite file is an error, not created."""
+    """The store of a command that reads or changes existing records: a missing SQLite file
+    is an error (not created), the schema is never changed (an out-of-date one is refused,
+    naming `stead db upgrade`), and an unreachable server fails within STEAD_CLI_WAIT_SECONDS
+    with one line."""
     url = OPTIONS.opened_url = database_url(db)
-    path = _sqlite_path(url)
-    if path is not None and not path.exists():
-        raise StoreError(f"no Stead database at {path}: nothing has been recorded there yet. "
-                         "Set STEAD_DATABASE_URL or pass --db to read another database.")
-    return store_for(url)
+    where = parse_database_url(url)
+    if where.path is not None and not where.path.exists():
+        relative = ("" if _is_absolute(url) else
+                    f" ({url} is relative to the current directory, {Path.cwd()}; "
+                    "sqlite:////ABS/PATH.db is absolute)")
+        raise StoreError(f"no Stead database at {where.path}{relative}: nothing has been "
+                         "recorded there yet. Set STEAD_DATABASE_URL or pass --db to read "
+                         "another database.")
+    quiet_pool_logs()
+    return store_for(url, schema="read", connect_wait_s=get_settings().cli_wait_seconds)
+
+
+def _is_absolute(url: str) -> bool:
+    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+    return path.startswith(("/", "~"))
+
+
+def quiet_pool_logs() -> None:
+    """psycopg_pool logs each failed background connection attempt; a command reports an
+    unreachable server in its own one line instead."""
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
 
 
 def resolve_run(store: Store, text: str) -> RunRecord:

@@ -13,6 +13,7 @@ from stead.cli import prune
 from stead.cli.common import (
     DbOption,
     database_url,
+    describe_url,
     err,
     fail,
     handle_errors,
@@ -101,7 +102,7 @@ def list_runs(
     console = out()
     if not runs:
         what = " matching the filters" if states or flow or queue else ""
-        console.print(f"No runs{what} in {escape(store.url)}.")
+        console.print(f"No runs{what} in {escape(describe_url(store.url))}.")
         return
     rows = []
     counts = store.count_steps([r.id for r in runs])
@@ -127,6 +128,7 @@ def list_runs(
     for row in rows:
         tbl.add_row(*row)
     console.print(tbl)
+    console.print(f"[dim]store: {escape(describe_url(store.url))}[/]")
 
 
 def _state_name(text: str) -> str:

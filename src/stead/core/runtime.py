@@ -14,8 +14,10 @@ _stores: dict[str, Store] = {}
 _lock = threading.Lock()
 
 
-def store_for(url: str | None = None) -> Store:
-    """The process's store for `url` (default: STEAD_DATABASE_URL), opened on first use."""
+def store_for(url: str | None = None, *, schema: str = "auto",
+              connect_wait_s: float | None = None) -> Store:
+    """The process's store for `url` (default: STEAD_DATABASE_URL), opened on first use
+    (`schema`, `connect_wait_s`: how, see `stead.store.open_store`)."""
     settings = get_settings()
     url = url or settings.database_url
     store = _stores.get(url)
@@ -25,7 +27,8 @@ def store_for(url: str | None = None) -> Store:
             if store is None:
                 from stead.store import open_store
 
-                store = _stores[url] = open_store(url, durability=settings.durability)
+                store = _stores[url] = open_store(url, durability=settings.durability,
+                                                     schema=schema, connect_wait_s=connect_wait_s)
     return store
 
 

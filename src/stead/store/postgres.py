@@ -35,7 +35,7 @@ from stead.store.base import (
     StepRecord,
 )
 from stead.store.durability import POSTGRES_SYNCHRONOUS_COMMIT, strongest
-from stead.store.migrate import SCHEMA_HEAD, upgrade
+from stead.store.migrate import check_policy, decide, live_workers, upgrade
 from stead.store.secrets import SecretVerbs
 from stead.store.sql import (
     POSTGRES,
@@ -64,6 +64,9 @@ RETRY_CAP_S = 0.5  # the longest pause between two attempts of a verb during an 
 # How long the pool waits for a connection, and keeps trying to open one, per attempt of a
 # verb: the verb's retry loop asks again (a fresh attempt) instead of psycopg_pool's backoff.
 RECONNECT_S = 1.0
+# The server's answers that waiting will not change (not "the database system is starting up").
+REFUSALS = ("does not exist", "authentication", "password", "pg_hba.conf", "permission denied")
+OPEN_WAIT_S = 30.0  # how long a service waits for an unreachable server as it opens the store
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -98,16 +101,24 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
 
 
 class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
-    """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`."""
+    """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`.
+
+    `schema` says who may create or upgrade the schema (store/migrate.py); `connect_wait_s`,
+    how long to wait for an unreachable server as the store opens (None: OPEN_WAIT_S, a
+    service's patience; a command passes a few seconds). Verbs retry for
+    STEAD_STORE_RETRY_SECONDS either way (a flow resumed from the CLI outlives a restart).
+    """
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16,
-                 synchronous_commit: str = "off") -> None:
+                 synchronous_commit: str = "off", schema: str = "auto",
+                 connect_wait_s: float | None = None) -> None:
         try:
             import psycopg
             from psycopg_pool import ConnectionPool, PoolTimeout
         except ImportError:
             raise StoreError("PostgreSQL needs psycopg: pip install 'stead[postgres]'") from None
         self.url = url
+        self.schema = check_policy(schema)
         self._transient = (psycopg.OperationalError, PoolTimeout)
         self._where = _redacted(url)
         self._seqs: dict[str, int] = {}
@@ -117,15 +128,23 @@ class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
         self._levels: dict[str, str] = {}  # run id -> synchronous_commit of its commits
         self._seq_lock = threading.Lock()
         self._retry_for = get_settings().store_retry_seconds
+        wait_s = OPEN_WAIT_S if connect_wait_s is None else connect_wait_s
+        # One plain connection first: an unreachable server is then one clear error, not the
+        # pool's background attempts logging a warning each.
+        connect(url, wait_s).close()
         try:
             self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size,
                                         kwargs={"autocommit": True}, open=True,
                                         timeout=RECONNECT_S, reconnect_timeout=RECONNECT_S)
-            self._pool.wait(timeout=30)
+            self._pool.wait(timeout=max(wait_s, 1.0))
         except Exception as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {self._where}: {exc}. Check "
                              "STEAD_DATABASE_URL and that the server is running.") from exc
-        self._ensure_schema()
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self._pool.close()  # a refused schema leaves no pool (nor its threads) behind
+            raise
 
     # -- connections ---------------------------------------------------------------------
     @contextmanager
@@ -166,16 +185,19 @@ class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
 
     @_survives_restarts
     def _ensure_schema(self) -> None:
-        if self._revision() == SCHEMA_HEAD:
+        if not decide(self._revision(), self.schema, self._where, self._live):
             return
         with self._conn() as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
             try:
-                current = self._revision()
-                if current != SCHEMA_HEAD:
-                    upgrade(_sqlalchemy_url(self.url), current, self._where)
+                if decide(self._revision(), self.schema, self._where, self._live):
+                    upgrade(_sqlalchemy_url(self.url))
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+    def _live(self) -> list[str]:
+        with self._conn() as conn:
+            return live_workers(conn, "%s", self._revision(), get_settings().lease_seconds)
 
     def _revision(self) -> str | None:
         with self._conn() as conn:
@@ -410,11 +432,60 @@ def _sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else url
 
 
+def server_address(url: str) -> str:
+    """The ``host:port`` a PostgreSQL URL names (libpq's defaults filled in), for messages.
+
+    >>> server_address("postgresql://app@db.internal/stead")
+    'db.internal:5432'
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        info = conninfo_to_dict(url)
+    except Exception:
+        return _redacted(url)
+    hosts = str(info.get("host") or "localhost").split(",")
+    ports = str(info.get("port") or "5432").split(",")
+    return ",".join(f"{h}:{ports[i] if i < len(ports) else ports[-1]}"
+                    for i, h in enumerate(hosts))
+
+
+def connect(url: str, wait_s: float) -> Any:
+    """One plain connection to `url`, trying again for up to `wait_s` seconds while the server
+    cannot be reached; then a StoreError of one line naming the server's host:port."""
+    import psycopg
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = max(deadline - time.monotonic(), 0.0)
+        try:
+            # libpq's connect_timeout is whole seconds, at least 2 (smaller values mean 2)
+            return psycopg.connect(url, autocommit=True, connect_timeout=max(2, round(left)))
+        except psycopg.OperationalError as exc:
+            reason = _reason(exc)
+            if reason.startswith("FATAL:") and any(w in reason for w in REFUSALS):
+                raise StoreError(
+                    f"PostgreSQL at {server_address(url)} refused the connection: "
+                    f"{reason[6:].strip()}. Check the user, password and database name in "
+                    f"--db / STEAD_DATABASE_URL (database URL: {_redacted(url)}).") from None
+            if time.monotonic() + 0.25 > deadline:
+                raise StoreError(
+                    f"cannot connect to PostgreSQL at {server_address(url)} ({reason}; tried "
+                    f"for {wait_s:g} s): start the server, or point --db / STEAD_DATABASE_URL "
+                    f"at one that runs (database URL: {_redacted(url)}).") from None
+            time.sleep(0.25)
+
+
+def _reason(exc: Exception) -> str:
+    """libpq's message on one line, without its "connection to server at ... failed:"."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    reason = text.split("failed: ")[-1] if "failed: " in text else text
+    reason = reason.split("\tIs the server running")[0].split(" Is the server running")[0]
+    return reason.strip().rstrip(".") or type(exc).__name__
+
+
 def _redacted(url: str) -> str:
     """The URL without its password, for messages."""
-    scheme, _, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}"
+    from stead.store.urls import redacted
+
+    return redacted(url)

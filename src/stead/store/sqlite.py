@@ -28,7 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from stead.errors import RunNotFound, StoreError
+from stead.errors import RunNotFound, SchemaMismatch, StoreError
+from stead.settings import get_settings
 from stead.store.audit import AuditVerbs
 from stead.store.base import (
     CacheEntry,
@@ -40,7 +41,7 @@ from stead.store.base import (
     StepRecord,
 )
 from stead.store.durability import SQLITE_SYNCHRONOUS, strongest
-from stead.store.migrate import SCHEMA_HEAD, upgrade
+from stead.store.migrate import check_policy, decide, live_workers, upgrade
 from stead.store.secrets import SecretVerbs
 from stead.store.sql import (
     SQLITE,
@@ -99,10 +100,13 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
 
 
 class SQLiteStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
-    """Store implementation on one SQLite file. Create with `SQLiteStore(path)`."""
+    """Store implementation on one SQLite file. Create with `SQLiteStore(path)`; `schema`
+    says who may create or upgrade its schema (store/migrate.py: "auto", "read", "upgrade")."""
 
-    def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | os.PathLike[str], synchronous: str = "NORMAL", *,
+                 schema: str = "auto") -> None:
         self.path = Path(path).expanduser().absolute()
+        self.schema = check_policy(schema)
         self.url = f"sqlite:///{self.path}"
         self.synchronous = synchronous
         self._local = threading.local()
@@ -113,7 +117,11 @@ class SQLiteStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
         self._checkpointer: _Checkpointer | None = None
         me = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _call_if_alive(me, "_forget_after_fork"))
-        self._ensure_schema()
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self.close()  # a refused schema leaves no open connection behind
+            raise
 
     # -- connections ---------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -181,22 +189,32 @@ class SQLiteStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
         )
 
     def _ensure_schema(self) -> None:
+        if self.schema == "read":  # never create the file (nor its folder) to read it
+            if not self.path.exists():
+                raise SchemaMismatch(f"no Stead database at {self.path}: nothing has been "
+                                     "recorded there yet.")
+            decide(self._revision(), "read", str(self.path), list)
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder for {self.path}: {exc}") from exc
-        if self._revision() == SCHEMA_HEAD:
+        current = self._revision()
+        if not decide(current, self.schema, str(self.path), lambda: self._live(current)):
             return
         lock_path = self.path.with_name(self.path.name + ".migrate-lock")
         with open(lock_path, "w") as lock:  # one process migrates; the others wait for it
             fcntl.flock(lock, fcntl.LOCK_EX)
             current = self._revision()
-            if current != SCHEMA_HEAD:
+            if decide(current, self.schema, str(self.path), lambda: self._live(current)):
                 try:
                     self._conn().execute("PRAGMA journal_mode = WAL")
                 except sqlite3.DatabaseError as exc:
                     raise self._broken(exc) from exc
-                upgrade(f"sqlite:///{self.path}", current, str(self.path))
+                upgrade(f"sqlite:///{self.path}")
+
+    def _live(self, current: str | None) -> list[str]:
+        return live_workers(self._conn(), "?", current, get_settings().lease_seconds)
 
     def _revision(self) -> str | None:
         conn = self._conn()
