@@ -181,6 +181,7 @@ class Task(Generic[P, R]):
     async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any) -> R:
         import asyncio
 
+        sink = _loop_writer(ctx, step)
         while True:
             slots = await _tag_slots_async(self, ctx, step)
             try:  # slots are held until the outcome is recorded: its times stay inside them
@@ -190,6 +191,8 @@ class Task(Generic[P, R]):
                     result = await call_async(self, args, kwargs, f" (step {step.key})")
                 except Exception as exc:
                     delay = _record_failure(self, step, exc)
+                    if sink is not None:
+                        await sink.durable()  # a store failure is raised instead of exc
                     if delay is None:
                         raise
                     result = _RETRY
@@ -199,11 +202,31 @@ class Task(Generic[P, R]):
                 finally:
                     current_frame.reset(frame_token)
                 if result is not _RETRY:
-                    return step.succeeded(result)
+                    if sink is None:
+                        return step.succeeded(result)
+                    try:
+                        return step.succeeded(result)
+                    finally:  # the flow goes on past this await only once it is committed
+                        await sink.durable()
             finally:
                 if slots is not None:
                     await asyncio.to_thread(slots.__exit__, None, None, None)
             await ctx.clock.asleep(delay)
+
+
+def _loop_writer(ctx: RunContext, step: Step) -> Any:
+    """Route `step`'s records through group commit, awaited on the running loop (the loop
+    never blocks on a commit); None for a batched run, whose store already only queues."""
+    from stead.core.batching import BatchedStore
+
+    if isinstance(ctx.store, BatchedStore):
+        return None
+    import asyncio
+
+    from stead.core.writer import LoopWriter, writer_for
+
+    step.writer = LoopWriter(writer_for(ctx.store), asyncio.get_running_loop())
+    return step.writer
 
 
 async def _tag_slots_async(task: Task[Any, Any], ctx: RunContext, step: Step) -> Any:
