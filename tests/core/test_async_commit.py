@@ -160,3 +160,18 @@ def test_async_retries_are_recorded_through_the_writer() -> None:
     assert asyncio.run(retrying.with_options(run_id="flaky")()) == "ok"
     step = store_for().load_steps("flaky")["1"]
     assert (step.state, step.attempts) == ("Completed", 3)
+
+
+def test_a_sync_flow_calling_async_tasks_records_each_before_the_next() -> None:
+    seen: list[int] = []
+
+    @flow
+    def sync_caller(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += echo(i)  # run on a loop of its own: committed before it returns
+            seen.append(len(store_for().load_steps("sync-caller")))
+        return total
+
+    assert sync_caller.with_options(run_id="sync-caller")(4) == 6
+    assert seen == [1, 2, 3, 4]

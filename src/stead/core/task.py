@@ -122,7 +122,7 @@ class Task(Generic[P, R]):
             return self.fn(*args, **kwargs)
         params = params_text(self.arg_names, args, kwargs, ctx.param_max)
         if self.is_async:
-            return _await_or_run(self._run_async(ctx, params, args, kwargs))
+            return _await_or_run(lambda alone: self._run_async(ctx, params, args, kwargs, alone))
         step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
             return step.replay()
@@ -172,16 +172,21 @@ class Task(Generic[P, R]):
         # Pickled by reference (module + name), for process-pool runners.
         return (_load_task, (self.fn.__module__, self.fn.__qualname__))
 
-    async def _run_async(self, ctx: RunContext, params: str, args: Any, kwargs: Any) -> R:
+    async def _run_async(self, ctx: RunContext, params: str, args: Any, kwargs: Any,
+                         alone: bool = False) -> R:
         step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
             return step.replay()
-        return await self._attempts_async(ctx, step, args, kwargs)
+        return await self._attempts_async(ctx, step, args, kwargs, alone)
 
-    async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any) -> R:
+    async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any,
+                              alone: bool = False) -> R:
+        """The attempts of an async task. Its records are committed by the group-commit
+        writer while the loop runs on, unless the loop is `alone`: made for this one call
+        (a sync flow calling an async task), where a commit blocks nothing else."""
         import asyncio
 
-        sink = _loop_writer(ctx, step)
+        sink = None if alone else _loop_writer(ctx, step)
         while True:
             slots = await _tag_slots_async(self, ctx, step)
             try:  # slots are held until the outcome is recorded: its times stay inside them
@@ -316,15 +321,16 @@ def _load_task(module: str, qualname: str) -> Task[Any, Any]:
     return obj
 
 
-def _await_or_run(coro: Any) -> Any:
-    """In async code, hand back the coroutine to await; in a sync flow, run it to the end."""
+def _await_or_run(make: Callable[[bool], Any]) -> Any:
+    """In async code, hand back the coroutine to await; in a sync flow, run it to the end on
+    a loop of its own (`make(alone=True)`: nothing else runs on that loop)."""
     import asyncio
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)  # asyncio.run copies this context: the run and frame go along
-    return coro
+        return asyncio.run(make(True))  # asyncio.run copies this context: run and frame go along
+    return make(False)
 
 
 def _record_failure(task: Task[Any, Any], step: Step, exc: Exception) -> float | None:
