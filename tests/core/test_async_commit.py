@@ -15,8 +15,9 @@ import pytest
 from stead import flow, task
 from stead.core.runtime import store_for
 from stead.core.writer import writer_for
-from stead.errors import SerializationError
+from stead.errors import LeaseLost, SerializationError
 from stead.settings import get_settings
+from stead.store.base import Store, WorkerRecord
 
 
 @task
@@ -175,3 +176,35 @@ def test_a_sync_flow_calling_async_tasks_records_each_before_the_next() -> None:
 
     assert sync_caller.with_options(run_id="sync-caller")(4) == 6
     assert seen == [1, 2, 3, 4]
+
+
+RECOVER: dict[str, Store] = {}  # run id -> store: another worker recovers it during `taken`
+
+
+@task
+async def taken(run_id: str) -> str:
+    store = RECOVER.pop(run_id, None)
+    if store is not None:
+        epoch = store.get_run(run_id).lease_epoch
+        assert store.recover_run(run_id, epoch, 1e9, "lease expired (test)") == "Pending"
+    return "taken"
+
+
+@flow
+async def fenced(target: str) -> list:
+    return [await echo(1), await taken(target), await echo(2)]
+
+
+def test_a_refused_commit_is_raised_at_the_await(store: Store) -> None:
+    """The run is recovered by another worker while a step runs: the writer's commit of that
+    step is refused (the fence), the await raises LeaseLost, and nothing after it runs."""
+    worker = WorkerRecord(id="w-async", name="t", host="here", pid=1, queues='["a"]',
+                          concurrency=1, state="running", started_at=0.0, heartbeat_at=0.0)
+    run_id = fenced.enqueue(target="fenced-run", queue="a", run_id="fenced-run")
+    [claimed] = store.claim_runs(["a"], worker, "here|1|1", 1, now=1e6, lease_s=30.0)
+    RECOVER[run_id] = store
+    with pytest.raises(LeaseLost):
+        fenced.execute_claimed(claimed, store)
+    assert {k: s.state for k, s in store.load_steps(run_id).items()} == {"1": "Completed"}
+    [again] = store.claim_runs(["a"], worker, "here|1|1", 1, now=1e6, lease_s=30.0)
+    assert fenced.execute_claimed(again, store) == [1, "taken", 2]
