@@ -16,6 +16,8 @@ import pytest
 
 import stead
 from stead import FlowRunFailed, FlowRunStopped, RunHandle, RunNotFound, State, flow, get_run
+from stead.core.runtime import result_files
+from stead.errors import StoreError
 from stead.store.base import Store, WorkerRecord
 
 WORKER = WorkerRecord(id="w-handles", name="tester", host="here", pid=1, queues='["h"]',
@@ -82,6 +84,18 @@ def test_a_large_result_is_read_from_its_file(store: Store) -> None:
     execute_later(store, 0).join()
     assert store.get_run(handle).result_ref is not None  # not inline: in a result file
     assert handle.result(timeout=10) == "x" * 100_000
+
+
+def test_a_result_file_this_host_cannot_read_is_explained(store: Store, backend: str) -> None:
+    handle = big.enqueue(100_000, queue="h")
+    execute_later(store, 0).join()
+    ref = store.get_run(handle).result_ref
+    assert ref is not None
+    result_files().load(None, ref)  # readable here
+    (result_files().root / ref).unlink()  # as if another host had executed the run
+    hint = "STEAD_RESULT_INLINE_MAX" if backend == "http" else "cannot be read"
+    with pytest.raises(StoreError, match=hint):
+        handle.result(timeout=10)
 
 
 def test_a_failed_run_raises_its_error(store: Store) -> None:

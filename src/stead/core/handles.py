@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from stead.core.states import State
-from stead.errors import FlowRunFailed, FlowRunStopped, RunNotFound
+from stead.errors import FlowRunFailed, FlowRunStopped, RunNotFound, StoreError
 from stead.store.base import RunRecord
 
 FIRST_POLL_S = 0.01  # result() polls quickly at first, then backs off up to its `poll`
@@ -139,10 +139,20 @@ def outcome(run: RunRecord, database_url: str | None = None) -> Any:
     """The value of a stopped run, or its failure raised."""
     state = run.state
     if state in (State.COMPLETED.value, State.CACHED.value):
-        from stead.core.runtime import result_files
+        from stead.core.runtime import result_files, store_for
         from stead.core.serialization import decode
 
-        return decode(result_files(database_url).load(run.result, run.result_ref))
+        try:
+            text = result_files(database_url).load(run.result, run.result_ref)
+        except StoreError as exc:
+            if not store_for(database_url).url.startswith(("http://", "https://")):
+                raise
+            raise StoreError(
+                f"run {run.id}'s result is larger than STEAD_RESULT_INLINE_MAX, so it is kept in "
+                "a file on the host that executed the run, which the server's store verbs do "
+                f"not serve ({exc}). Raise STEAD_RESULT_INLINE_MAX on the workers, or share "
+                "STEAD_RESULTS_DIR between them and this host") from exc
+        return decode(text)
     data = _error(run.error)
     summary = (f"{data.get('type', 'Exception').rsplit('.', 1)[-1]}: {data.get('message', '')}"
                if data else "no error recorded")
