@@ -77,10 +77,10 @@ def test_the_loop_runs_while_a_step_waits_for_the_database(backend: str) -> None
         running = asyncio.create_task(ticker())
         await asyncio.sleep(0.02)
         releaser.start()
-        start = time.monotonic()
+        start, ticks_before = time.monotonic(), ticks
         value = await echo(7)
         seen["waited"] = time.monotonic() - start
-        seen["ticks"] = ticks
+        seen["ticks"] = ticks - ticks_before
         stop = True
         await running
         # Committed before the await returned: another connection sees the step.
@@ -90,7 +90,8 @@ def test_the_loop_runs_while_a_step_waits_for_the_database(backend: str) -> None
 
     assert asyncio.run(blocked()) == 7
     assert seen["waited"] >= 0.3  # the commit did wait for the lock
-    assert seen["ticks"] >= 15  # the loop was not blocked meanwhile (about 40 without load)
+    # The loop was not blocked meanwhile: about 40 ticks without load; blocked, none.
+    assert seen["ticks"] >= 8
     assert seen["rows"] == 2  # warm_up's step and this one
 
 
