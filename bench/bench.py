@@ -4,10 +4,11 @@ Run: python bench/bench.py [--tasks 1000] [--repeat 11]
 
 Core: per-task overhead of sequential tasks against a plain call and against one bare SQLite
 INSERT+COMMIT (paired rounds, so machine noise hits both alike), `import stead`, resuming a
-1000-step run. Concurrency: 1000 trivial tasks through .map (thread runner) and through
-8-way asyncio.gather, commits per task achieved by group commit, and the peak memory of a
-10,000-task flow (in a fresh process). PostgreSQL: per-task overhead against one
-INSERT+COMMIT there, when a server answers. Figures are medians of --repeat rounds.
+1000-step run. Concurrency: 1000 trivial tasks through .map (thread runner), through
+8-way asyncio.gather and through one 1000-way gather, commits per task achieved by group
+commit, and the peak memory of a 10,000-task flow (in a fresh process). PostgreSQL:
+per-task overhead against one INSERT+COMMIT there, when a server answers. Figures are
+medians of --repeat rounds.
 """
 
 from __future__ import annotations
@@ -61,12 +62,12 @@ def plain_call_us(n: int, repeat: int) -> float:
     return median_time(loop, repeat) / n * 1e6
 
 
-def import_ms(repeat: int) -> float:
+def import_ms(repeat: int, statement: str = "import stead") -> float:
     def run(code: str) -> float:
         return median_time(lambda: subprocess.run([sys.executable, "-c", code], check=True),
                            repeat)
 
-    return (run("import stead") - run("pass")) * 1000
+    return (run(statement) - run("pass")) * 1000
 
 
 def hand_written_checkpoints(n: int):
@@ -120,14 +121,20 @@ def concurrency_figures(n: int, repeat: int) -> dict[str, float]:
             total += sum(await asyncio.gather(*(abump(i) for i in range(start, start + 8))))
         return total
 
+    @stead.flow
+    async def gathered_all(count: int) -> int:
+        return sum(await asyncio.gather(*(abump(i) for i in range(count))))
+
     mapped(10)
     writer = writer_for(store_for())
     commits0, records0 = writer.commits, writer.records
     map_s = median_time(lambda: mapped(n), repeat)
     commits = (writer.commits - commits0) / max(1, writer.records - records0)
     gather_s = median_time(lambda: asyncio.run(gathered(n)), repeat)
+    gather_all_s = median_time(lambda: asyncio.run(gathered_all(n)), repeat)
     return {"map_ms": map_s * 1000, "map_rate": n / map_s, "commits_per_task": commits,
-            "gather_ms": gather_s * 1000, "gather_rate": n / gather_s}
+            "gather_ms": gather_s * 1000, "gather_rate": n / gather_s,
+            "gather_all_ms": gather_all_s * 1000, "gather_all_ratio": gather_all_s / map_s}
 
 
 RSS_PROBE = """
@@ -299,6 +306,7 @@ def main() -> None:
         resume_samples.append(time.perf_counter() - start)
     resume_ms = statistics.median(resume_samples) * 1000
     imp = import_ms(max(repeat, 9))
+    imp_engine = import_ms(max(repeat, 9), "from stead import flow, task")
     conc = concurrency_figures(n, repeat)
     rss = peak_rss_mb(10_000)
     pg = postgres_figures(n, max(3, repeat // 2))
@@ -312,11 +320,15 @@ def main() -> None:
          f"{ratio:.2f}x commit (median of paired rounds), {per_task / plain:.0f}x plain call"),
         (f"resume a {n}-step run, {n - 1} recorded", f"{resume_ms:.1f} ms",
          f"{resume_ms * 1000 / n:.1f} us per replayed step"),
-        ("import stead", f"{imp:.1f} ms", "target < 100 ms (stretch 50)"),
+        ("import stead", f"{imp:.1f} ms", "names load on first use"),
+        ("from stead import flow, task (the engine)", f"{imp_engine:.1f} ms",
+         "target < 100 ms (stretch 50); bench/import_time.py splits it"),
         (f"{n} trivial tasks via .map (default runner)", f"{conc['map_ms']:.1f} ms",
          f"{conc['map_rate']:,.0f} tasks/s (target 10,000; stretch 20,000)"),
         (f"{n} trivial async tasks, 8-way gather", f"{conc['gather_ms']:.1f} ms",
          f"{conc['gather_rate']:,.0f} tasks/s"),
+        (f"{n} trivial async tasks, one {n}-way gather", f"{conc['gather_all_ms']:.1f} ms",
+         f"{conc['gather_all_ratio']:.2f}x the .map (bench/async_gather.py: PostgreSQL too)"),
         ("group commit during the .map runs", f"{conc['commits_per_task']:.3f}",
          "commits per task"),
         ("peak RSS, flow of 10,000 mapped 1 KB results", f"{rss['peak']:.0f} MB",

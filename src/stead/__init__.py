@@ -12,33 +12,56 @@ Example:
     6
 """
 
-from stead.core.caching import INPUTS, TASK_SOURCE, CacheKeyFn, CachePolicy, Inputs
-from stead.core.clock import FakeClock, SystemClock
-from stead.core.console import get_logger
-from stead.core.context import in_flow, step_idempotency_key
-from stead.core.flow import Flow, flow
-from stead.core.futures import StepFuture, as_completed, unmapped, wait
-from stead.core.recorded import now, uuid
-from stead.core.retries import exponential_backoff
-from stead.core.runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
-from stead.core.states import State
-from stead.core.task import Task, task
-from stead.errors import (
-    ConfigError,
-    FlowRunFailed,
-    NonDeterminismError,
-    ParameterError,
-    RunConflict,
-    RunNotFound,
-    SerializationError,
-    SteadError,
-    StoreError,
-    TaskTimeout,
-    UpstreamFailed,
-)
-from stead.secrets.reveal import secret
+# The public names are loaded on first use (PEP 562): `import stead` alone, and every
+# `import stead.<module>` (the CLI, the server, a worker's store), do not pay for loading
+# the engine. `from stead import flow` loads what `flow` needs, once.
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_ERRORS = "stead.errors"
+_EXPORTS = {
+    "INPUTS": "stead.core.caching",
+    "TASK_SOURCE": "stead.core.caching",
+    "CacheKeyFn": "stead.core.caching",
+    "CachePolicy": "stead.core.caching",
+    "Inputs": "stead.core.caching",
+    "FakeClock": "stead.core.clock",
+    "SystemClock": "stead.core.clock",
+    "get_logger": "stead.core.console",
+    "in_flow": "stead.core.context",
+    "step_idempotency_key": "stead.core.context",
+    "Flow": "stead.core.flow",
+    "flow": "stead.core.flow",
+    "StepFuture": "stead.core.futures",
+    "as_completed": "stead.core.futures",
+    "unmapped": "stead.core.futures",
+    "wait": "stead.core.futures",
+    "RunHandle": "stead.core.handles",
+    "get_run": "stead.core.handles",
+    "now": "stead.core.recorded",
+    "uuid": "stead.core.recorded",
+    "exponential_backoff": "stead.core.retries",
+    "ProcessPoolTaskRunner": "stead.core.runners",
+    "TaskRunner": "stead.core.runners",
+    "ThreadPoolTaskRunner": "stead.core.runners",
+    "State": "stead.core.states",
+    "Task": "stead.core.task",
+    "task": "stead.core.task",
+    "ConfigError": _ERRORS,
+    "FlowRunFailed": _ERRORS,
+    "FlowRunStopped": _ERRORS,
+    "NonDeterminismError": _ERRORS,
+    "ParameterError": _ERRORS,
+    "RunConflict": _ERRORS,
+    "RunNotFound": _ERRORS,
+    "SerializationError": _ERRORS,
+    "SteadError": _ERRORS,
+    "StoreError": _ERRORS,
+    "TaskTimeout": _ERRORS,
+    "UpstreamFailed": _ERRORS,
+    "secret": "stead.secrets.reveal",
+}
 
 __all__ = [
     "INPUTS",
@@ -49,11 +72,13 @@ __all__ = [
     "FakeClock",
     "Flow",
     "FlowRunFailed",
+    "FlowRunStopped",
     "Inputs",
     "NonDeterminismError",
     "ParameterError",
     "ProcessPoolTaskRunner",
     "RunConflict",
+    "RunHandle",
     "RunNotFound",
     "SerializationError",
     "State",
@@ -70,6 +95,7 @@ __all__ = [
     "exponential_backoff",
     "flow",
     "get_logger",
+    "get_run",
     "in_flow",
     "now",
     "secret",
@@ -79,3 +105,48 @@ __all__ = [
     "uuid",
     "wait",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stead' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, "__version__"})
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
+    from stead.core.caching import INPUTS, TASK_SOURCE, CacheKeyFn, CachePolicy, Inputs
+    from stead.core.clock import FakeClock, SystemClock
+    from stead.core.console import get_logger
+    from stead.core.context import in_flow, step_idempotency_key
+    from stead.core.flow import Flow, flow
+    from stead.core.futures import StepFuture, as_completed, unmapped, wait
+    from stead.core.handles import RunHandle, get_run
+    from stead.core.recorded import now, uuid
+    from stead.core.retries import exponential_backoff
+    from stead.core.runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+    from stead.core.states import State
+    from stead.core.task import Task, task
+    from stead.errors import (
+        ConfigError,
+        FlowRunFailed,
+        FlowRunStopped,
+        NonDeterminismError,
+        ParameterError,
+        RunConflict,
+        RunNotFound,
+        SerializationError,
+        SteadError,
+        StoreError,
+        TaskTimeout,
+        UpstreamFailed,
+    )
+    from stead.secrets.reveal import secret

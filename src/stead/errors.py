@@ -64,6 +64,16 @@ class FlowRunFailed(SteadError):
         self.attempts = attempts
 
 
+class FlowRunStopped(SteadError):
+    """A run waited for (`RunHandle.result()`) stopped without a result: it was Cancelled,
+    or it Crashed and waits to be resumed; `run_id` and `state` say which."""
+
+    def __init__(self, message: str, *, run_id: str, state: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.state = state
+
+
 class StepFailed(SteadError):
     """A step's recorded failure, raised again when a resumed run replays it and the original
     exception type cannot be rebuilt in this process (its module is not imported, or it does

@@ -2,7 +2,8 @@
 
 The run is recorded Pending with its parameters, queue and priority; a worker claims it
 (`stead worker start`). A run id makes enqueueing idempotent: the same id with the same
-parameters is a no-op that returns the id; with other parameters it is refused.
+parameters is a no-op that returns the same run; with other parameters it is refused. The
+answer is a `RunHandle` (core/handles.py): the run id, with `state()` and `result()`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from stead.core import masking
+from stead.core.handles import RunHandle
 from stead.core.runtime import store_for
 from stead.core.serialization import encode
 from stead.errors import ConfigError, ParameterError, RunConflict, SerializationError
@@ -26,8 +28,8 @@ ENQUEUE_OPTIONS = ("queue", "priority", "run_id", "max_recoveries", "params", "d
 
 def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
                 queue: str, priority: int, run_id: str | None, max_recoveries: int | None,
-                params: dict[str, Any] | None, durability: str | None = None) -> str:
-    """Record a Pending run of `flow` on `queue`; return its id. See `Flow.enqueue`."""
+                params: dict[str, Any] | None, durability: str | None = None) -> RunHandle:
+    """Record a Pending run of `flow` on `queue`; return its handle. See `Flow.enqueue`."""
     from stead.core.execution import new_run_id
 
     what = f"flow '{flow.name}'"
@@ -87,7 +89,7 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
             f"run id {run.id!r} already names a run of flow '{run.flow_name}' with parameters "
             f"{run.params}; enqueueing {what} with {params_json} under the same id is refused. "
             "Use another run id.")
-    return run.id
+    return RunHandle(run.id, flow.database_url)
 
 
 def check_loadable(flow: Flow[Any, Any]) -> None:

@@ -11,7 +11,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core.clock import SYSTEM_CLOCK, Clock
 from stead.core.execution import Execution
@@ -24,6 +24,9 @@ from stead.core.task import positional_names
 from stead.errors import ConfigError, ParameterError
 from stead.store.base import RunRecord, Store
 from stead.store.durability import check_level
+
+if TYPE_CHECKING:
+    from stead.core.handles import RunHandle
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -111,8 +114,11 @@ class Flow(Generic[P, R]):
     def enqueue(self, *args: Any, queue: str = "default", priority: int = 0,
                 run_id: str | None = None, max_recoveries: int | None = None,
                 params: dict[str, Any] | None = None, durability: str | None = None,
-                **kwargs: Any) -> str:
-        """Record a run of this flow on `queue` for a worker to execute; return its run id.
+                **kwargs: Any) -> RunHandle:
+        """Record a run of this flow on `queue` for a worker to execute; return its handle.
+
+        The handle is the run id (a `str`) with `state()` and `result(timeout=)`, which waits
+        for a worker to finish the run (see `RunHandle`; `stead.get_run(id)` gives one later).
 
         Higher `priority` runs are claimed first. A `run_id` makes this idempotent:
         enqueueing the same id and parameters again is a no-op. `max_recoveries` (default
@@ -123,9 +129,12 @@ class Flow(Generic[P, R]):
         `params={...}`.
 
         Example:
-            >>> etl.enqueue(day="2026-11-22", queue="etl", run_id="etl-2026-11-22")
-            'etl-2026-11-22'
+            >>> run = etl.enqueue(day="2026-11-22", queue="etl", run_id="etl-2026-11-22")
+            >>> run
+            RunHandle('etl-2026-11-22')
             >>> # then, on any host:  stead worker start --queue etl
+            >>> run.result(timeout=600)
+            {'rows': 1204}
         """
         from stead.core.enqueue import enqueue_run
 

@@ -122,7 +122,7 @@ class Task(Generic[P, R]):
             return self.fn(*args, **kwargs)
         params = params_text(self.arg_names, args, kwargs, ctx.param_max)
         if self.is_async:
-            return _await_or_run(self._run_async(ctx, params, args, kwargs))
+            return _await_or_run(lambda alone: self._run_async(ctx, params, args, kwargs, alone))
         step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
             return step.replay()
@@ -172,15 +172,21 @@ class Task(Generic[P, R]):
         # Pickled by reference (module + name), for process-pool runners.
         return (_load_task, (self.fn.__module__, self.fn.__qualname__))
 
-    async def _run_async(self, ctx: RunContext, params: str, args: Any, kwargs: Any) -> R:
+    async def _run_async(self, ctx: RunContext, params: str, args: Any, kwargs: Any,
+                         alone: bool = False) -> R:
         step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
             return step.replay()
-        return await self._attempts_async(ctx, step, args, kwargs)
+        return await self._attempts_async(ctx, step, args, kwargs, alone)
 
-    async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any) -> R:
+    async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any,
+                              alone: bool = False) -> R:
+        """The attempts of an async task. Its records are committed by the group-commit
+        writer while the loop runs on, unless the loop is `alone`: made for this one call
+        (a sync flow calling an async task), where a commit blocks nothing else."""
         import asyncio
 
+        sink = None if alone else _loop_writer(ctx, step)
         while True:
             slots = await _tag_slots_async(self, ctx, step)
             try:  # slots are held until the outcome is recorded: its times stay inside them
@@ -190,6 +196,8 @@ class Task(Generic[P, R]):
                     result = await call_async(self, args, kwargs, f" (step {step.key})")
                 except Exception as exc:
                     delay = _record_failure(self, step, exc)
+                    if sink is not None:
+                        await sink.durable()  # a store failure is raised instead of exc
                     if delay is None:
                         raise
                     result = _RETRY
@@ -199,11 +207,31 @@ class Task(Generic[P, R]):
                 finally:
                     current_frame.reset(frame_token)
                 if result is not _RETRY:
-                    return step.succeeded(result)
+                    if sink is None:
+                        return step.succeeded(result)
+                    try:
+                        return step.succeeded(result)
+                    finally:  # the flow goes on past this await only once it is committed
+                        await sink.durable()
             finally:
                 if slots is not None:
                     await asyncio.to_thread(slots.__exit__, None, None, None)
             await ctx.clock.asleep(delay)
+
+
+def _loop_writer(ctx: RunContext, step: Step) -> Any:
+    """Route `step`'s records through group commit, awaited on the running loop (the loop
+    never blocks on a commit); None for a batched run, whose store already only queues."""
+    from stead.core.batching import BatchedStore
+
+    if isinstance(ctx.store, BatchedStore):
+        return None
+    import asyncio
+
+    from stead.core.writer import LoopWriter, writer_for
+
+    step.writer = LoopWriter(writer_for(ctx.store), asyncio.get_running_loop())
+    return step.writer
 
 
 async def _tag_slots_async(task: Task[Any, Any], ctx: RunContext, step: Step) -> Any:
@@ -293,15 +321,16 @@ def _load_task(module: str, qualname: str) -> Task[Any, Any]:
     return obj
 
 
-def _await_or_run(coro: Any) -> Any:
-    """In async code, hand back the coroutine to await; in a sync flow, run it to the end."""
+def _await_or_run(make: Callable[[bool], Any]) -> Any:
+    """In async code, hand back the coroutine to await; in a sync flow, run it to the end on
+    a loop of its own (`make(alone=True)`: nothing else runs on that loop)."""
     import asyncio
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)  # asyncio.run copies this context: the run and frame go along
-    return coro
+        return asyncio.run(make(True))  # asyncio.run copies this context: run and frame go along
+    return make(False)
 
 
 def _record_failure(task: Task[Any, Any], step: Step, exc: Exception) -> float | None:
