@@ -11,6 +11,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core.clock import SYSTEM_CLOCK, Clock
@@ -27,6 +28,29 @@ from stead.store.durability import check_level
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# Set by stead/core/loader.py while it imports a flow's module or script to find the flow
+# again (a resume, a worker): a flow started at module level then stops the import instead
+# of starting another run.
+LOADING: ContextVar[bool] = ContextVar("stead_loading_flow_code", default=False)
+
+
+class ModuleLevelFlowCall(BaseException):  # a signal to the loader, not an error
+    """Raised by a flow call (or enqueue, resume) made while the loader imports its code.
+
+    A BaseException so that the script's own ``except Exception`` does not swallow it; the
+    loader catches it, and keeps the module as it was at that point.
+    """
+
+    def __init__(self, flow_name: str, what: str) -> None:
+        super().__init__(f"{what} of flow '{flow_name}' at module level")
+        self.flow_name = flow_name
+        self.what = what
+
+
+def _refuse_while_loading(flow: Flow[Any, Any], what: str) -> None:
+    if LOADING.get():
+        raise ModuleLevelFlowCall(flow.name, what)
 
 
 class Flow(Generic[P, R]):
@@ -99,6 +123,7 @@ class Flow(Generic[P, R]):
         return getattr(sys.modules.get(self.fn.__module__), "__file__", None)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        _refuse_while_loading(self, "a call")
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -129,6 +154,7 @@ class Flow(Generic[P, R]):
         """
         from stead.core.enqueue import enqueue_run
 
+        _refuse_while_loading(self, "an enqueue")
         return enqueue_run(self, args, kwargs, queue=queue, priority=priority, run_id=run_id,
                            max_recoveries=max_recoveries, params=params,
                            durability=durability)
@@ -165,6 +191,7 @@ class Flow(Generic[P, R]):
         Example:
             >>> login.resume("a1b2c3", params={"password": SecretStr(getpass())})
         """
+        _refuse_while_loading(self, "a resume")
         store = store_for(self.database_url)
         stored = store.get_run(run_id)
         recorded = {**decode(stored.params), **(params or {})}
@@ -172,9 +199,6 @@ class Flow(Generic[P, R]):
         bound = inspect.BoundArguments(self.signature, recorded)  # type: ignore[arg-type]
         run = Execution(self, bound, run_id, explicit_resume=True, force=force)
         return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
-
-
-
 
 
 @overload
