@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -23,6 +23,7 @@ from stead.core.runtime import store_for
 from stead.core.serialization import decode, recorded_module_name
 from stead.core.task import positional_names
 from stead.errors import ConfigError, ParameterError
+from stead.settings import get_settings
 from stead.store.base import RunRecord, Store
 from stead.store.durability import check_level
 
@@ -48,6 +49,9 @@ class ModuleLevelFlowCall(BaseException):  # a signal to the loader, not an erro
         self.what = what
 
 
+_captured_setting: tuple[str, ...] = ()  # the STEAD_LOGGERS whose loggers are captured
+
+
 def _refuse_while_loading(flow: Flow[Any, Any], what: str) -> None:
     if LOADING.get():
         raise ModuleLevelFlowCall(flow.name, what)
@@ -69,7 +73,8 @@ class Flow(Generic[P, R]):
                  timeout: float | None = None, log_prints: bool = False,
                  run_id: str | None = None, clock: Clock | None = None,
                  database_url: str | None = None, task_runner: TaskRunner | None = None,
-                 durability: str | None = None) -> None:
+                 durability: str | None = None,
+                 log_loggers: Iterable[str] | None = None) -> None:
         if not callable(fn):
             raise ConfigError(f"@flow needs a function, got {fn!r}")
         self.fn = fn
@@ -93,15 +98,23 @@ class Flow(Generic[P, R]):
         self.signature = inspect.signature(fn)
         self.secret_params = declared_secrets(self.signature.parameters)  # recorded masked
         self.arg_names = positional_names(fn)
+        if isinstance(log_loggers, str) or not all(
+                isinstance(n, str) for n in log_loggers or ()):
+            raise ConfigError(f"flow '{self.name}': log_loggers must be a list of logger names "
+                              f"such as ['mylib', 'urllib3'], got {log_loggers!r}")
+        self.log_loggers = tuple(log_loggers or ())
+        self._loggers_pending = bool(self.log_loggers)  # attached at the first call
         self._options = {"name": name, "retries": retries, "retry_delay": retry_delay,
                          "retry_on": retry_on, "timeout": timeout, "log_prints": log_prints,
                          "run_id": run_id, "clock": clock, "database_url": database_url,
-                         "task_runner": task_runner, "durability": durability}
+                         "task_runner": task_runner, "durability": durability,
+                         "log_loggers": log_loggers}
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy with options changed: run_id (idempotency key), retries, timeout, clock,
-        database_url, log_prints, name, retry_delay, retry_on, task_runner, durability."""
+        database_url, log_prints, name, retry_delay, retry_on, task_runner, durability,
+        log_loggers."""
         unknown = set(options) - set(self._options)
         if unknown:
             raise ConfigError(f"flow '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
@@ -122,8 +135,24 @@ class Flow(Generic[P, R]):
             return None
         return getattr(sys.modules.get(self.fn.__module__), "__file__", None)
 
+    def _capture_loggers(self) -> None:
+        """Attach the run-log handler to this flow's log_loggers and to STEAD_LOGGERS."""
+        global _captured_setting
+        if self._loggers_pending:
+            from stead.core.runlog import capture_loggers
+
+            capture_loggers(self.log_loggers, self.name)
+            self._loggers_pending = False
+        names = get_settings().log_loggers
+        if names and names != _captured_setting:
+            from stead.core.runlog import capture_loggers
+
+            capture_loggers(names)
+            _captured_setting = names
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         _refuse_while_loading(self, "a call")
+        self._capture_loggers()
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -167,6 +196,7 @@ class Flow(Generic[P, R]):
         Every write is fenced by the claim's lease epoch: if the run is recovered by someone
         else meanwhile, this execution stops with LeaseLost and writes nothing more.
         """
+        self._capture_loggers()
         if params is None:
             params = decode(run.params)
         params = resolve_params(params, store, self.name, run.id)
@@ -192,6 +222,7 @@ class Flow(Generic[P, R]):
             >>> login.resume("a1b2c3", params={"password": SecretStr(getpass())})
         """
         _refuse_while_loading(self, "a resume")
+        self._capture_loggers()
         store = store_for(self.database_url)
         stored = store.get_run(run_id)
         recorded = {**decode(stored.params), **(params or {})}
@@ -208,7 +239,8 @@ def flow(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          retry_on: RetryOn | None = None, timeout: float | None = None,
          log_prints: bool = False, run_id: str | None = None, clock: Clock | None = None,
          database_url: str | None = None, task_runner: TaskRunner | None = None,
-         durability: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+         durability: str | None = None, log_loggers: Iterable[str] | None = None
+         ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -221,7 +253,9 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     ProcessPoolTaskRunner for CPU-bound work), durability (what the run's checkpoints
     survive: "fsync" power loss, "process" a killed process, "batched" steps committed in
     groups, a crash re-running at most the last group; default STEAD_DURABILITY, or the
-    parent run's level for a child flow).
+    parent run's level for a child flow), log_loggers (names of standard-library loggers,
+    e.g. ["mylib"], whose lines emitted inside this flow's runs are recorded in the run's
+    log, as STEAD_LOGGERS does for every flow).
 
     Example:
         >>> from stead import flow, task
