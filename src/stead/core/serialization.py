@@ -32,6 +32,20 @@ _loads = orjson.loads
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson writes natively
 
 
+# What to do about an unstorable value depends on where it was: the pickle option is a task's.
+TASK_ADVICE = ("Return JSON values, dataclasses, pydantic models, datetimes or bytes, or opt "
+               "in to pickle with @task(serializer='pickle') (unsafe if the database is not "
+               "trusted).")
+PARAMETER_ADVICE = (
+    "Flow parameters must be storable values (JSON values, dataclasses, pydantic models, "
+    "datetimes, bytes, Path...): pass what identifies a connection, client or file (a URL, a "
+    "path, a key) and open it inside the flow. Pickle does not apply to flow parameters.")
+FLOW_RESULT_ADVICE = (
+    "Return a storable value from the flow (JSON values, dataclasses, pydantic models, "
+    "datetimes or bytes); pickle is a task option (@task(serializer='pickle')) and does not "
+    "apply to a flow's result.")
+
+
 def _dumps(value: Any) -> str:
     # orjson, not the json module: ~0.3 us instead of ~4 us per small value on the hot path.
     return orjson.dumps(value).decode()
@@ -139,11 +153,19 @@ def _encode_obj(value: Any, pickle_ok: bool) -> Any:
         import pickle
 
         return {TAG: "pickle", "v": base64.b64encode(pickle.dumps(value)).decode("ascii")}
-    raise SerializationError(
-        f"a value of type {cls.__module__}.{cls.__qualname__} cannot be stored. Return JSON "
-        "values, dataclasses, pydantic models, datetimes or bytes, or opt in to pickle with "
-        "@task(serializer='pickle') (unsafe if the database is not trusted)."
-    )
+    raise _unstorable(cls)
+
+
+class _Unstorable(SerializationError):
+    """Raised deep in the walk; `encode` adds the advice that fits where the value was."""
+
+    def __init__(self, type_name: str) -> None:
+        super().__init__(f"a value of type {type_name} cannot be stored")
+        self.type_name = type_name
+
+
+def _unstorable(cls: type) -> _Unstorable:
+    return _Unstorable(f"{cls.__module__}.{cls.__qualname__}")
 
 
 def _is_pydantic_model(value: Any) -> bool:
@@ -226,8 +248,14 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if type(value) is list else value
 
 
-def encode(value: Any, *, pickle_ok: bool = False) -> str:
-    """Encode `value` as JSON text; raise SerializationError for unsupported types."""
+def encode(value: Any, *, pickle_ok: bool = False, advice: str = TASK_ADVICE) -> str:
+    """Encode `value` as JSON text; raise SerializationError for unsupported types, with
+    `advice` (what to do instead: TASK_ADVICE, PARAMETER_ADVICE or FLOW_RESULT_ADVICE).
+
+    Example:
+        >>> encode({"day": dt.date(2026, 11, 21)})
+        '{"day":{"$t":"date","v":"2026-11-21"}}'
+    """
     cls = type(value)
     if cls is int and _INT_MIN <= value <= _INT_MAX:
         return str(value)
@@ -235,6 +263,8 @@ def encode(value: Any, *, pickle_ok: bool = False) -> str:
         if cls is str or cls is bool or value is None:
             return _dumps(value)
         return _dumps(_encode_obj(value, pickle_ok))
+    except _Unstorable as exc:
+        raise SerializationError(f"{exc}. {advice}") from None
     except orjson.JSONEncodeError as exc:  # e.g. text with a lone surrogate: not UTF-8
         raise SerializationError(f"cannot store {_short(value)}: {exc}") from None
 
