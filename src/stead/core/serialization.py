@@ -1,7 +1,8 @@
 """Turning parameters and results into stored text and back, without configuration.
 
 Supported as-is: JSON values (None, bool, int, float, str, list, dict), tuples, sets,
-frozensets, dicts with non-string keys, bytes, datetime/date/time/timedelta, Decimal, UUID,
+frozensets, dicts with non-string keys, bytes, datetime/date/time/timedelta (a ZoneInfo zone
+comes back as that zone, DST folds kept), Decimal, UUID,
 Path, Enum members, dataclasses and pydantic models. pydantic's SecretStr and SecretBytes are
 recorded masked, never their value (core/masking.py). Non-JSON values are written as tagged
 objects ``{"$t": tag, ...}`` so they come back as the same type in a fresh process.
@@ -123,12 +124,10 @@ def _encode_obj(value: Any, pickle_ok: bool) -> Any:
         return {TAG: cls.__name__, "v": items}
     if cls is bytes or cls is bytearray:
         return {TAG: cls.__name__, "v": base64.b64encode(value).decode("ascii")}
-    if cls is dt.datetime:
-        return {TAG: "datetime", "v": value.isoformat()}
+    if cls is dt.datetime or cls is dt.time:
+        return _encode_clock(value)
     if cls is dt.date:
         return {TAG: "date", "v": value.isoformat()}
-    if cls is dt.time:
-        return {TAG: "time", "v": value.isoformat()}
     if cls is dt.timedelta:
         return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
     module = cls.__module__
@@ -166,6 +165,36 @@ class _Unstorable(SerializationError):
 
 def _unstorable(cls: type) -> _Unstorable:
     return _Unstorable(f"{cls.__module__}.{cls.__qualname__}")
+
+
+def _encode_clock(value: dt.datetime | dt.time) -> dict[str, Any]:
+    """A datetime or time: ISO text (with its UTC offset), plus its IANA zone name ("z") when
+    its tzinfo is a ZoneInfo, and "f": 1 when it is the second of a repeated wall time (DST
+    fold). A reader that ignores "z" still gets the right instant as a fixed offset."""
+    tagged: dict[str, Any] = {TAG: "datetime" if type(value) is dt.datetime else "time",
+                              "v": value.isoformat()}
+    tz = value.tzinfo
+    if tz is not None and type(tz).__name__ == "ZoneInfo" and type(tz).__module__ == "zoneinfo":
+        key = tz.key  # type: ignore[attr-defined]
+        if key is not None:  # a ZoneInfo read from a file has no name: kept as an offset
+            tagged["z"] = key
+    if value.fold:
+        tagged["f"] = 1
+    return tagged
+
+
+def _decode_clock(v: dict[str, Any], p: bool) -> dt.datetime | dt.time:
+    parse = dt.datetime.fromisoformat if v[TAG] == "datetime" else dt.time.fromisoformat
+    value = parse(v["v"])
+    zone, fold = v.get("z"), v.get("f", 0)
+    if zone is not None:  # the same wall time in its zone (also a time in a DST gap)
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            return value.replace(tzinfo=ZoneInfo(zone), fold=fold)
+        except (ZoneInfoNotFoundError, ValueError):  # no such zone here (no tzdata?): the
+            pass  # recorded UTC offset still gives the right instant
+    return value.replace(fold=fold) if fold else value
 
 
 def _is_pydantic_model(value: Any) -> bool:
@@ -229,9 +258,9 @@ _DECODERS: dict[str, Callable[[dict[str, Any], bool], Any]] = {
     "frozenset": lambda v, p: frozenset(_hashable(_decode_obj(x, p)) for x in v["v"]),
     "bytes": lambda v, p: base64.b64decode(v["v"]),
     "bytearray": lambda v, p: bytearray(base64.b64decode(v["v"])),
-    "datetime": lambda v, p: dt.datetime.fromisoformat(v["v"]),
+    "datetime": _decode_clock,
     "date": lambda v, p: dt.date.fromisoformat(v["v"]),
-    "time": lambda v, p: dt.time.fromisoformat(v["v"]),
+    "time": _decode_clock,
     "timedelta": lambda v, p: dt.timedelta(*v["v"]),
     "decimal": lambda v, p: importlib.import_module("decimal").Decimal(v["v"]),
     "uuid": lambda v, p: importlib.import_module("uuid").UUID(v["v"]),
