@@ -22,6 +22,7 @@ from stead.core.runners import TaskRunner
 from stead.core.runtime import store_for
 from stead.core.serialization import decode, recorded_module_name
 from stead.core.task import positional_names
+from stead.core.typecheck import ParameterTypes
 from stead.errors import ConfigError, ParameterError
 from stead.settings import get_settings
 from stead.store.base import RunRecord, Store
@@ -98,6 +99,7 @@ class Flow(Generic[P, R]):
         self.signature = inspect.signature(fn)
         self.secret_params = declared_secrets(self.signature.parameters)  # recorded masked
         self.arg_names = positional_names(fn)
+        self._types = ParameterTypes(fn, self.name)  # annotations resolved at the first call
         if isinstance(log_loggers, str) or not all(
                 isinstance(n, str) for n in log_loggers or ()):
             raise ConfigError(f"flow '{self.name}': log_loggers must be a list of logger names "
@@ -159,6 +161,7 @@ class Flow(Generic[P, R]):
             raise ParameterError(f"flow '{self.name}' was called with wrong arguments: {exc}. "
                                  f"It takes {self.name}{self.signature}.") from None
         bound.apply_defaults()
+        self._types.check(bound.arguments)  # the same pydantic rules as a deployment
         run = Execution(self, bound, self.run_id, explicit_resume=False)
         return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
 
