@@ -122,3 +122,12 @@ def test_right_typed_calls_do_not_import_pydantic(stead_home, tmp_path) -> None:
                           timeout=60, env=script_env(stead_home, STEAD_CONSOLE="0"))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_enqueue_checks_and_converts_like_a_direct_call(store) -> None:
+    run_id = report_flow.enqueue("2026-11-21", "eu", limit="5", queue="reports")
+    run = store.get_run(run_id)
+    assert '"$t":"date"' in run.params and '"limit":5' in run.params
+    with pytest.raises(ParameterError, match=r"parameter 'region' expects Region"):
+        report_flow.enqueue("2026-11-21", "asia", queue="reports")
+    assert [r.id for r in store.list_runs(RunFilter())] == [run_id]

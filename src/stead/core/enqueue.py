@@ -56,6 +56,7 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
     if durability is not None:  # else the flow's option, else STEAD_DURABILITY
         check_level(durability, f"{what}: enqueue()")
     bound.apply_defaults()
+    flow.parameter_types.check(bound.arguments)  # as a direct call and a deployment do
     check_loadable(flow)
     values = dict(bound.arguments)
     if masking.PATTERNS or flow.secret_params or any(

@@ -99,7 +99,7 @@ class Flow(Generic[P, R]):
         self.signature = inspect.signature(fn)
         self.secret_params = declared_secrets(self.signature.parameters)  # recorded masked
         self.arg_names = positional_names(fn)
-        self._types = ParameterTypes(fn, self.name)  # annotations resolved at the first call
+        self.parameter_types = ParameterTypes(fn, self.name)  # resolved at the first call
         if isinstance(log_loggers, str) or not all(
                 isinstance(n, str) for n in log_loggers or ()):
             raise ConfigError(f"flow '{self.name}': log_loggers must be a list of logger names "
@@ -161,7 +161,7 @@ class Flow(Generic[P, R]):
             raise ParameterError(f"flow '{self.name}' was called with wrong arguments: {exc}. "
                                  f"It takes {self.name}{self.signature}.") from None
         bound.apply_defaults()
-        self._types.check(bound.arguments)  # the same pydantic rules as a deployment
+        self.parameter_types.check(bound.arguments)  # the same pydantic rules as a deployment
         run = Execution(self, bound, self.run_id, explicit_resume=False)
         return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
 
