@@ -114,6 +114,9 @@ class Settings:
     console_tasks: bool = False
     # STEAD_LOG_LEVEL: lowest level of run-logger lines that are recorded and shown.
     log_level: str = "INFO"
+    # STEAD_LOGGERS: comma-separated standard-library loggers (e.g. "mylib,urllib3") whose
+    # lines emitted inside a run are recorded in its log (per flow: @flow(log_loggers=[...])).
+    log_loggers: tuple[str, ...] = ()
     # STEAD_PARAM_MAX: recorded task parameters larger than this are stored as a short repr.
     param_max: int = 16 * 1024
     # STEAD_SLOW_STEP_MS: a task still running after this long gets a visible Running row.
@@ -178,6 +181,8 @@ class Settings:
             console=_env_bool("STEAD_CONSOLE", True),
             console_tasks=_env_bool("STEAD_CONSOLE_TASKS", False),
             log_level=_env("STEAD_LOG_LEVEL", "INFO").upper(),
+            log_loggers=tuple(n.strip() for n in _env("STEAD_LOGGERS", "").split(",")
+                              if n.strip()),
             param_max=_env_int("STEAD_PARAM_MAX", 16 * 1024),
             slow_step_ms=_env_int("STEAD_SLOW_STEP_MS", 500),
             uncommitted_steps=_env_int("STEAD_UNCOMMITTED_STEPS", 64),

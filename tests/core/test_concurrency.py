@@ -204,7 +204,9 @@ def test_a_task_whose_input_failed_does_not_run(store) -> None:
         f()
     assert ran == []
     steps = store.load_steps(the_run(store).id)
-    assert steps["1"].state == "Failed" and "2" not in steps  # resume will run it
+    assert steps["1"].state == "Failed"
+    assert steps["2"].state == "Failed" and steps["2"].attempts == 0  # recorded, not run
+    assert json.loads(steps["2"].error)["type"] == "stead.errors.UpstreamFailed"
 
 
 def test_async_flow_gathers_async_tasks_and_submits_them(store) -> None:

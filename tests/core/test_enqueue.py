@@ -178,9 +178,18 @@ def test_enqueue_refuses_bad_options(store: Store, options: dict, problem: str) 
     assert store.list_runs(RunFilter()) == []
 
 
+@flow
+def takes_anything(thing: object) -> None:
+    return None
+
+
 def test_unstorable_parameters_are_refused(store: Store) -> None:
-    with pytest.raises(ParameterError, match=r"flow 'etl': its parameters cannot be recorded.*"
-                                             r"a worker receives them from the database"):
+    with pytest.raises(ParameterError, match=r"flow 'takes_anything': its parameters cannot be "
+                                             r"recorded.*a worker receives them from the "
+                                             r"database"):
+        takes_anything.enqueue(threading.Lock(), queue="etl")
+    # One that does not fit its annotation is refused before that, naming the parameter.
+    with pytest.raises(ParameterError, match=r"flow 'etl': parameter 'day' expects str"):
         etl.enqueue(threading.Lock(), queue="etl")
     assert store.list_runs(RunFilter()) == []
 

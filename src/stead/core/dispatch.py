@@ -11,7 +11,9 @@ group-commit writer before the future resolves.
 The failure rule (as in Prefect): a failed submitted task fails the flow when its result is
 used (`result()` raises), or, if nobody used it, when the flow body returns: the run then
 fails with the first such error. A task whose input future failed does not run; its future
-fails with `UpstreamFailed`, and nothing is recorded for it, so a resume runs it.
+fails with `UpstreamFailed`, recorded as a Failed step with no attempt (`runs show` lists it
+with the upstream failure). That record is never replayed: on resume the call is submitted
+again and its inputs decide afresh, so it runs once they succeed.
 
 Delivery under concurrency: workers hand finished steps to the writer and go on, so at a
 crash both the running bodies and the finished-but-uncommitted ones may run again on resume.
@@ -28,6 +30,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from stead.core import console
 from stead.core.batching import unbatched
 from stead.core.context import RunContext, current_run
 from stead.core.futures import StepFuture, unmapped
@@ -37,6 +40,7 @@ from stead.core.states import State
 from stead.core.steps import Step, params_text
 from stead.core.writer import writer_for
 from stead.errors import ConfigError, UpstreamFailed
+from stead.store.base import StepRecord
 
 if TYPE_CHECKING:
     from stead.core.task import Task
@@ -73,6 +77,9 @@ class Dispatcher:
                     params_text(task.arg_names, shown_args, shown_kwargs, ctx.param_max),
                     task.pickle_ok)
         future: StepFuture[Any] = StepFuture(step.key, task.name)
+        if step.replayed and _skipped_upstream(step):
+            ctx.failures.pop(id(step.failure), None)  # derived from its inputs: decide again
+            step.replayed, step.failure, step.continuing = False, None, False
         if step.replayed:
             if step.failure is None:
                 future._finish(State.COMPLETED, step.value)
@@ -104,10 +111,8 @@ class Dispatcher:
         try:
             failed = next((d for d in deps if d._error is not None), None)
             if failed is not None:
-                raise UpstreamFailed(
-                    f"task '{task.name}' [{step.key}] did not run: its input from task "
-                    f"'{failed.name}' [{failed.key}] failed ({type(failed._error).__name__}: "
-                    f"{failed._error})") from failed._error
+                self._skip(step, failed)
+                return
             args = tuple(_resolve(a) for a in args)
             kwargs = {k: _resolve(v) for k, v in kwargs.items()}
             self._window.acquire()
@@ -122,6 +127,29 @@ class Dispatcher:
             if step.outcome is None:  # nothing was recorded, so no commit will settle it
                 self._settle(future, State.FAILED, error=exc)
         # Otherwise _durable settles the future once the outcome is committed.
+
+    def _skip(self, step: Step, failed: StepFuture[Any]) -> None:
+        """Record that the step did not run because its input `failed` (UpstreamFailed)."""
+        from stead.core.steps import error_json
+
+        try:
+            raise UpstreamFailed(
+                f"task '{step.name}' [{step.key}] did not run: its input from task "
+                f"'{failed.name}' [{failed.key}] failed ({type(failed._error).__name__}: "
+                f"{failed._error})") from failed._error
+        except UpstreamFailed as caught:
+            exc = caught
+        ctx = self.ctx
+        now = ctx.clock.now()
+        rec = StepRecord(ctx.run.id, step.key, step.name, step.kind, State.FAILED.value, 0,
+                         now, now, step.params, None, None, error_json(exc, step.key, 0), "[]",
+                         None, step.depends_on)
+        step.outcome = (State.FAILED.value, exc)
+        ctx.failures.setdefault(id(exc), (exc, []))[1].append(step.key)
+        console.say(console.run_label(ctx.run.flow_name, ctx.run.id),
+                    f"Task '{step.name}' [{step.key}] not run (UpstreamFailed): its input "
+                    f"from task '{failed.name}' [{failed.key}] failed")
+        step._write(rec, final=True)  # the writer's commit settles the future
 
     def _durable(self, future: StepFuture[Any], step: Step, error: BaseException | None) -> None:
         """Runs on the writer thread when a step's final outcome is committed (or not)."""
@@ -344,6 +372,12 @@ def _when_all_done(deps: list[StepFuture[Any]], start: Any) -> None:
 
     for dep in pending:
         dep.add_done_callback(one_done)
+
+
+def _skipped_upstream(step: Step) -> bool:
+    failure = step.failure
+    return isinstance(failure, UpstreamFailed) or (
+        getattr(failure, "type_name", None) == f"{UpstreamFailed.__module__}.UpstreamFailed")
 
 
 def _key_order(key: str) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from stead.core import masking
 from stead.core.handles import RunHandle
 from stead.core.runtime import store_for
-from stead.core.serialization import encode
+from stead.core.serialization import PARAMETER_ADVICE, encode
 from stead.errors import ConfigError, ParameterError, RunConflict, SerializationError
 from stead.settings import get_settings
 from stead.store.base import RunRecord
@@ -58,6 +58,7 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
     if durability is not None:  # else the flow's option, else STEAD_DURABILITY
         check_level(durability, f"{what}: enqueue()")
     bound.apply_defaults()
+    flow.parameter_types.check(bound.arguments)  # as a direct call and a deployment do
     check_loadable(flow)
     values = dict(bound.arguments)
     if masking.PATTERNS or flow.secret_params or any(
@@ -65,7 +66,7 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
         values = masking.protect_params(values, flow.secret_params)
         masking.check_enqueueable(values, what)
     try:
-        params_json = encode(values)
+        params_json = encode(values, advice=PARAMETER_ADVICE)
         if masking.PATTERNS:
             params_json = masking.mask_text(params_json)
     except SerializationError as exc:

@@ -25,7 +25,7 @@ from stead.core.context import (
 from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.process import current_owner, describe_owner, owner_is_alive
 from stead.core.runtime import configure_console, result_files, store_for
-from stead.core.serialization import decode, encode
+from stead.core.serialization import FLOW_RESULT_ADVICE, PARAMETER_ADVICE, decode, encode
 from stead.core.states import State, check_transition
 from stead.core.steps import ACTIVE_RUNS, Step, error_json, params_text, start_watcher
 from stead.core.timeouts import deadline
@@ -87,15 +87,14 @@ class Execution:
         if SECRETS_KNOWN or flow.secret_params:
             params = masking.protect_params(params, flow.secret_params)
         try:
-            params_json = encode(params)
+            params_json = encode(params, advice=PARAMETER_ADVICE)
             if SECRETS_KNOWN:
                 params_json = masking.mask_text(params_json)
         except SerializationError as exc:
             bad = _unstorable(params)
             raise ParameterError(
-                f"flow '{flow.name}': parameter {bad!r} cannot be recorded ({exc}). Flow "
-                "parameters must be storable so the run can be resumed; pass an identifier "
-                "(a path, a URL, a key) and open the resource inside the flow.") from None
+                f"flow '{flow.name}': parameter {bad!r} cannot be recorded, so the run could "
+                f"not be resumed: {exc}") from None
         if parent is not None:
             step = Step(parent, flow.name, "flow",
                         params_text(flow.arg_names, self.bound.args, self.bound.kwargs,
@@ -365,7 +364,7 @@ class Execution:
         assert ctx is not None
         run = ctx.run
         try:
-            text = encode(result)
+            text = encode(result, advice=FLOW_RESULT_ADVICE)
             if SECRETS_KNOWN:
                 text = masking.mask_text(text)
         except SerializationError as exc:

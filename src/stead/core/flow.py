@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core.clock import SYSTEM_CLOCK, Clock
@@ -21,7 +22,9 @@ from stead.core.runners import TaskRunner
 from stead.core.runtime import store_for
 from stead.core.serialization import decode, recorded_module_name
 from stead.core.task import positional_names
+from stead.core.typecheck import ParameterTypes
 from stead.errors import ConfigError, ParameterError
+from stead.settings import get_settings
 from stead.store.base import RunRecord, Store
 from stead.store.durability import check_level
 
@@ -30,6 +33,32 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# Set by stead/core/loader.py while it imports a flow's module or script to find the flow
+# again (a resume, a worker): a flow started at module level then stops the import instead
+# of starting another run.
+LOADING: ContextVar[bool] = ContextVar("stead_loading_flow_code", default=False)
+
+
+class ModuleLevelFlowCall(BaseException):  # a signal to the loader, not an error
+    """Raised by a flow call (or enqueue, resume) made while the loader imports its code.
+
+    A BaseException so that the script's own ``except Exception`` does not swallow it; the
+    loader catches it, and keeps the module as it was at that point.
+    """
+
+    def __init__(self, flow_name: str, what: str) -> None:
+        super().__init__(f"{what} of flow '{flow_name}' at module level")
+        self.flow_name = flow_name
+        self.what = what
+
+
+_captured_setting: tuple[str, ...] = ()  # the STEAD_LOGGERS whose loggers are captured
+
+
+def _refuse_while_loading(flow: Flow[Any, Any], what: str) -> None:
+    if LOADING.get():
+        raise ModuleLevelFlowCall(flow.name, what)
 
 
 class Flow(Generic[P, R]):
@@ -48,7 +77,8 @@ class Flow(Generic[P, R]):
                  timeout: float | None = None, log_prints: bool = False,
                  run_id: str | None = None, clock: Clock | None = None,
                  database_url: str | None = None, task_runner: TaskRunner | None = None,
-                 durability: str | None = None) -> None:
+                 durability: str | None = None,
+                 log_loggers: Iterable[str] | None = None) -> None:
         if not callable(fn):
             raise ConfigError(f"@flow needs a function, got {fn!r}")
         self.fn = fn
@@ -72,15 +102,24 @@ class Flow(Generic[P, R]):
         self.signature = inspect.signature(fn)
         self.secret_params = declared_secrets(self.signature.parameters)  # recorded masked
         self.arg_names = positional_names(fn)
+        self.parameter_types = ParameterTypes(fn, self.name)  # resolved at the first call
+        if isinstance(log_loggers, str) or not all(
+                isinstance(n, str) for n in log_loggers or ()):
+            raise ConfigError(f"flow '{self.name}': log_loggers must be a list of logger names "
+                              f"such as ['mylib', 'urllib3'], got {log_loggers!r}")
+        self.log_loggers = tuple(log_loggers or ())
+        self._loggers_pending = bool(self.log_loggers)  # attached at the first call
         self._options = {"name": name, "retries": retries, "retry_delay": retry_delay,
                          "retry_on": retry_on, "timeout": timeout, "log_prints": log_prints,
                          "run_id": run_id, "clock": clock, "database_url": database_url,
-                         "task_runner": task_runner, "durability": durability}
+                         "task_runner": task_runner, "durability": durability,
+                         "log_loggers": log_loggers}
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy with options changed: run_id (idempotency key), retries, timeout, clock,
-        database_url, log_prints, name, retry_delay, retry_on, task_runner, durability."""
+        database_url, log_prints, name, retry_delay, retry_on, task_runner, durability,
+        log_loggers."""
         unknown = set(options) - set(self._options)
         if unknown:
             raise ConfigError(f"flow '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
@@ -101,13 +140,31 @@ class Flow(Generic[P, R]):
             return None
         return getattr(sys.modules.get(self.fn.__module__), "__file__", None)
 
+    def _capture_loggers(self) -> None:
+        """Attach the run-log handler to this flow's log_loggers and to STEAD_LOGGERS."""
+        global _captured_setting
+        if self._loggers_pending:
+            from stead.core.runlog import capture_loggers
+
+            capture_loggers(self.log_loggers, self.name)
+            self._loggers_pending = False
+        names = get_settings().log_loggers
+        if names and names != _captured_setting:
+            from stead.core.runlog import capture_loggers
+
+            capture_loggers(names)
+            _captured_setting = names
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        _refuse_while_loading(self, "a call")
+        self._capture_loggers()
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise ParameterError(f"flow '{self.name}' was called with wrong arguments: {exc}. "
                                  f"It takes {self.name}{self.signature}.") from None
         bound.apply_defaults()
+        self.parameter_types.check(bound.arguments)  # the same pydantic rules as a deployment
         run = Execution(self, bound, self.run_id, explicit_resume=False)
         return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
 
@@ -138,6 +195,7 @@ class Flow(Generic[P, R]):
         """
         from stead.core.enqueue import enqueue_run
 
+        _refuse_while_loading(self, "an enqueue")
         return enqueue_run(self, args, kwargs, queue=queue, priority=priority, run_id=run_id,
                            max_recoveries=max_recoveries, params=params,
                            durability=durability)
@@ -150,6 +208,7 @@ class Flow(Generic[P, R]):
         Every write is fenced by the claim's lease epoch: if the run is recovered by someone
         else meanwhile, this execution stops with LeaseLost and writes nothing more.
         """
+        self._capture_loggers()
         if params is None:
             params = decode(run.params)
         params = resolve_params(params, store, self.name, run.id)
@@ -174,6 +233,8 @@ class Flow(Generic[P, R]):
         Example:
             >>> login.resume("a1b2c3", params={"password": SecretStr(getpass())})
         """
+        _refuse_while_loading(self, "a resume")
+        self._capture_loggers()
         store = store_for(self.database_url)
         stored = store.get_run(run_id)
         recorded = {**decode(stored.params), **(params or {})}
@@ -183,9 +244,6 @@ class Flow(Generic[P, R]):
         return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
 
 
-
-
-
 @overload
 def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 @overload
@@ -193,7 +251,8 @@ def flow(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          retry_on: RetryOn | None = None, timeout: float | None = None,
          log_prints: bool = False, run_id: str | None = None, clock: Clock | None = None,
          database_url: str | None = None, task_runner: TaskRunner | None = None,
-         durability: str | None = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+         durability: str | None = None, log_loggers: Iterable[str] | None = None
+         ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -206,7 +265,9 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     ProcessPoolTaskRunner for CPU-bound work), durability (what the run's checkpoints
     survive: "fsync" power loss, "process" a killed process, "batched" steps committed in
     groups, a crash re-running at most the last group; default STEAD_DURABILITY, or the
-    parent run's level for a child flow).
+    parent run's level for a child flow), log_loggers (names of standard-library loggers,
+    e.g. ["mylib"], whose lines emitted inside this flow's runs are recorded in the run's
+    log, as STEAD_LOGGERS does for every flow).
 
     Example:
         >>> from stead import flow, task

@@ -1,7 +1,8 @@
 """Turning parameters and results into stored text and back, without configuration.
 
 Supported as-is: JSON values (None, bool, int, float, str, list, dict), tuples, sets,
-frozensets, dicts with non-string keys, bytes, datetime/date/time/timedelta, Decimal, UUID,
+frozensets, dicts with non-string keys, bytes, datetime/date/time/timedelta (a ZoneInfo zone
+comes back as that zone, DST folds kept), Decimal, UUID,
 Path, Enum members, dataclasses and pydantic models. pydantic's SecretStr and SecretBytes are
 recorded masked, never their value (core/masking.py). Non-JSON values are written as tagged
 objects ``{"$t": tag, ...}`` so they come back as the same type in a fresh process.
@@ -30,6 +31,20 @@ TAG = "$t"
 _SCALARS = (str, int, float, bool, type(None))
 _loads = orjson.loads
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson writes natively
+
+
+# What to do about an unstorable value depends on where it was: the pickle option is a task's.
+TASK_ADVICE = ("Return JSON values, dataclasses, pydantic models, datetimes or bytes, or opt "
+               "in to pickle with @task(serializer='pickle') (unsafe if the database is not "
+               "trusted).")
+PARAMETER_ADVICE = (
+    "Flow parameters must be storable values (JSON values, dataclasses, pydantic models, "
+    "datetimes, bytes, Path...): pass what identifies a connection, client or file (a URL, a "
+    "path, a key) and open it inside the flow. Pickle does not apply to flow parameters.")
+FLOW_RESULT_ADVICE = (
+    "Return a storable value from the flow (JSON values, dataclasses, pydantic models, "
+    "datetimes or bytes); pickle is a task option (@task(serializer='pickle')) and does not "
+    "apply to a flow's result.")
 
 
 def _dumps(value: Any) -> str:
@@ -109,12 +124,10 @@ def _encode_obj(value: Any, pickle_ok: bool) -> Any:
         return {TAG: cls.__name__, "v": items}
     if cls is bytes or cls is bytearray:
         return {TAG: cls.__name__, "v": base64.b64encode(value).decode("ascii")}
-    if cls is dt.datetime:
-        return {TAG: "datetime", "v": value.isoformat()}
+    if cls is dt.datetime or cls is dt.time:
+        return _encode_clock(value)
     if cls is dt.date:
         return {TAG: "date", "v": value.isoformat()}
-    if cls is dt.time:
-        return {TAG: "time", "v": value.isoformat()}
     if cls is dt.timedelta:
         return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
     module = cls.__module__
@@ -139,11 +152,49 @@ def _encode_obj(value: Any, pickle_ok: bool) -> Any:
         import pickle
 
         return {TAG: "pickle", "v": base64.b64encode(pickle.dumps(value)).decode("ascii")}
-    raise SerializationError(
-        f"a value of type {cls.__module__}.{cls.__qualname__} cannot be stored. Return JSON "
-        "values, dataclasses, pydantic models, datetimes or bytes, or opt in to pickle with "
-        "@task(serializer='pickle') (unsafe if the database is not trusted)."
-    )
+    raise _unstorable(cls)
+
+
+class _Unstorable(SerializationError):
+    """Raised deep in the walk; `encode` adds the advice that fits where the value was."""
+
+    def __init__(self, type_name: str) -> None:
+        super().__init__(f"a value of type {type_name} cannot be stored")
+        self.type_name = type_name
+
+
+def _unstorable(cls: type) -> _Unstorable:
+    return _Unstorable(f"{cls.__module__}.{cls.__qualname__}")
+
+
+def _encode_clock(value: dt.datetime | dt.time) -> dict[str, Any]:
+    """A datetime or time: ISO text (with its UTC offset), plus its IANA zone name ("z") when
+    its tzinfo is a ZoneInfo, and "f": 1 when it is the second of a repeated wall time (DST
+    fold). A reader that ignores "z" still gets the right instant as a fixed offset."""
+    tagged: dict[str, Any] = {TAG: "datetime" if type(value) is dt.datetime else "time",
+                              "v": value.isoformat()}
+    tz = value.tzinfo
+    if tz is not None and type(tz).__name__ == "ZoneInfo" and type(tz).__module__ == "zoneinfo":
+        key = tz.key  # type: ignore[attr-defined]
+        if key is not None:  # a ZoneInfo read from a file has no name: kept as an offset
+            tagged["z"] = key
+    if value.fold:
+        tagged["f"] = 1
+    return tagged
+
+
+def _decode_clock(v: dict[str, Any], p: bool) -> dt.datetime | dt.time:
+    parse = dt.datetime.fromisoformat if v[TAG] == "datetime" else dt.time.fromisoformat
+    value = parse(v["v"])
+    zone, fold = v.get("z"), v.get("f", 0)
+    if zone is not None:  # the same wall time in its zone (also a time in a DST gap)
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            return value.replace(tzinfo=ZoneInfo(zone), fold=fold)
+        except (ZoneInfoNotFoundError, ValueError):  # no such zone here (no tzdata?): the
+            pass  # recorded UTC offset still gives the right instant
+    return value.replace(fold=fold) if fold else value
 
 
 def _is_pydantic_model(value: Any) -> bool:
@@ -207,9 +258,9 @@ _DECODERS: dict[str, Callable[[dict[str, Any], bool], Any]] = {
     "frozenset": lambda v, p: frozenset(_hashable(_decode_obj(x, p)) for x in v["v"]),
     "bytes": lambda v, p: base64.b64decode(v["v"]),
     "bytearray": lambda v, p: bytearray(base64.b64decode(v["v"])),
-    "datetime": lambda v, p: dt.datetime.fromisoformat(v["v"]),
+    "datetime": _decode_clock,
     "date": lambda v, p: dt.date.fromisoformat(v["v"]),
-    "time": lambda v, p: dt.time.fromisoformat(v["v"]),
+    "time": _decode_clock,
     "timedelta": lambda v, p: dt.timedelta(*v["v"]),
     "decimal": lambda v, p: importlib.import_module("decimal").Decimal(v["v"]),
     "uuid": lambda v, p: importlib.import_module("uuid").UUID(v["v"]),
@@ -226,8 +277,14 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if type(value) is list else value
 
 
-def encode(value: Any, *, pickle_ok: bool = False) -> str:
-    """Encode `value` as JSON text; raise SerializationError for unsupported types."""
+def encode(value: Any, *, pickle_ok: bool = False, advice: str = TASK_ADVICE) -> str:
+    """Encode `value` as JSON text; raise SerializationError for unsupported types, with
+    `advice` (what to do instead: TASK_ADVICE, PARAMETER_ADVICE or FLOW_RESULT_ADVICE).
+
+    Example:
+        >>> encode({"day": dt.date(2026, 11, 21)})
+        '{"day":{"$t":"date","v":"2026-11-21"}}'
+    """
     cls = type(value)
     if cls is int and _INT_MIN <= value <= _INT_MAX:
         return str(value)
@@ -235,6 +292,8 @@ def encode(value: Any, *, pickle_ok: bool = False) -> str:
         if cls is str or cls is bool or value is None:
             return _dumps(value)
         return _dumps(_encode_obj(value, pickle_ok))
+    except _Unstorable as exc:
+        raise SerializationError(f"{exc}. {advice}") from None
     except orjson.JSONEncodeError as exc:  # e.g. text with a lone surrogate: not UTF-8
         raise SerializationError(f"cannot store {_short(value)}: {exc}") from None
 
