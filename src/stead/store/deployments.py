@@ -77,9 +77,34 @@ def list_schedules(conn: Any, d: Dialect, deployment: str | None) -> list[Schedu
     return [ScheduleRecord(r[0], r[1], r[2], bool(r[3]), *r[4:]) for r in rows]
 
 
-def set_schedule_active(conn: Any, d: Dialect, deployment: str, active: bool) -> int:
-    return int(conn.execute(f"UPDATE schedules SET active = {d.p} WHERE deployment = {d.p} "
-                            f"AND active <> {d.p}", (active, deployment, active)).rowcount)
+def set_schedule_active(conn: Any, d: Dialect, deployment: str, active: bool, now: float
+                        ) -> int:
+    """Pause or resume; see Store.set_schedule_active. Pausing removes the deployment's
+    Scheduled runs (none has started: they only wait for their time) and moves each schedule's
+    progress back to `now`, so a resume before those fire times creates them again; resuming
+    moves the progress up to `now`, so the fire times that passed while paused are not
+    missed runs (no burst)."""
+    changed = int(conn.execute(f"UPDATE schedules SET active = {d.p} WHERE deployment = {d.p} "
+                               f"AND active <> {d.p}", (active, deployment, active)).rowcount)
+    if active:
+        conn.execute(f"UPDATE schedules SET last_fire_at = {d.p} WHERE deployment = {d.p} AND "
+                     f"(last_fire_at IS NULL OR last_fire_at < {d.p})", (now, deployment, now))
+    else:
+        _remove_scheduled(conn, d, f"deployment = {d.p}", (deployment,))
+        conn.execute(f"UPDATE schedules SET last_fire_at = {d.p} WHERE deployment = {d.p} AND "
+                     f"last_fire_at > {d.p}", (now, deployment, now))
+    return changed
+
+
+def _remove_scheduled(conn: Any, d: Dialect, where: str, args: tuple[Any, ...]) -> int:
+    """Delete the Scheduled runs (of a schedule, never started, no steps) matching `where`."""
+    rows = conn.execute(f"DELETE FROM runs WHERE state = 'Scheduled' AND scheduled_for IS NOT "
+                        f"NULL AND {where} RETURNING id", args).fetchall()
+    ids = [r[0] for r in rows]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        conn.execute(f"DELETE FROM run_history WHERE run_id IN ({d.marks(len(chunk))})", chunk)
+    return len(ids)
 
 
 def advance_schedule(conn: Any, d: Dialect, schedule_id: int, last_fire_at: float) -> None:
@@ -89,18 +114,47 @@ def advance_schedule(conn: Any, d: Dialect, schedule_id: int, last_fire_at: floa
 
 
 def _move_runs(conn: Any, d: Dialect, where: str, args: tuple[Any, ...], state: str,
-               at: float, message: str) -> int:
-    rows = conn.execute(f"UPDATE runs SET state = {d.p} WHERE {where} RETURNING id",
-                        (state, *args)).fetchall()
+               at: float, message: str, *, ended: bool = False) -> int:
+    end = f", ended_at = {d.p}" if ended else ""
+    rows = conn.execute(f"UPDATE runs SET state = {d.p}{end} WHERE {where} RETURNING id",
+                        (state, *((at,) if ended else ()), *args)).fetchall()
     for (run_id,) in rows:
         conn.execute(f"INSERT INTO run_history (run_id, state, at, message) VALUES "
                      f"({d.marks(4)})", (run_id, state, at, message))
     return len(rows)
 
 
+# A deployment whose runs may start: it has an active schedule.
+_ACTIVE = ("EXISTS (SELECT 1 FROM schedules AS s WHERE s.deployment = runs.deployment AND "
+           "s.active = {p})")
+
+
 def promote_due_runs(conn: Any, d: Dialect, now: float) -> int:
-    return _move_runs(conn, d, f"state = 'Scheduled' AND scheduled_for <= {d.p}", (now,),
-                      "Pending", now, "due: waiting for a worker")
+    # Only runs of active schedules start: a run created by a scheduler that raced a pause
+    # stays Scheduled, and is removed here, so a paused deployment never starts one.
+    active = _ACTIVE.format(p=d.p)
+    _remove_scheduled(conn, d, f"NOT {active}", (True,))
+    return _move_runs(conn, d, f"state = 'Scheduled' AND scheduled_for <= {d.p} AND {active}",
+                      (now, True), "Pending", now, "due: waiting for a worker")
+
+
+def skip_missed_runs(conn: Any, d: Dialect, now: float, missed_after_s: float) -> int:
+    """Cancel the missed runs the schedules' policies skip; see Store.skip_missed_runs."""
+    waiting = ("state IN ('Scheduled', 'Pending', 'Late') AND scheduled_for IS NOT NULL "
+               f"AND scheduled_for < {d.p}")
+    policy = ("EXISTS (SELECT 1 FROM schedules AS s WHERE s.deployment = runs.deployment "
+              f"AND s.missed = {d.p})")
+    later_due = ("EXISTS (SELECT 1 FROM runs AS later WHERE later.deployment = runs.deployment "
+                 "AND later.scheduled_for > runs.scheduled_for AND later.scheduled_for <= "
+                 f"{d.p})")
+    cutoff = now - missed_after_s
+    skipped = _move_runs(conn, d, f"{waiting} AND {policy}", (cutoff, "skip"), "Cancelled", now,
+                         f"skipped: missed (not started within {missed_after_s:g} s of its "
+                         "scheduled time; missed-run policy skip)", ended=True)
+    return skipped + _move_runs(
+        conn, d, f"{waiting} AND {policy} AND {later_due}", (cutoff, "latest", now),
+        "Cancelled", now, f"skipped: missed (not started within {missed_after_s:g} s of its "
+        "scheduled time) and a later run is due; missed-run policy latest", ended=True)
 
 
 def mark_late_runs(conn: Any, d: Dialect, now: float, grace_s: float) -> int:
