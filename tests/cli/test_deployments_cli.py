@@ -70,7 +70,8 @@ def test_pause_resume_and_one_scheduler_round(invoke) -> None:
     assert "created 0 runs" in invoke("scheduler", "start", "--once", "--ahead", "600").stdout
     assert "(paused)" in invoke("deployments", "ls").stdout
     invoke("deployments", "resume", "often")
-    assert "created 10 runs" in invoke("scheduler", "start", "--once", "--ahead", "600").stdout
+    # The next 3 fire times: a short horizon, whatever --ahead allows.
+    assert "created 3 runs" in invoke("scheduler", "start", "--once", "--ahead", "600").stdout
     assert "created 0 runs" in invoke("scheduler", "start", "--once", "--ahead", "600").stdout
 
 

@@ -202,8 +202,8 @@ def show(name: Annotated[str, typer.Argument(metavar="NAME")],
     "Run the scheduler. Every --every seconds it creates the runs of active schedules for "
     "their next fire times (at most 3 per schedule, none more than --ahead seconds ahead), "
     "makes the runs whose time has come Pending for a worker, applies each schedule's "
-    "missed-run policy (--missed of `stead deploy`) to runs not started --missed-after "
-    "seconds after their time, and marks due runs not started within --grace seconds Late. "
+    "missed-run policy (--missed of `stead deploy`) to runs not started in time, and marks "
+    "due runs not started within --grace seconds Late. "
     "Safe to restart and to run more than one.\n\n"
     "Example: [bold]stead scheduler start --every 5[/]"))
 @handle_errors
@@ -222,10 +222,9 @@ def start_scheduler(
              "(it can still run).")] = GRACE_S,
     missed_after: Annotated[float, typer.Option(
         "--missed-after", metavar="SECONDS",
-        help="A scheduled run not started this many seconds after its fire time was missed "
-             "(scheduler or workers down): its schedule's policy decides whether it still "
-             "runs (all), only if it is the most recent (latest), or not (skip). More than "
-             "--every.")] = MISSED_AFTER_S,
+        help="With the missed-run policy skip (--missed of `stead deploy`), a scheduled run "
+             "not started this many seconds after its fire time is skipped (the scheduler "
+             "or the workers were down). More than --every.")] = MISSED_AFTER_S,
     once: Annotated[bool, typer.Option("--once", help="One round, then exit.")] = False,
     db: DbOption = None,
 ) -> None:

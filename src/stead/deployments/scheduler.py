@@ -15,10 +15,11 @@ Idempotent by construction, so any number of schedulers may run and restarts are
 Missed runs follow the schedule's missed-run policy ("all", "latest" or "skip"), both kinds:
 - fire times that passed while no scheduler ran, whose runs were never created: "all"
   creates every one, "latest" only the most recent, "skip" none;
-- runs created ahead that have not started `MISSED_AFTER_S` (60 s) after their fire time
-  (the scheduler or the workers were down): "all" leaves them to run, "latest" skips those
-  with a later run already due, "skip" skips them all. A skipped run is Cancelled, and its
-  history says why.
+- runs created that have not started in time (the scheduler or the workers were down, or
+  busy): "all" leaves them to run; "latest" skips a run as soon as a later run of its
+  deployment is due, so of a backlog only the most recent runs; "skip" does that too and
+  also skips a run not started `MISSED_AFTER_S` (60 s) after its fire time. A skipped run
+  is Cancelled, and its history says why.
 A paused deployment starts no run: pausing removes its Scheduled runs, and only runs of
 active schedules become Pending. Time is a parameter (`now`): tests drive it across a
 daylight-saving change and through outages.

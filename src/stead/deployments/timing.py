@@ -11,7 +11,8 @@ AHEAD_S = 60.0
 AHEAD_RUNS = 3
 """At most this many runs of a schedule wait for their time at once."""
 MISSED_AFTER_S = 60.0
-"""A scheduled run not started this many seconds after its fire time was missed."""
+"""With the missed-run policy "skip", a scheduled run not started this many seconds after
+its fire time is skipped (it was missed)."""
 GRACE_S = 600.0
 """A due run not started this many seconds after its fire time is marked Late."""
 EVERY_S = 5.0
@@ -20,8 +21,12 @@ EVERY_S = 5.0
 
 def check_timing(every_s: float, ahead_s: float, grace_s: float, missed_after_s: float) -> None:
     """ConfigError unless the scheduler's periods fit together: each fire time must be
-    created before it passes (ahead >= every), and a run promoted one period late is not
-    missed (missed-after > every)."""
+    created before it passes (ahead >= every), and a run made due one period late is not
+    missed (missed-after > every).
+
+    Example:
+        >>> check_timing(5.0, 60.0, 600.0, 60.0)   # the defaults: fine
+    """
     if not every_s > 0 or ahead_s < every_s or grace_s < 0 or missed_after_s <= every_s:
         raise ConfigError(
             f"scheduler timing --every {every_s:g} --ahead {ahead_s:g} --grace {grace_s:g} "

@@ -470,10 +470,10 @@ class Store(Protocol):
         ...
 
     def skip_missed_runs(self, now: float, missed_after_s: float) -> int:
-        """Cancel the scheduled runs missed (still Scheduled, Pending or Late `missed_after_s`
-        after their fire time) that their schedule's missed-run policy skips: every one for
-        "skip", those with a later run already due for "latest", none for "all". Returns how
-        many."""
+        """Cancel the scheduled runs that have not started (Scheduled, Pending, Late) and
+        that their schedule's missed-run policy skips: for "latest" and "skip", those with a
+        later run of their deployment already due; for "skip", also those `missed_after_s`
+        past their fire time; for "all", none. Returns how many."""
         ...
 
     def mark_late_runs(self, now: float, grace_s: float) -> int:

@@ -140,21 +140,19 @@ def promote_due_runs(conn: Any, d: Dialect, now: float) -> int:
 
 def skip_missed_runs(conn: Any, d: Dialect, now: float, missed_after_s: float) -> int:
     """Cancel the missed runs the schedules' policies skip; see Store.skip_missed_runs."""
-    waiting = ("state IN ('Scheduled', 'Pending', 'Late') AND scheduled_for IS NOT NULL "
-               f"AND scheduled_for < {d.p}")
-    policy = ("EXISTS (SELECT 1 FROM schedules AS s WHERE s.deployment = runs.deployment "
-              f"AND s.missed = {d.p})")
+    waiting = ("state IN ('Scheduled', 'Pending', 'Late') AND scheduled_for IS NOT NULL AND "
+               "EXISTS (SELECT 1 FROM schedules AS s WHERE s.deployment = runs.deployment "
+               f"AND s.missed IN ({d.marks(2)}))")
     later_due = ("EXISTS (SELECT 1 FROM runs AS later WHERE later.deployment = runs.deployment "
                  "AND later.scheduled_for > runs.scheduled_for AND later.scheduled_for <= "
                  f"{d.p})")
-    cutoff = now - missed_after_s
-    skipped = _move_runs(conn, d, f"{waiting} AND {policy}", (cutoff, "skip"), "Cancelled", now,
-                         f"skipped: missed (not started within {missed_after_s:g} s of its "
-                         "scheduled time; missed-run policy skip)", ended=True)
-    return skipped + _move_runs(
-        conn, d, f"{waiting} AND {policy} AND {later_due}", (cutoff, "latest", now),
-        "Cancelled", now, f"skipped: missed (not started within {missed_after_s:g} s of its "
-        "scheduled time) and a later run is due; missed-run policy latest", ended=True)
+    superseded = _move_runs(conn, d, f"{waiting} AND {later_due}", ("latest", "skip", now),
+                            "Cancelled", now, "skipped: missed, a later run of its schedule is "
+                            "due (missed-run policy latest or skip)", ended=True)
+    return superseded + _move_runs(
+        conn, d, f"{waiting} AND scheduled_for < {d.p}", ("skip", "skip", now - missed_after_s),
+        "Cancelled", now, f"skipped: missed, not started within {missed_after_s:g} s of its "
+        "scheduled time (missed-run policy skip)", ended=True)
 
 
 def mark_late_runs(conn: Any, d: Dialect, now: float, grace_s: float) -> int:
