@@ -29,6 +29,7 @@ def test_deploy_then_list_show_and_run(invoke) -> None:
     assert "daily" in listing and "Europe/Berlin" in listing
     shown = invoke("deployments", "show", "daily").stdout
     assert "deployed_flows:report" in shown and "day, region, limit, window" in shown
+    assert "next run" in shown  # runs are created a minute ahead: show says when
     run = invoke("deployments", "run", "daily", "--param", "day=2026-11-21", "--param",
                  "limit=3", "--run-id", "by-hand")
     assert run.exit_code == 0 and "run by-hand of daily v1 is Pending" in run.stdout

@@ -191,11 +191,15 @@ def show(name: Annotated[str, typer.Argument(metavar="NAME")],
     console.print(f"  parameters  {escape(dep.params)}")
     props = json.loads(dep.param_schema).get("properties", {})
     console.print(f"  takes       {escape(', '.join(props) or 'no parameters')}")
+    now = time.time()
     for s in store.list_schedules(name):
+        schedule = Schedule.from_json(s.schedule)
         last = fmt_time(s.last_fire_at) if s.last_fire_at else "never"
-        console.print(f"  schedule    {escape(Schedule.from_json(s.schedule).describe())}, "
+        following = schedule.next_after(now) if s.active else None
+        upcoming = f", next run {fmt_time(following)}" if following is not None else ""
+        console.print(f"  schedule    {escape(schedule.describe())}, "
                       f"{'active' if s.active else 'paused'}, missed runs: {s.missed}, "
-                      f"last created for {last}")
+                      f"last created for {last}{upcoming}")
 
 
 @scheduler_app.command("start", help=(
