@@ -140,19 +140,26 @@ def promote_due_runs(conn: Any, d: Dialect, now: float) -> int:
 
 def skip_missed_runs(conn: Any, d: Dialect, now: float, missed_after_s: float) -> int:
     """Cancel the missed runs the schedules' policies skip; see Store.skip_missed_runs."""
-    waiting = ("state IN ('Scheduled', 'Pending', 'Late') AND scheduled_for IS NOT NULL AND "
-               "EXISTS (SELECT 1 FROM schedules AS s WHERE s.deployment = runs.deployment "
-               f"AND s.missed IN ({d.marks(2)}))")
+    # Runs that wait and were due before `before`. Scheduled and Pending ones are read
+    # through the runs_scheduled index (a backlog of enqueued runs has no scheduled_for);
+    # only scheduled runs are ever Late.
+    def waiting(before: str) -> str:
+        return (f"((state IN ('Scheduled', 'Pending') AND scheduled_for < {before}) OR "
+                f"(state = 'Late' AND scheduled_for < {before})) AND EXISTS (SELECT 1 FROM "
+                "schedules AS s WHERE s.deployment = runs.deployment AND s.missed IN "
+                f"({d.marks(2)}))")
     later_due = ("EXISTS (SELECT 1 FROM runs AS later WHERE later.deployment = runs.deployment "
                  "AND later.scheduled_for > runs.scheduled_for AND later.scheduled_for <= "
                  f"{d.p})")
-    superseded = _move_runs(conn, d, f"{waiting} AND {later_due}", ("latest", "skip", now),
-                            "Cancelled", now, "skipped: missed, a later run of its schedule is "
-                            "due (missed-run policy latest or skip)", ended=True)
+    superseded = _move_runs(conn, d, f"{waiting(d.p)} AND {later_due}",
+                            (now, now, "latest", "skip", now), "Cancelled", now,
+                            "skipped: missed, a later run of its schedule is due (missed-run "
+                            "policy latest or skip)", ended=True)
+    cutoff = now - missed_after_s
     return superseded + _move_runs(
-        conn, d, f"{waiting} AND scheduled_for < {d.p}", ("skip", "skip", now - missed_after_s),
-        "Cancelled", now, f"skipped: missed, not started within {missed_after_s:g} s of its "
-        "scheduled time (missed-run policy skip)", ended=True)
+        conn, d, waiting(d.p), (cutoff, cutoff, "skip", "skip"), "Cancelled", now,
+        f"skipped: missed, not started within {missed_after_s:g} s of its scheduled time "
+        "(missed-run policy skip)", ended=True)
 
 
 def mark_late_runs(conn: Any, d: Dialect, now: float, grace_s: float) -> int:
