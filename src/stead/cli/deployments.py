@@ -214,7 +214,8 @@ def show(name: Annotated[str, typer.Argument(metavar="NAME")],
 def start_scheduler(
     every: Annotated[float, typer.Option(
         "--every", metavar="SECONDS",
-        help="Seconds between two rounds; a run starts at most this late.")] = EVERY_S,
+        help="Seconds between two rounds: a due run is handed to the workers at most "
+             "this late.")] = EVERY_S,
     ahead: Annotated[float, typer.Option(
         "--ahead", metavar="SECONDS",
         help="Create runs at most this many seconds before their fire time (and at most the "
