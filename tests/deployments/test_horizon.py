@@ -179,3 +179,26 @@ def test_scheduler_periods_that_do_not_fit_are_refused() -> None:
         check_timing(120.0, 60.0, 600.0, 300.0)
     with pytest.raises(ConfigError, match="--missed-after more than --every"):
         check_timing(5.0, 60.0, 600.0, 5.0)
+
+
+def test_a_changed_schedule_leaves_no_run_of_the_old_one(store: Store) -> None:
+    five, seven, eleven = Schedule.interval(5), Schedule.interval(7), Schedule.interval(11)
+    deploy(store, deployed_flows.tidy, name="two", now=T0, queue="etl",
+           schedules=[five, seven], missed="all")
+    tick(store, T0)
+    deploy(store, deployed_flows.tidy, name="two", now=T0 + 1, queue="etl",
+           schedules=[seven, eleven], missed="all")
+    tick(store, T0 + 1)
+
+    def expected(until: float) -> list[float]:
+        return sorted(set(seven.between(T0, until)) | set(eleven.between(T0 + 1, until)))
+
+    fire_times = sorted(r.scheduled_for for r in store.list_runs(RunFilter(limit=100)))
+    assert fire_times == sorted(set(seven.between(T0, T0 + 61, 3))
+                                | set(eleven.between(T0 + 1, T0 + 61, 3)))
+    assert not set(fire_times) - set(expected(T0 + 61))  # no run of the 5 s schedule
+    for now in range(int(T0) + 2, int(T0) + 41):
+        tick(store, float(now))
+    due = sorted(r.scheduled_for for r in store.list_runs(RunFilter(limit=100))
+                 if r.state in ("Pending", "Late"))
+    assert due == expected(T0 + 40)

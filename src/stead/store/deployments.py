@@ -57,6 +57,18 @@ def set_schedules(conn: Any, d: Dialect, deployment: str, schedules: list[Schedu
                   ) -> None:
     old = {(s.schedule, s.missed): s for s in list_schedules(conn, d, deployment)}
     conn.execute(f"DELETE FROM schedules WHERE deployment = {d.p}", (deployment,))
+    new = {(s.schedule, s.missed) for s in schedules}
+    if schedules and set(old) - new:
+        # A schedule went: the runs created ahead for it must not start. The Scheduled runs
+        # not yet due are removed (runs do not name their schedule), and the schedules that
+        # stay are moved back to the deploy time, so their next rounds create theirs again.
+        # (Without schedules, promote_due_runs removes them.)
+        now = min(s.created_at for s in schedules)
+        _remove_scheduled(conn, d, f"deployment = {d.p} AND scheduled_for > {d.p}",
+                          (deployment, now))
+        for kept in old.values():
+            if kept.last_fire_at is not None and kept.last_fire_at > now:
+                kept.last_fire_at = now
     for s in schedules:
         kept = old.get((s.schedule, s.missed))
         if kept is not None:  # an unchanged schedule keeps its progress: no duplicate runs
