@@ -29,6 +29,7 @@ def test_deploy_then_list_show_and_run(invoke) -> None:
     assert "daily" in listing and "Europe/Berlin" in listing
     shown = invoke("deployments", "show", "daily").stdout
     assert "deployed_flows:report" in shown and "day, region, limit, window" in shown
+    assert "next run" in shown  # runs are created a minute ahead: show says when
     run = invoke("deployments", "run", "daily", "--param", "day=2026-11-21", "--param",
                  "limit=3", "--run-id", "by-hand")
     assert run.exit_code == 0 and "run by-hand of daily v1 is Pending" in run.stdout
@@ -70,7 +71,8 @@ def test_pause_resume_and_one_scheduler_round(invoke) -> None:
     assert "created 0 runs" in invoke("scheduler", "start", "--once", "--ahead", "600").stdout
     assert "(paused)" in invoke("deployments", "ls").stdout
     invoke("deployments", "resume", "often")
-    assert "created 10 runs" in invoke("scheduler", "start", "--once", "--ahead", "600").stdout
+    # The next 3 fire times: a short horizon, whatever --ahead allows.
+    assert "created 3 runs" in invoke("scheduler", "start", "--once", "--ahead", "600").stdout
     assert "created 0 runs" in invoke("scheduler", "start", "--once", "--ahead", "600").stdout
 
 
@@ -82,3 +84,35 @@ def test_deploy_a_script_by_path_in_a_real_process(stead_home) -> None:
     assert out.returncode == 0, out.stderr
     dep = store_for().get_deployment("tidy")
     assert dep.script_path == str(script) and dep.entrypoint == "__main__:tidy"
+
+
+def test_runs_ls_hides_upcoming_scheduled_runs_and_says_how_many(invoke) -> None:
+    invoke("deploy", "deployed_flows:tidy", "--name", "often", "--interval", "60")
+    invoke("deployments", "run", "often", "--run-id", "by-hand")
+    assert "created 3 runs" in invoke("scheduler", "start", "--once", "--ahead", "600").stdout
+    listing = invoke("runs", "ls").stdout
+    assert "by-hand" in listing and "often@" not in listing
+    assert "3 upcoming scheduled run(s) hidden" in listing and "--upcoming" in listing
+    shown = invoke("runs", "ls", "--upcoming").stdout
+    assert shown.count("often@") == 3 and "hidden" not in shown
+    only = invoke("runs", "ls", "--state", "Scheduled").stdout
+    assert "No runs matching the filters" in only and "3 upcoming" in only
+
+
+def test_pause_says_what_it_removed_and_what_still_waits(invoke) -> None:
+    invoke("deploy", "deployed_flows:tidy", "--name", "often", "--interval", "60")
+    invoke("scheduler", "start", "--once", "--ahead", "600")
+    paused = invoke("deployments", "pause", "often").stdout
+    assert "1 schedule(s) now paused; 3 scheduled run(s) that had not started removed" in paused
+    assert store_for().list_runs(RunFilter()) == []
+    resumed = invoke("deployments", "resume", "often").stdout
+    assert "now active" in resumed and "not run" in resumed
+
+
+def test_scheduler_options_have_help_and_bad_periods_are_refused(invoke) -> None:
+    shown = invoke("scheduler", "start", "--help").stdout
+    for words in ("Seconds between two rounds", "before their fire time", "marked Late",
+                  "missed-run policy skip"):
+        assert words in " ".join(shown.split()), words
+    bad = invoke("scheduler", "start", "--once", "--every", "120", "--ahead", "60")
+    assert bad.exit_code == 2 and "--ahead at least --every" in " ".join(bad.stderr.split())

@@ -125,11 +125,12 @@ def test_restarting_the_scheduler_creates_no_duplicates(store: Store) -> None:
     deploy(store, deployed_flows.tidy, name="often", now=at("2026-11-22T00:00"), queue="etl",
            schedules=[Schedule.interval(600)])
     now = at("2026-11-22T00:00")
-    first = tick(store, now, ahead_s=3600.0).created
+    first = tick(store, now, ahead_s=3600.0, ahead_runs=6).created
     close_stores()  # a restarted scheduler: a new process, a new store
     again = store_for()
-    assert tick(again, now, ahead_s=3600.0).created == []
-    assert tick(again, now + 60, ahead_s=3600.0).created == []  # nothing new is due yet
+    assert tick(again, now, ahead_s=3600.0, ahead_runs=6).created == []
+    # nothing new is due yet
+    assert tick(again, now + 60, ahead_s=3600.0, ahead_runs=6).created == []
     assert len(first) == 6  # 00:10 ... 01:00
     assert len(again.list_runs(RunFilter(limit=100))) == 6
     # Two schedulers at once, or a lost schedule row: run ids are the fire times.
@@ -152,7 +153,7 @@ def test_missed_runs_after_an_outage_follow_the_policy(store: Store, missed: str
 
 def test_runs_become_due_then_late_and_workers_take_both(store: Store) -> None:
     deploy(store, deployed_flows.tidy, name="t", now=at("2026-11-22T00:00"), queue="etl",
-           schedules=[Schedule.interval(3600)])
+           schedules=[Schedule.interval(3600)], missed="all")
     report = tick(store, at("2026-11-22T00:00"), ahead_s=2 * 3600.0)
     first, second = report.created
     assert store.get_run(first).state == "Scheduled"
@@ -170,8 +171,8 @@ def test_runs_become_due_then_late_and_workers_take_both(store: Store) -> None:
 def test_paused_schedules_create_nothing(store: Store) -> None:
     deploy(store, deployed_flows.tidy, name="p", now=at("2026-11-22T00:00"), queue="etl",
            schedules=[Schedule.interval(600)])
-    assert store.set_schedule_active("p", False) == 1
+    assert store.set_schedule_active("p", False, at("2026-11-22T00:00")) == 1
     assert tick(store, at("2026-11-22T00:00")).created == []
-    store.set_schedule_active("p", True)
+    store.set_schedule_active("p", True, at("2026-11-22T00:00"))
     assert tick(store, at("2026-11-22T00:00"), ahead_s=600.0).created == [
         scheduled_run_id("p", at("2026-11-22T00:10"))]

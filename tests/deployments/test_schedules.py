@@ -641,3 +641,30 @@ def test_plan_properties(data: st.DataObject, schedule: Schedule, missed: str, l
         # A truncated backlog continues where it stopped.
         rest = plan(schedule, max(out), now, ahead, missed, 10_000)
         assert out + rest == plan(schedule, last, now, ahead, missed, 10_000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), schedule=SCHEDULES, missed=st.sampled_from(MISSED_POLICIES),
+       ahead_runs=st.integers(1, 5), ahead=st.sampled_from([60.0, HOUR, DAY]))
+def test_plan_creates_at_most_ahead_runs_future_times_counting_those_created(
+        data: st.DataObject, schedule: Schedule, missed: str, ahead_runs: int,
+        ahead: float) -> None:
+    now = data.draw(instants(schedule.timezone))
+    last = data.draw(st.one_of(st.none(), st.floats(now - 2 * DAY, now + DAY)))
+    capped = plan(schedule, last, now, ahead, missed, ahead_runs=ahead_runs)
+    uncapped = plan(schedule, last, now, ahead, missed, limit=10_000)
+    future = [t for t in capped if t > now]
+    created = [] if last is None else schedule.between(now, last, ahead_runs + 1)
+    assert len(future) + len(created) <= max(ahead_runs, len(created))
+    # The cap keeps the earliest times: what it returns is the uncapped plan's beginning.
+    assert capped == uncapped[:len(capped)]
+    assert [t for t in capped if t <= now] == [t for t in uncapped if t <= now][:100]
+    # Ticking on with what it returned recorded tops the horizon up to ahead_runs, no more.
+    if capped:
+        again = plan(schedule, max(capped), now, ahead, missed, ahead_runs=ahead_runs)
+        assert len([t for t in capped + again if t > now]) <= ahead_runs
+
+
+def test_ahead_runs_must_be_1_or_more() -> None:
+    with pytest.raises(ConfigError, match="ahead_runs=0"):
+        plan(HOURLY, LAST, NOW, HOUR, "all", ahead_runs=0)

@@ -20,15 +20,15 @@ def scheduled(db: Store) -> list[str]:
 
 def test_a_restarted_server_creates_no_duplicate_scheduled_runs(serve: Callable[..., Server],
                                                                  db: Store) -> None:
-    # Every 10 minutes, created an hour ahead: the first round makes 6 runs.
+    # Every 20 s, the next 3 fire times (within 60 s) created ahead: the first round makes 3.
     deploy(db, deployed_flows.tidy, name="often", now=time.time(),
-           schedules=[Schedule.interval(600)])
+           schedules=[Schedule.interval(20)])
     first = serve(services=True)
     deadline = time.monotonic() + 30
-    while len(scheduled(db)) < 6 and time.monotonic() < deadline:
+    while len(scheduled(db)) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     before = sorted(scheduled(db))
-    assert len(before) == 6, first.output()
+    assert len(before) >= 3, first.output()
     stop_server(first)
     second = serve(services=True)
     deadline = time.monotonic() + 10
@@ -38,4 +38,6 @@ def test_a_restarted_server_creates_no_duplicate_scheduled_runs(serve: Callable[
     time.sleep(1.0)  # its first scheduler round has run
     after = scheduled(db)
     assert max(Counter(after).values()) == 1
-    assert sorted(after)[:6] == before and len(after) in (6, 7)  # at most the next fire time
+    # What the first server made is kept; the second adds at most the fire times that came
+    # within its horizon meanwhile (a restart takes seconds, fire times are 20 s apart).
+    assert set(before) <= set(after) and len(after) <= len(before) + 2

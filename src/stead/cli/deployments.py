@@ -10,7 +10,8 @@ from rich.markup import escape
 from stead.cli.common import DbOption, database_url, handle_errors, open_db, out
 from stead.cli.render import fmt_time, table
 from stead.core.runtime import configure_console, store_for
-from stead.errors import ConfigError
+from stead.deployments.timing import AHEAD_S, EVERY_S, GRACE_S, MISSED_AFTER_S
+from stead.store.base import RunFilter
 
 deployments_app = typer.Typer(
     name="deployments", no_args_is_help=True,
@@ -30,7 +31,8 @@ DEPLOY_HELP = (
     "Register a flow as a deployment: its entrypoint, default parameters, queue, tags and "
     "schedules. Deploying the same name again creates a new version (unless nothing "
     "changed); runs record the version they ran. Schedules are replaced; a schedule that "
-    "stays keeps its progress, so no run is created twice.\n\n"
+    "stays keeps its progress, so no run is created twice, and the runs created ahead for a "
+    "schedule that goes are removed.\n\n"
     "The flow's parameters are described from its signature (annotations, pydantic models) "
     "and every run's parameters are checked against them when the run is created.\n\n"
     "Example: [bold]stead deploy flows/etl.py:etl --name nightly --cron \"0 2 * * *\" "
@@ -131,21 +133,39 @@ def run_deployment_command(
 def _set_active(name: str, active: bool, db: str | None) -> None:
     store = open_db(db)
     store.get_deployment(name)  # DeploymentNotFound names the problem
-    changed = store.set_schedule_active(name, active)
-    state = "active" if active else "paused"
-    out().print(f"{escape(name)}: {changed} schedule(s) now {state}")
+    now = time.time()
+    waiting = [r for r in store.list_runs(RunFilter(deployment=name, limit=10_000,
+                                                    state=("Scheduled", "Pending", "Late")))
+               if r.scheduled_for is not None]
+    changed = store.set_schedule_active(name, active, now)
+    console = out()
+    if active:
+        console.print(f"{escape(name)}: {changed} schedule(s) now active; runs are created "
+                      "from now on (the fire times that passed while paused are not run)")
+        return
+    removed = sum(r.state == "Scheduled" for r in waiting)
+    due = [r for r in waiting if r.state != "Scheduled"]
+    console.print(f"{escape(name)}: {changed} schedule(s) now paused; {removed} scheduled "
+                  "run(s) that had not started removed")
+    if due:
+        console.print(f"{len(due)} run(s) already due still wait in their queue; cancel them "
+                      f"with: stead runs cancel {escape(due[0].id)}")
 
 
-@deployments_app.command("pause", help="Pause a deployment's schedules (no new scheduled "
-                                       "runs).\n\nExample: [bold]stead deployments pause "
-                                       "nightly[/]")
+@deployments_app.command("pause", help=(
+    "Pause a deployment's schedules: no run of them starts until resumed. The scheduled runs "
+    "created ahead that have not started are removed; runs already due (Pending, Late) stay "
+    "in their queue (the command lists them; `stead runs cancel` cancels one).\n\n"
+    "Example: [bold]stead deployments pause nightly[/]"))
 @handle_errors
 def pause(name: Annotated[str, typer.Argument(metavar="NAME")], db: DbOption = None) -> None:
     _set_active(name, False, db)
 
 
-@deployments_app.command("resume", help="Resume a deployment's paused schedules.\n\n"
-                                        "Example: [bold]stead deployments resume nightly[/]")
+@deployments_app.command("resume", help=(
+    "Resume a deployment's paused schedules. Runs are created for the fire times from now on: "
+    "those that passed while paused are not missed runs, so a resume starts no burst.\n\n"
+    "Example: [bold]stead deployments resume nightly[/]"))
 @handle_errors
 def resume(name: Annotated[str, typer.Argument(metavar="NAME")], db: DbOption = None) -> None:
     _set_active(name, True, db)
@@ -172,35 +192,60 @@ def show(name: Annotated[str, typer.Argument(metavar="NAME")],
     console.print(f"  parameters  {escape(dep.params)}")
     props = json.loads(dep.param_schema).get("properties", {})
     console.print(f"  takes       {escape(', '.join(props) or 'no parameters')}")
+    now = time.time()
     for s in store.list_schedules(name):
+        schedule = Schedule.from_json(s.schedule)
         last = fmt_time(s.last_fire_at) if s.last_fire_at else "never"
-        console.print(f"  schedule    {escape(Schedule.from_json(s.schedule).describe())}, "
+        following = schedule.next_after(now) if s.active else None
+        upcoming = f", next run {fmt_time(following)}" if following is not None else ""
+        console.print(f"  schedule    {escape(schedule.describe())}, "
                       f"{'active' if s.active else 'paused'}, missed runs: {s.missed}, "
-                      f"last created for {last}")
+                      f"last created for {last}{upcoming}")
 
 
 @scheduler_app.command("start", help=(
-    "Run the scheduler: every --every seconds, create the runs of active schedules up to "
-    "--ahead seconds ahead, make due runs Pending, and mark runs not started within "
-    "--grace seconds of their time Late. Safe to restart and to run more than one.\n\n"
+    "Run the scheduler. Every --every seconds it creates the runs of active schedules for "
+    "their next fire times (at most 3 per schedule, none more than --ahead seconds ahead), "
+    "makes the runs whose time has come Pending for a worker, applies each schedule's "
+    "missed-run policy (--missed of `stead deploy`) to runs not started in time, and marks "
+    "due runs not started within --grace seconds Late. "
+    "Safe to restart and to run more than one.\n\n"
     "Example: [bold]stead scheduler start --every 5[/]"))
 @handle_errors
 def start_scheduler(
-    every: Annotated[float, typer.Option("--every", metavar="SECONDS")] = 5.0,
-    ahead: Annotated[float, typer.Option("--ahead", metavar="SECONDS")] = 3600.0,
-    grace: Annotated[float, typer.Option("--grace", metavar="SECONDS")] = 600.0,
+    every: Annotated[float, typer.Option(
+        "--every", metavar="SECONDS",
+        help="Seconds between two rounds: a due run is handed to the workers at most "
+             "this late.")] = EVERY_S,
+    ahead: Annotated[float, typer.Option(
+        "--ahead", metavar="SECONDS",
+        help="Create runs at most this many seconds before their fire time (and at most the "
+             "next 3 per schedule); at least --every, so each is created before it is due."
+    )] = AHEAD_S,
+    grace: Annotated[float, typer.Option(
+        "--grace", metavar="SECONDS",
+        help="A due run not started this many seconds after its fire time is marked Late "
+             "(it can still run).")] = GRACE_S,
+    missed_after: Annotated[float, typer.Option(
+        "--missed-after", metavar="SECONDS",
+        help="With the missed-run policy skip (--missed of `stead deploy`), a scheduled run "
+             "not started this many seconds after its fire time is skipped (the scheduler "
+             "or the workers were down). More than --every.")] = MISSED_AFTER_S,
     once: Annotated[bool, typer.Option("--once", help="One round, then exit.")] = False,
     db: DbOption = None,
 ) -> None:
     from stead.deployments.scheduler import run_scheduler, tick
+    from stead.deployments.timing import check_timing
 
-    if every <= 0 or ahead < 0 or grace < 0:
-        raise ConfigError("--every must be > 0 seconds, --ahead and --grace >= 0")
+    check_timing(every, ahead, grace, missed_after)
     configure_console()
     store = store_for(database_url(db))
     if once:
-        report = tick(store, time.time(), ahead_s=ahead, grace_s=grace)
+        report = tick(store, time.time(), ahead_s=ahead, grace_s=grace,
+                      missed_after_s=missed_after)
         out().print(f"created {len(report.created)} runs, {report.promoted} due, "
-                    f"{report.late} late" + "".join(f"\n{e}" for e in report.errors))
+                    f"{report.skipped} skipped as missed, {report.late} late"
+                    + "".join(f"\n{e}" for e in report.errors))
         return
-    run_scheduler(store, every_s=every, ahead_s=ahead, grace_s=grace)
+    run_scheduler(store, every_s=every, ahead_s=ahead, grace_s=grace,
+                  missed_after_s=missed_after)

@@ -51,7 +51,9 @@ RunIdArg = Annotated[str, typer.Argument(
 LS_HELP = (
     "List recorded runs, newest first.\n\n"
     "A run still marked Running whose process is gone is shown as [bold red]Crashed?[/]; "
-    "resume it with `stead runs resume RUN_ID`. --state Crashed includes those runs.\n\n"
+    "resume it with `stead runs resume RUN_ID`. --state Crashed includes those runs. "
+    "Scheduled runs whose time has not come are hidden (the footer counts them); "
+    "--upcoming shows them.\n\n"
     "Example: [bold]stead runs ls --flow etl --state Failed --limit 5[/]")
 SHOW_HELP = (
     "Show one run: parameters, state timeline, steps in call order with their results, "
@@ -85,13 +87,24 @@ def list_runs(
         "--queue", "-q", metavar="NAME", help="Only runs enqueued on this queue.")] = None,
     limit: Annotated[int, typer.Option(
         "--limit", "-n", min=1, help="Show at most this many runs.")] = 20,
+    upcoming: Annotated[bool, typer.Option(
+        "--upcoming", help="Also show the Scheduled runs whose time has not come yet "
+                           "(hidden by default).")] = False,
     db: DbOption = None,
 ) -> None:
     """List recorded runs (see LS_HELP)."""
     states = tuple(dict.fromkeys(_state_name(s) for s in state or ()))
     store = open_db(db)
-    runs = store.list_runs(RunFilter(state=states or None, flow_name=flow, queue=queue,
-                                     limit=limit))
+    now = time.time()
+    hidden: set[str] = set()
+    if not upcoming and (not states or "Scheduled" in states):
+        # Few: the scheduler creates at most the next 3 runs of a schedule ahead.
+        hidden = {r.id for r in store.list_runs(RunFilter(state="Scheduled", flow_name=flow,
+                                                          queue=queue, limit=100_000))
+                  if r.scheduled_for is not None and r.scheduled_for > now}
+    runs = [r for r in store.list_runs(RunFilter(state=states or None, flow_name=flow,
+                                                 queue=queue, limit=limit + len(hidden)))
+            if r.id not in hidden][:limit]
     if "Crashed" in states:  # also the runs still marked live whose process is gone
         seen = {r.id for r in runs}
         live = tuple(LIVE_STATES)
@@ -100,9 +113,13 @@ def list_runs(
                  if run_status(r).gone and r.id not in seen]
         runs = sorted(runs, key=lambda r: (r.created_at, r.id), reverse=True)[:limit]
     console = out()
+    footer = (f"{len(hidden)} upcoming scheduled run(s) hidden (their time has not come); "
+              "--upcoming shows them" if hidden else "")
     if not runs:
         what = " matching the filters" if states or flow or queue else ""
         console.print(f"No runs{what} in {escape(describe_url(store.url))}.")
+        if footer:
+            console.print(footer)
         return
     rows = []
     counts = store.count_steps([r.id for r in runs])
@@ -128,6 +145,8 @@ def list_runs(
     for row in rows:
         tbl.add_row(*row)
     console.print(tbl)
+    if footer:
+        console.print(footer)
     console.print(f"[dim]store: {escape(describe_url(store.url))}[/]")
 
 

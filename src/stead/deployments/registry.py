@@ -89,18 +89,27 @@ def _same(a: DeploymentRecord, b: DeploymentRecord) -> bool:
 
 def run_deployment(store: Store, name: str, now: float, *, params: dict[str, Any] | None = None,
                    run_id: str | None = None, version: int | None = None,
-                   scheduled_for: float | None = None, message: str | None = None
-                   ) -> tuple[RunRecord, bool]:
+                   scheduled_for: float | None = None, message: str | None = None,
+                   hold: bool = False) -> tuple[RunRecord, bool]:
     """Create a run of deployment `name` (its latest version unless `version`); returns the
     run and whether this call created it (False: `run_id` existed, nothing changed).
 
-    A run scheduled for later is Scheduled until it is due, then Pending for a worker.
+    A run scheduled for later is Scheduled until it is due, then Pending for a worker. With
+    `hold` it is Scheduled even when due: the scheduler's `promote_due_runs` makes it Pending,
+    if its deployment's schedules are still active.
+
+    Example:
+        >>> run, created = run_deployment(store, "nightly", time.time(),
+        ...                               params={"day": "2026-11-21"})
+        >>> run.state
+        'Pending'
     """
     dep = store.get_deployment(name, version)
     merged = {**json.loads(dep.params), **(params or {})}
     check_parameters(json.loads(dep.param_schema), merged,
                      f"deployment {name!r} (version {dep.version})")
-    state = "Scheduled" if scheduled_for is not None and scheduled_for > now else "Pending"
+    later = scheduled_for is not None and (hold or scheduled_for > now)
+    state = "Scheduled" if later else "Pending"
     record = RunRecord(
         id=run_id or new_run_id(), flow_name=dep.flow_name, state=state,
         entrypoint=dep.entrypoint, script_path=dep.script_path, params=encode(merged),

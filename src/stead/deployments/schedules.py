@@ -260,14 +260,15 @@ class Schedule:
 
 
 def plan(schedule: Schedule, last: float | None, now: float, ahead: float, missed: str,
-         limit: int = 100) -> list[float]:
+         limit: int = 100, ahead_runs: int | None = None) -> list[float]:
     """The fire times to create runs for now, oldest first, at most `limit`.
 
     `last` is the latest fire time already created (None: a new schedule, which never creates
     runs in the past). Future times in (now, now + ahead] are always included (those after
-    `last`). Past times in (last, now] were missed (an outage): missed="all" keeps them all,
+    `last`), at most `ahead_runs` future times in all, counting those already created (None:
+    no cap). Past times in (last, now] were missed (an outage): missed="all" keeps them all,
     oldest first; "latest" keeps only the most recent; "skip" keeps none. Raises ConfigError
-    for an unknown policy, a negative `ahead` or a `limit` below 1.
+    for an unknown policy, a negative `ahead`, or a `limit` or `ahead_runs` below 1.
 
     A time already past when it is planned counts as missed, so plan at least one planning
     period ahead; or, until a schedule's first run is created, pass the time it became active
@@ -290,9 +291,9 @@ def plan(schedule: Schedule, last: float | None, now: float, ahead: float, misse
     if not ahead >= 0:
         raise ConfigError(f"plan(ahead={ahead!r}): how far ahead to create runs must be 0 "
                           "seconds or more, e.g. ahead=3600.")
-    if limit < 1:
-        raise ConfigError(f"plan(limit={limit!r}): the most runs to create at once must be "
-                          "1 or more, e.g. limit=100.")
+    if limit < 1 or (ahead_runs is not None and ahead_runs < 1):
+        raise ConfigError(f"plan(limit={limit!r}, ahead_runs={ahead_runs!r}): the most runs "
+                          "to create at once, and ahead, must be 1 or more, e.g. limit=100.")
     past: list[float] = []
     if last is not None and last < now:
         if missed == "all":
@@ -301,7 +302,10 @@ def plan(schedule: Schedule, last: float | None, now: float, ahead: float, misse
             latest = _latest(schedule, last, now)
             past = [] if latest is None else [latest]
     start = now if last is None else max(now, last)
-    return past + schedule.between(start, now + ahead, limit - len(past))
+    room = limit - len(past)
+    if ahead_runs is not None:
+        room = min(room, ahead_runs - len(schedule.between(now, start, ahead_runs)))
+    return past + schedule.between(start, now + ahead, room)
 
 
 def _latest(schedule: Schedule, start: float, end: float) -> float | None:

@@ -45,7 +45,8 @@ DEPLOYMENT_VERBS = {"get_deployment": "name", "set_schedules": "deployment",
                     "set_schedule_active": "deployment"}
 SHARED_VERBS = {"set_queue": "change queues", "set_limit": "change tag limits",
                 "delete_limit": "change tag limits", "promote_due_runs": "run the scheduler",
-                "mark_late_runs": "run the scheduler", "advance_schedule": "run the scheduler"}
+                "mark_late_runs": "run the scheduler", "advance_schedule": "run the scheduler",
+                "skip_missed_runs": "run the scheduler"}
 PENDING_STATES = frozenset({"Pending", "Scheduled", "Late"})
 
 

@@ -72,6 +72,7 @@ VERB_PERMISSION: dict[str, Permission] = {
     "save_deployment": Permission.OPERATE, "set_schedules": Permission.OPERATE,
     "set_schedule_active": Permission.OPERATE, "advance_schedule": Permission.OPERATE,
     "promote_due_runs": Permission.OPERATE, "mark_late_runs": Permission.OPERATE,
+    "skip_missed_runs": Permission.OPERATE,
     "set_queue": Permission.OPERATE, "set_limit": Permission.OPERATE,
     "delete_limit": Permission.OPERATE,
 }

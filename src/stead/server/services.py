@@ -23,12 +23,16 @@ RETENTION_EVERY_S = 3600.0
 
 
 def scheduler_round(store: Store) -> None:
-    """Create due schedule runs, make them Pending when due, mark overdue ones Late."""
+    """Create the schedules' next runs, skip missed ones as their policy says, make them
+    Pending when due, mark overdue ones Late."""
     from stead.deployments.scheduler import tick
 
     report = tick(store, time.time())
     for run_id in report.created:
         log.info("scheduler: created run %s", run_id)
+    if report.skipped:
+        log.warning("scheduler: skipped %d missed runs (their missed-run policy)",
+                    report.skipped)
     if report.late:
         log.warning("scheduler: %d runs are Late (not started in time)", report.late)
     for error in report.errors:

@@ -463,8 +463,11 @@ class Store(Protocol):
         """Schedules (of one deployment, or all), by deployment and id."""
         ...
 
-    def set_schedule_active(self, deployment: str, active: bool) -> int:
-        """Pause or resume every schedule of the deployment; returns how many changed."""
+    def set_schedule_active(self, deployment: str, active: bool, now: float) -> int:
+        """Pause or resume every schedule of the deployment at `now`; returns how many
+        changed. Pausing removes the deployment's Scheduled runs (not started: waiting for
+        their time); resuming counts the schedules' fire times from `now`, so those that passed
+        while paused are not missed runs."""
         ...
 
     def advance_schedule(self, schedule_id: int, last_fire_at: float) -> None:
@@ -472,7 +475,16 @@ class Store(Protocol):
         ...
 
     def promote_due_runs(self, now: float) -> int:
-        """Scheduled runs whose time has come become Pending (claimable); returns how many."""
+        """Scheduled runs whose time has come become Pending (claimable) if their deployment
+        has an active schedule; returns how many. The Scheduled runs of deployments without
+        one (paused, or their schedules removed) are deleted."""
+        ...
+
+    def skip_missed_runs(self, now: float, missed_after_s: float) -> int:
+        """Cancel the scheduled runs that have not started (Scheduled, Pending, Late) and
+        that their schedule's missed-run policy skips: for "latest" and "skip", those with a
+        later run of their deployment already due; for "skip", also those `missed_after_s`
+        past their fire time; for "all", none. Returns how many."""
         ...
 
     def mark_late_runs(self, now: float, grace_s: float) -> int:

@@ -57,6 +57,18 @@ def set_schedules(conn: Any, d: Dialect, deployment: str, schedules: list[Schedu
                   ) -> None:
     old = {(s.schedule, s.missed): s for s in list_schedules(conn, d, deployment)}
     conn.execute(f"DELETE FROM schedules WHERE deployment = {d.p}", (deployment,))
+    new = {(s.schedule, s.missed) for s in schedules}
+    if schedules and set(old) - new:
+        # A schedule went: the runs created ahead for it must not start. The Scheduled runs
+        # not yet due are removed (runs do not name their schedule), and the schedules that
+        # stay are moved back to the deploy time, so their next rounds create theirs again.
+        # (Without schedules, promote_due_runs removes them.)
+        now = min(s.created_at for s in schedules)
+        _remove_scheduled(conn, d, f"deployment = {d.p} AND scheduled_for > {d.p}",
+                          (deployment, now))
+        for kept in old.values():
+            if kept.last_fire_at is not None and kept.last_fire_at > now:
+                kept.last_fire_at = now
     for s in schedules:
         kept = old.get((s.schedule, s.missed))
         if kept is not None:  # an unchanged schedule keeps its progress: no duplicate runs
@@ -77,9 +89,34 @@ def list_schedules(conn: Any, d: Dialect, deployment: str | None) -> list[Schedu
     return [ScheduleRecord(r[0], r[1], r[2], bool(r[3]), *r[4:]) for r in rows]
 
 
-def set_schedule_active(conn: Any, d: Dialect, deployment: str, active: bool) -> int:
-    return int(conn.execute(f"UPDATE schedules SET active = {d.p} WHERE deployment = {d.p} "
-                            f"AND active <> {d.p}", (active, deployment, active)).rowcount)
+def set_schedule_active(conn: Any, d: Dialect, deployment: str, active: bool, now: float
+                        ) -> int:
+    """Pause or resume; see Store.set_schedule_active. Pausing removes the deployment's
+    Scheduled runs (none has started: they only wait for their time) and moves each schedule's
+    progress back to `now`, so a resume before those fire times creates them again; resuming
+    moves the progress up to `now`, so the fire times that passed while paused are not
+    missed runs (no burst)."""
+    changed = int(conn.execute(f"UPDATE schedules SET active = {d.p} WHERE deployment = {d.p} "
+                               f"AND active <> {d.p}", (active, deployment, active)).rowcount)
+    if active:
+        conn.execute(f"UPDATE schedules SET last_fire_at = {d.p} WHERE deployment = {d.p} AND "
+                     f"(last_fire_at IS NULL OR last_fire_at < {d.p})", (now, deployment, now))
+    else:
+        _remove_scheduled(conn, d, f"deployment = {d.p}", (deployment,))
+        conn.execute(f"UPDATE schedules SET last_fire_at = {d.p} WHERE deployment = {d.p} AND "
+                     f"last_fire_at > {d.p}", (now, deployment, now))
+    return changed
+
+
+def _remove_scheduled(conn: Any, d: Dialect, where: str, args: tuple[Any, ...]) -> int:
+    """Delete the Scheduled runs (of a schedule, never started, no steps) matching `where`."""
+    rows = conn.execute(f"DELETE FROM runs WHERE state = 'Scheduled' AND scheduled_for IS NOT "
+                        f"NULL AND {where} RETURNING id", args).fetchall()
+    ids = [r[0] for r in rows]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        conn.execute(f"DELETE FROM run_history WHERE run_id IN ({d.marks(len(chunk))})", chunk)
+    return len(ids)
 
 
 def advance_schedule(conn: Any, d: Dialect, schedule_id: int, last_fire_at: float) -> None:
@@ -89,18 +126,52 @@ def advance_schedule(conn: Any, d: Dialect, schedule_id: int, last_fire_at: floa
 
 
 def _move_runs(conn: Any, d: Dialect, where: str, args: tuple[Any, ...], state: str,
-               at: float, message: str) -> int:
-    rows = conn.execute(f"UPDATE runs SET state = {d.p} WHERE {where} RETURNING id",
-                        (state, *args)).fetchall()
+               at: float, message: str, *, ended: bool = False) -> int:
+    end = f", ended_at = {d.p}" if ended else ""
+    rows = conn.execute(f"UPDATE runs SET state = {d.p}{end} WHERE {where} RETURNING id",
+                        (state, *((at,) if ended else ()), *args)).fetchall()
     for (run_id,) in rows:
         conn.execute(f"INSERT INTO run_history (run_id, state, at, message) VALUES "
                      f"({d.marks(4)})", (run_id, state, at, message))
     return len(rows)
 
 
+# A deployment whose runs may start: it has an active schedule.
+_ACTIVE = ("EXISTS (SELECT 1 FROM schedules AS s WHERE s.deployment = runs.deployment AND "
+           "s.active = {p})")
+
+
 def promote_due_runs(conn: Any, d: Dialect, now: float) -> int:
-    return _move_runs(conn, d, f"state = 'Scheduled' AND scheduled_for <= {d.p}", (now,),
-                      "Pending", now, "due: waiting for a worker")
+    # Only runs of active schedules start: a run created by a scheduler that raced a pause
+    # stays Scheduled, and is removed here, so a paused deployment never starts one.
+    active = _ACTIVE.format(p=d.p)
+    _remove_scheduled(conn, d, f"NOT {active}", (True,))
+    return _move_runs(conn, d, f"state = 'Scheduled' AND scheduled_for <= {d.p} AND {active}",
+                      (now, True), "Pending", now, "due: waiting for a worker")
+
+
+def skip_missed_runs(conn: Any, d: Dialect, now: float, missed_after_s: float) -> int:
+    """Cancel the missed runs the schedules' policies skip; see Store.skip_missed_runs."""
+    # Runs that wait and were due before `before`. Scheduled and Pending ones are read
+    # through the runs_scheduled index (a backlog of enqueued runs has no scheduled_for);
+    # only scheduled runs are ever Late.
+    def waiting(before: str) -> str:
+        return (f"((state IN ('Scheduled', 'Pending') AND scheduled_for < {before}) OR "
+                f"(state = 'Late' AND scheduled_for < {before})) AND EXISTS (SELECT 1 FROM "
+                "schedules AS s WHERE s.deployment = runs.deployment AND s.missed IN "
+                f"({d.marks(2)}))")
+    later_due = ("EXISTS (SELECT 1 FROM runs AS later WHERE later.deployment = runs.deployment "
+                 "AND later.scheduled_for > runs.scheduled_for AND later.scheduled_for <= "
+                 f"{d.p})")
+    superseded = _move_runs(conn, d, f"{waiting(d.p)} AND {later_due}",
+                            (now, now, "latest", "skip", now), "Cancelled", now,
+                            "skipped: missed, a later run of its schedule is due (missed-run "
+                            "policy latest or skip)", ended=True)
+    cutoff = now - missed_after_s
+    return superseded + _move_runs(
+        conn, d, waiting(d.p), (cutoff, cutoff, "skip", "skip"), "Cancelled", now,
+        f"skipped: missed, not started within {missed_after_s:g} s of its scheduled time "
+        "(missed-run policy skip)", ended=True)
 
 
 def mark_late_runs(conn: Any, d: Dialect, now: float, grace_s: float) -> int:

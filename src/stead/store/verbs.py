@@ -108,15 +108,19 @@ class QueueVerbs:
         return self._read(deployments.list_schedules,  # type: ignore[no-any-return]
                           deployment)
 
-    def set_schedule_active(self, deployment: str, active: bool) -> int:
+    def set_schedule_active(self, deployment: str, active: bool, now: float) -> int:
         return self._write(deployments.set_schedule_active,  # type: ignore[no-any-return]
-                           deployment, active)
+                           deployment, active, now)
 
     def advance_schedule(self, schedule_id: int, last_fire_at: float) -> None:
         self._write(deployments.advance_schedule, schedule_id, last_fire_at)
 
     def promote_due_runs(self, now: float) -> int:
         return self._write(deployments.promote_due_runs, now)  # type: ignore[no-any-return]
+
+    def skip_missed_runs(self, now: float, missed_after_s: float) -> int:
+        return self._write(deployments.skip_missed_runs, now,  # type: ignore[no-any-return]
+                           missed_after_s)
 
     def mark_late_runs(self, now: float, grace_s: float) -> int:
         return self._write(deployments.mark_late_runs, now,  # type: ignore[no-any-return]
