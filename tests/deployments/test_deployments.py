@@ -52,7 +52,7 @@ def claim_and_execute(store: Store, now: float) -> list[str]:
         runs = store.claim_runs(["etl"], worker_record(), current_owner(), 1, now, 30.0)
         if not runs:
             return states
-        states.append(execute(store, runs[0]))
+        states.append(execute(store, runs[0]).state)
 
 
 def test_deploying_again_makes_a_version_only_when_something_changed(store: Store) -> None:
