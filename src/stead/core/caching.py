@@ -115,7 +115,9 @@ class CacheKeyFn(CachePolicy):
 
 
 INPUTS = Inputs()
+"""Cache by the call's arguments: ``@task(cache_policy=INPUTS)``."""
 TASK_SOURCE = TaskSource()
+"""Cache by the task's source code: ``@task(cache_policy=INPUTS + TASK_SOURCE)``."""
 _source_cache: dict[Any, str] = {}
 
 

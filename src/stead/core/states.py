@@ -8,6 +8,13 @@ from stead.errors import SteadError
 
 
 class State(StrEnum):
+    """The state of a run or a step; `is_final` says whether it can still change.
+
+    Example:
+        >>> State("Failed") is State.FAILED, State.COMPLETED.is_final
+        (True, True)
+    """
+
     SCHEDULED = "Scheduled"
     LATE = "Late"
     PENDING = "Pending"
