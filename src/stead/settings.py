@@ -89,6 +89,14 @@ def _env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a yes/no value; use 1 or 0")
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = _env(name, default).strip().lower()
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}; unset it "
+                          f"({default}) or give one of those")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     # STEAD_HOME: folder for the default database and large results (default ~/.stead).
@@ -111,6 +119,9 @@ class Settings:
     console: bool = True
     # STEAD_CONSOLE_TASKS: also print a line when each task completes (failures always print).
     console_tasks: bool = False
+    # STEAD_COLOR: colour states in tables and console lines: auto (on a terminal, unless
+    # NO_COLOR is set), always, or never.
+    color: str = "auto"
     # STEAD_LOG_LEVEL: lowest level of run-logger lines that are recorded and shown.
     log_level: str = "INFO"
     # STEAD_PARAM_MAX: recorded task parameters larger than this are stored as a short repr.
@@ -173,6 +184,7 @@ class Settings:
             batch_ms=_env_float("STEAD_BATCH_MS", 5.0, "milliseconds"),
             console=_env_bool("STEAD_CONSOLE", True),
             console_tasks=_env_bool("STEAD_CONSOLE_TASKS", False),
+            color=_env_choice("STEAD_COLOR", "auto", ("auto", "always", "never")),
             log_level=_env("STEAD_LOG_LEVEL", "INFO").upper(),
             param_max=_env_int("STEAD_PARAM_MAX", 16 * 1024),
             slow_step_ms=_env_int("STEAD_SLOW_STEP_MS", 500),

@@ -91,10 +91,10 @@ def span(started: float | None, ended: float | None, live: bool = False) -> str:
 
 
 # -- ids and steps -------------------------------------------------------------------------
-def short_id(run_id: str) -> str:
-    """First 12 characters of the root id; a child run keeps its ``:KEY`` suffix."""
-    root, sep, rest = run_id.partition(":")
-    return root[:12] + sep + rest
+# Run ids are shown whole, everywhere: custom ids such as "nightly-2026-11-21" share long
+# prefixes, so any cut can name several runs. In tables the id column folds onto a second
+# line rather than lose characters; the other columns give way first.
+ID_COLUMN: dict[str, Any] = {"no_wrap": True, "overflow": "fold"}
 
 
 def step_order(key: str) -> tuple[int, ...]:
