@@ -21,8 +21,8 @@ from stead.cli.common import (
     resolve_run,
 )
 from stead.cli.render import (
-    ID_COLUMN,
     LIVE_STATES,
+    add_id_column,
     error_summary,
     fmt_time,
     parse_error,
@@ -113,10 +113,10 @@ def list_runs(
                      str(counts[run.id]), run.queue or "",
                      run.parent_id if run.parent_id else ""))
     # (name, justify, kind): "id" columns are never cut (they fold onto a second line on a
-    # narrow screen), "fixed" ones (states, times, counts) keep their width, "text" ones
-    # (flow and queue names) wrap first.
+    # very narrow screen), "fixed" ones (states, durations, counts) do not wrap, "text" ones
+    # (flow and queue names, the start time: date above time) wrap first.
     columns = [("Run", "left", "id"), ("Flow", "left", "text"), ("State", "left", "fixed"),
-               ("Started", "left", "fixed"), ("Duration", "right", "fixed"),
+               ("Started", "left", "text"), ("Duration", "right", "fixed"),
                ("Steps", "right", "fixed"), ("Queue", "left", "text"), ("Parent", "left", "id")]
     # Columns that no listed run uses are left out.
     keep = [i for i, _ in enumerate(columns) if i < 6 or any(row[i] for row in rows)]
@@ -125,11 +125,9 @@ def list_runs(
     tbl = table()
     for i, (name, justify, kind) in enumerate(columns):
         if kind == "id":
-            tbl.add_column(name, justify=justify, **ID_COLUMN)  # type: ignore[arg-type]
+            add_id_column(tbl, name, [str(row[i]) for row in rows], justify)
         elif kind == "fixed":
-            width = max(len(name), *(len(str(row[i])) for row in rows))
-            tbl.add_column(name, justify=justify, no_wrap=True,  # type: ignore[arg-type]
-                           min_width=width)
+            tbl.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
         else:
             tbl.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for row in rows:

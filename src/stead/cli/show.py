@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from stead.cli.render import (
-    ID_COLUMN,
     RunStatus,
+    add_id_column,
     clip,
     error_summary,
     error_type,
@@ -180,7 +180,7 @@ def attempts_table(steps: list[StepRecord]) -> Table:
 
 def children_table(children: list[RunRecord]) -> Table:
     tbl = table("Child runs")
-    tbl.add_column("Run", **ID_COLUMN)
+    add_id_column(tbl, "Run", [child.id for child in children])
     tbl.add_column("Flow", no_wrap=True)
     tbl.add_column("State", no_wrap=True)
     tbl.add_column("Step", no_wrap=True)
