@@ -193,7 +193,7 @@ def test_show_accepts_a_prefix_even_when_the_run_has_child_runs(invoke) -> None:
     result = invoke("runs", "show", root.id[:12])
     assert result.exit_code == 0, result.output
     assert root.id in result.stdout
-    child = invoke("runs", "show", f"{root.id[:12]}:3")  # the short form `ls` prints
+    child = invoke("runs", "show", f"{root.id[:12]}:3")  # a prefix of the root, then the key
     assert child.exit_code == 0, child.output
     assert f"{root.id}:3" in child.stdout and "summer" in child.stdout
 
