@@ -89,6 +89,14 @@ def _env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a yes/no value; use 1 or 0")
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = _env(name, default).strip().lower()
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}; unset it "
+                          f"({default}) or give one of those")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     # STEAD_HOME: folder for the default database and large results (default ~/.stead).
@@ -112,6 +120,9 @@ class Settings:
     console: bool = True
     # STEAD_CONSOLE_TASKS: also print a line when each task completes (failures always print).
     console_tasks: bool = False
+    # STEAD_COLOR: colour states in tables and console lines: auto (on a terminal, unless
+    # NO_COLOR is set), always, or never.
+    color: str = "auto"
     # STEAD_LOG_LEVEL: lowest level of run-logger lines that are recorded and shown.
     log_level: str = "INFO"
     # STEAD_LOGGERS: comma-separated standard-library loggers (e.g. "mylib,urllib3") whose
@@ -180,6 +191,7 @@ class Settings:
             batch_ms=_env_float("STEAD_BATCH_MS", 5.0, "milliseconds"),
             console=_env_bool("STEAD_CONSOLE", True),
             console_tasks=_env_bool("STEAD_CONSOLE_TASKS", False),
+            color=_env_choice("STEAD_COLOR", "auto", ("auto", "always", "never")),
             log_level=_env("STEAD_LOG_LEVEL", "INFO").upper(),
             log_loggers=tuple(n.strip() for n in _env("STEAD_LOGGERS", "").split(",")
                               if n.strip()),

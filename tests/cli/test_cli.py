@@ -96,13 +96,13 @@ def test_ls_lists_runs_newest_first_with_states(stead_cli) -> None:
     assert "ls-ok-run" in by_flow.stdout and "ls-bad-run" not in by_flow.stdout
 
 
-def test_ls_shortens_generated_ids_to_12_characters(invoke) -> None:
+def test_ls_shows_generated_ids_whole(invoke) -> None:
     pipeline(1)
     run = store_for().list_runs(RunFilter())[-1]
     result = invoke("runs", "ls")
     assert result.exit_code == 0, result.output
-    assert run.id[:12] in result.stdout and run.id not in result.stdout
-    assert f"{run.id[:12]}:3" in result.stdout  # the child flow run, elided the same way
+    assert run.id in result.stdout
+    assert f"{run.id}:3" in result.stdout  # the child flow run, whole as well
 
 
 def test_ls_rejects_an_unknown_state(invoke) -> None:
@@ -193,7 +193,7 @@ def test_show_accepts_a_prefix_even_when_the_run_has_child_runs(invoke) -> None:
     result = invoke("runs", "show", root.id[:12])
     assert result.exit_code == 0, result.output
     assert root.id in result.stdout
-    child = invoke("runs", "show", f"{root.id[:12]}:3")  # the short form `ls` prints
+    child = invoke("runs", "show", f"{root.id[:12]}:3")  # a prefix of the root, then the key
     assert child.exit_code == 0, child.output
     assert f"{root.id}:3" in child.stdout and "summer" in child.stdout
 

@@ -28,13 +28,27 @@ DB_HELP = ("Database URL: sqlite:///relative/path.db (relative to the current di
 DbOption = Annotated[str | None, typer.Option("--db", metavar="URL", help=DB_HELP)]
 
 
+def _colour_options() -> dict[str, Any]:
+    """Rich console options for STEAD_COLOR: always forces colour (also through a pipe),
+    never turns every style off; auto lets Rich decide (a terminal, unless NO_COLOR is set)."""
+    try:
+        mode = get_settings().color
+    except SteadError:  # a bad setting: reported by the command itself, in plain colour here
+        mode = "auto"
+    if mode == "always":
+        return {"force_terminal": True, "no_color": False, "color_system": "standard"}
+    if mode == "never":
+        return {"color_system": None}
+    return {}
+
+
 def out() -> Console:
     """The console for results (stdout). Made per command, so COLUMNS and tty are read afresh."""
-    return Console(highlight=False)
+    return Console(highlight=False, **_colour_options())
 
 
 def err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, **_colour_options())
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -3,15 +3,48 @@
 Run as ``stead ...`` (installed script) or ``python -m stead.cli.main ...``.
 """
 
-from typing import Annotated
+import signal
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup, TyperOption
 
 from stead.cli import audit, db, deployments, queues, runs, secrets, server, workers
 from stead.cli import logs as logs_cmd
-from stead.cli.common import DB_HELP, OPTIONS, handle_errors
+from stead.cli.common import DB_HELP, OPTIONS, err, handle_errors
+
+HELP_NAMES = ["-h", "--help"]
+
+
+def plain_flags(command: Any) -> None:
+    """Show boolean flags as ``--force``, not ``--force <bool>``: Typer's Rich help prints a
+    type for every option, flags included (an empty metavar replaces it)."""
+    help_option = command.get_help_option(typer.Context(command, help_option_names=HELP_NAMES))
+    for param in [*getattr(command, "params", ()), help_option]:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        plain_flags(sub)
+
+
+class SteadGroup(TyperGroup):
+    """The root command: plain flags in every --help, and Ctrl-C anywhere in a command ends
+    it with one line ("interrupted") and exit code 130 instead of a traceback."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        plain_flags(self)
+        return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            err().print("interrupted")
+            raise typer.Exit(130) from None
+
 
 app = typer.Typer(
+    cls=SteadGroup,
     name="stead",
     help="Stead: run workers, and inspect and resume recorded flow runs.\n\n"
          "Runs are read from STEAD_DATABASE_URL (default $STEAD_HOME/stead.db, "
@@ -21,7 +54,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": HELP_NAMES},
 )
 app.add_typer(runs.app, name="runs")
 app.add_typer(workers.worker_app, name="worker")
@@ -60,6 +93,8 @@ def root(
 
 
 def main() -> None:
+    """The `stead` command."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # see stead/cli/__init__.py
     app()
 
 

@@ -91,10 +91,15 @@ def span(started: float | None, ended: float | None, live: bool = False) -> str:
 
 
 # -- ids and steps -------------------------------------------------------------------------
-def short_id(run_id: str) -> str:
-    """First 12 characters of the root id; a child run keeps its ``:KEY`` suffix."""
-    root, sep, rest = run_id.partition(":")
-    return root[:12] + sep + rest
+# Run ids are shown whole, everywhere: custom ids such as "nightly-2026-11-21" share long
+# prefixes, so any cut can name several runs. In tables an id column is as wide as its
+# longest id, so Rich narrows the wrapping columns (names, times) first; only on a screen too
+# narrow for the rest it folds (the id goes on in the next line), never losing a character.
+# (`no_wrap=True` would crop: Rich cuts a no-wrap cell at the column width, fold or not.)
+def add_id_column(tbl: Table, name: str, ids: list[str], justify: str = "left") -> None:
+    """Add a column of run ids to `tbl` that shows every id whole (see above)."""
+    tbl.add_column(name, justify=justify, width=max(len(name), *map(len, ids)),  # type: ignore[arg-type]
+                   overflow="fold")
 
 
 def step_order(key: str) -> tuple[int, ...]:

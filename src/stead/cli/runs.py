@@ -23,11 +23,11 @@ from stead.cli.common import (
 )
 from stead.cli.render import (
     LIVE_STATES,
+    add_id_column,
     error_summary,
     fmt_time,
     parse_error,
     run_status,
-    short_id,
     short_repr,
     span,
     table,
@@ -45,7 +45,7 @@ app = typer.Typer(
 
 RunIdArg = Annotated[str, typer.Argument(
     metavar="RUN_ID", show_default=False,
-    help="A run id, or a unique prefix of one (e.g. the 12 characters `stead runs ls` shows).")]
+    help="A run id (as `stead runs ls` shows it), or a unique prefix of one.")]
 
 
 LS_HELP = (
@@ -126,22 +126,28 @@ def list_runs(
     for run in runs:
         status = run_status(run)
         live = status.state in ("Running", "Retrying") and not status.gone
-        rows.append((short_id(run.id), run.flow_name, status.text(), fmt_time(run.created_at),
+        rows.append((run.id, run.flow_name, status.text(), fmt_time(run.created_at),
                      span(run.started_at, run.ended_at, live),
                      str(counts[run.id]), run.queue or "",
-                     short_id(run.parent_id) if run.parent_id else ""))
-    columns = [("Run", "left", True), ("Flow", "left", False), ("State", "left", True),
-               ("Started", "left", True), ("Duration", "right", True), ("Steps", "right", True),
-               ("Queue", "left", False), ("Parent", "left", False)]
+                     run.parent_id if run.parent_id else ""))
+    # (name, justify, kind): "id" columns are never cut (they fold onto a second line on a
+    # very narrow screen), "fixed" ones (states, durations, counts) do not wrap, "text" ones
+    # (flow and queue names, the start time: date above time) wrap first.
+    columns = [("Run", "left", "id"), ("Flow", "left", "text"), ("State", "left", "fixed"),
+               ("Started", "left", "text"), ("Duration", "right", "fixed"),
+               ("Steps", "right", "fixed"), ("Queue", "left", "text"), ("Parent", "left", "id")]
     # Columns that no listed run uses are left out.
     keep = [i for i, _ in enumerate(columns) if i < 6 or any(row[i] for row in rows)]
     columns = [columns[i] for i in keep]
     rows = [tuple(row[i] for i in keep) for row in rows]
     tbl = table()
-    # Ids, states and times are never cut short; flow and parent names give way on narrow screens.
-    for i, (name, justify, keep) in enumerate(columns):
-        width = max(len(name), *(len(str(row[i])) for row in rows)) if keep else None
-        tbl.add_column(name, justify=justify, no_wrap=True, min_width=width)  # type: ignore[arg-type]
+    for i, (name, justify, kind) in enumerate(columns):
+        if kind == "id":
+            add_id_column(tbl, name, [str(row[i]) for row in rows], justify)
+        elif kind == "fixed":
+            tbl.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        else:
+            tbl.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for row in rows:
         tbl.add_row(*row)
     console.print(tbl)
@@ -191,7 +197,7 @@ def resume_run(
     if run.parent_id:
         root = run.parent_id.partition(":")[0]
         fail(f"run {run.id} is a child run of {run.parent_id}; resume the top-level run "
-             f"(stead runs resume {short_id(root)}), which resumes its child runs")
+             f"(stead runs resume {root}), which resumes its child runs")
     if run.queue is not None:  # workers execute it: hand it back, never run it beside one
         _hand_back(store, run, force)
         return
@@ -219,11 +225,11 @@ def resume_run(
             where = f" in step {error['step']}" if error and error.get("step") else ""
             err().print(f"[bold red]Run {escape(run.id)} Failed{escape(where)}:[/] "
                         f"[red]{escape(error_summary(error, 500))}[/]  "
-                        f"(stead runs show {short_id(run.id)})")
+                        f"(stead runs show {run.id})")
             raise typer.Exit(1) from None
         if isinstance(exc, KeyboardInterrupt):
             err().print(escape(f"Interrupted; run {run.id} is {after.state}. Resume it "
-                               f"again with: stead runs resume {short_id(run.id)}"))
+                               f"again with: stead runs resume {run.id}"))
             raise typer.Exit(130) from None
         raise
     console.print(f"[green]Run {escape(run.id)} Completed[/] in {span(started, time.time())}; "

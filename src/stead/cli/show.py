@@ -12,6 +12,7 @@ from rich.text import Text
 
 from stead.cli.render import (
     RunStatus,
+    add_id_column,
     clip,
     error_summary,
     error_type,
@@ -21,7 +22,6 @@ from stead.cli.render import (
     params_summary,
     parse_error,
     run_status,
-    short_id,
     span,
     state_text,
     step_history,
@@ -51,7 +51,7 @@ def render_run(store: Store, run: RunRecord) -> list[RenderableType]:
         parts.append(Text.assemble(
             ("The run crashed", "bold red"),
             f" ({describe_owner(run.owner)} stopped without finishing it). "
-            f"Resume it with: stead runs resume {short_id(run.id)}"))
+            f"Resume it with: stead runs resume {run.id}"))
     return parts
 
 
@@ -91,7 +91,7 @@ def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
         grid.add_row("Error", Text(error_summary(error, 200), style="red"))
     if run.tags and run.tags != "[]":
         grid.add_row("Tags", run.tags)
-    return Panel(grid, title=Text(f"Run {short_id(run.id)}"), title_align="left",
+    return Panel(grid, title=Text(f"Run {run.id}"), title_align="left",
                  border_style=status.text().style or "none")
 
 
@@ -147,7 +147,7 @@ def steps_table(steps: list[StepRecord], status: RunStatus) -> Table:
 def _outcome(step: StepRecord) -> Text:
     text = Text()
     if step.child_run_id:
-        text.append(f"run {short_id(step.child_run_id)}", "cyan")
+        text.append(f"run {step.child_run_id}", "cyan")
         text.append(" · ")
     if step.depends_on:
         keys = json.loads(step.depends_on)
@@ -155,7 +155,7 @@ def _outcome(step: StepRecord) -> Text:
         text.append(f"after [{shown}] · ", "dim")
     if step.cached_from:
         origin_run, _, origin_step = step.cached_from.rpartition("/")
-        text.append(f"cached from {short_id(origin_run)} [{origin_step}] · ", "magenta")
+        text.append(f"cached from {origin_run} [{origin_step}] · ", "magenta")
     if step.state in ("Completed", "Cached"):
         text.append(value_summary(step.result, step.result_ref))
     elif step.error:
@@ -180,14 +180,14 @@ def attempts_table(steps: list[StepRecord]) -> Table:
 
 def children_table(children: list[RunRecord]) -> Table:
     tbl = table("Child runs")
-    tbl.add_column("Run", no_wrap=True)
+    add_id_column(tbl, "Run", [child.id for child in children])
     tbl.add_column("Flow", no_wrap=True)
     tbl.add_column("State", no_wrap=True)
     tbl.add_column("Step", no_wrap=True)
     tbl.add_column("Duration", justify="right", no_wrap=True)
     for child in sorted(children, key=lambda c: step_order(c.parent_step or "")):
         status = run_status(child)
-        tbl.add_row(short_id(child.id), child.flow_name, status.text(),
+        tbl.add_row(child.id, child.flow_name, status.text(),
                       child.parent_step or "-", span(child.started_at, child.ended_at))
     return tbl
 
@@ -209,7 +209,7 @@ def failure(run: RunRecord, steps: dict[str, StepRecord]) -> Panel:
     grid.add_row("Message", clip(str(error.get("message", "")), 2000))
     if error.get("attempts"):
         grid.add_row("Attempts", str(error["attempts"]))
-    grid.add_row("Resume", f"stead runs resume {short_id(run.id)}")
+    grid.add_row("Resume", f"stead runs resume {run.id}")
     parts: list[RenderableType] = [grid]
     tb = str(error.get("traceback") or "").rstrip()
     if tb:

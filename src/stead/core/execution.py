@@ -437,7 +437,7 @@ class Execution:
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
         console.say(console.run_label(run.flow_name, run.id),
                     f"Flow '{run.flow_name}' Failed: {origin}{type(exc).__name__}: {exc}{tries}"
-                    f"  (stead runs show {run.id[:12]})")
+                    f"  (stead runs show {run.id})")
         if self.parent_step is not None:
             self.parent_step.failed(exc, retry=False, child_run_id=run.id)
 
