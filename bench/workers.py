@@ -541,6 +541,13 @@ def main() -> None:
                         help="runs enqueued per second for the latency figures")
     parser.add_argument("--lease", type=float, default=2.0,
                         help="lease seconds of the recovery measurement")
+    parser.add_argument("--backend", choices=["SQLite", "PostgreSQL"], action="append",
+                        help="measure only this backend (repeatable; default both)")
+    parser.add_argument("--workers", type=int, action="append", metavar="N",
+                        help="worker counts of the throughput figures (repeatable; default "
+                        "1, 2 and 4)")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="only the throughput rows (no latency, recovery, deep queue)")
     args = parser.parse_args()
     if args.runs < 1 or args.samples < 1 or args.concurrency < 1:
         parser.error("--runs, --samples and --concurrency must be >= 1")
@@ -577,9 +584,10 @@ def run_all(args: argparse.Namespace, folder: Path, fleet: Fleet) -> list[tuple[
     if not backends.pg_ok:
         log(f"PostgreSQL skipped: {backends.pg_note}")
     enqueue_rows = []
-    for backend in backends.names():
+    chosen = [b for b in backends.names() if not args.backend or b in args.backend]
+    for backend in chosen:
         base = None
-        for n in (1, 2, 4):
+        for n in args.workers or (1, 2, 4):
             log(f"{backend}: throughput with {n} workers x {c} children")
             r = throughput(backends, fleet, backend, n, args.runs, c)
             log(f"  {r['rate']:,.0f} runs/s ({r['seconds']:.2f} s)")
@@ -595,6 +603,8 @@ def run_all(args: argparse.Namespace, folder: Path, fleet: Fleet) -> list[tuple[
                 enqueue_rows.append((f"{backend}: enqueue, one call per run",
                                      f"{r['enqueue_ms']:.2f} ms",
                                      f"{1000 / r['enqueue_ms']:,.0f} runs/s from one process"))
+        if args.throughput_only:
+            continue
         log(f"{backend}: queue latency, {args.samples} runs at ~{args.rate:g}/s")
         lat = latency(backends, fleet, backend, args.samples, args.rate, c)
         log(f"  p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms")
@@ -616,14 +626,14 @@ def run_all(args: argparse.Namespace, folder: Path, fleet: Fleet) -> list[tuple[
                      f"({rec['leases'] / 2:.2f}x the 2-lease limit); the killed worker's "
                      f"children {gone}; {rec['reused']:.0f} steps per run reused"))
     rows += enqueue_rows
-    for backend in backends.names():
+    for backend in [] if args.throughput_only else chosen:
         log(f"{backend}: claiming from a queue of 100,000 pending runs")
         ms = deep_queue_claim_ms(backends, backend, 100_000)
         rows.append((f"{backend}: claim 1 run, 100,000 pending", f"{ms:.2f} ms",
                      "median of 51 claims; an index in claim order, no sort of the queue"))
     if not backends.pg_ok:
         rows.append(("PostgreSQL", "-", f"{backends.pg_note}: rows skipped"))
-    startups = fleet.startups
+    startups = fleet.startups or [0.0]
     rows.append(("worker start-up (process start -> registered)",
                  f"{statistics.median(startups):.2f} s",
                  f"median of {len(startups)} starts (max {max(startups):.2f} s); not in the "

@@ -171,7 +171,9 @@ class Execution:
         """Start executing a run a worker claimed: it is Running and leased to us already."""
         run, store = self.claimed, self.store
         assert run is not None and store is not None
-        recorded = store.load_steps(run.id)
+        # A claim counts attempts: the first one finds no steps (one round trip saved).
+        first = run.attempts == 1 and run.resumes == 0 and not run.error
+        recorded = {} if first else store.load_steps(run.id)
         done = sum(1 for s in recorded.values() if s.state in ("Completed", "Cached"))
         reuse = f"; {done} finished steps will be reused" if done else ""
         console.say(console.run_label(run.flow_name, run.id),

@@ -33,8 +33,10 @@ from stead.store.base import (
     RunRecord,
     StateChange,
     StepRecord,
+    WorkerRecord,
 )
 from stead.store.durability import POSTGRES_SYNCHRONOUS_COMMIT, strongest
+from stead.store.leases import claim_runs_at_once
 from stead.store.migrate import check_policy, decide, live_workers, upgrade
 from stead.store.secrets import SecretVerbs
 from stead.store.sql import (
@@ -66,6 +68,9 @@ RETRY_CAP_S = 0.5  # the longest pause between two attempts of a verb during an 
 RECONNECT_S = 1.0
 # The server's answers that waiting will not change (not "the database system is starting up").
 REFUSALS = ("does not exist", "authentication", "password", "pg_hba.conf", "permission denied")
+# How long claims from a set of queues with a concurrency limit take the counting path before
+# trying the one-statement claim again (store/leases.py claim_runs_at_once).
+LIMITED_RECHECK_S = 5.0
 OPEN_WAIT_S = 30.0  # how long a service waits for an unreachable server as it opens the store
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,6 +132,7 @@ class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
         self._sync = synchronous_commit  # for writes that belong to no run
         self._levels: dict[str, str] = {}  # run id -> synchronous_commit of its commits
         self._seq_lock = threading.Lock()
+        self._limited_until: dict[tuple[str, ...], float] = {}  # queues -> monotonic time
         self._retry_for = get_settings().store_retry_seconds
         wait_s = OPEN_WAIT_S if connect_wait_s is None else connect_wait_s
         # One plain connection first: an unreachable server is then one clear error, not the
@@ -268,6 +274,21 @@ class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
                        message: str | None = None,
                        expected: tuple[str, ...] | None = None,
                        fence: Fence | None = None, take_over: bool = False) -> None:
+        if fence is not None and expected is None and not take_over:
+            # A worker's transitions: one round trip, no transaction around a fence check.
+            with self._conn(run.id) as conn:
+                old, run.state = run.state, state
+                try:
+                    moved = conn.execute(Q.fenced_transition, (
+                        *run_update_values(run), fence.run_id, fence.epoch, state, at,
+                        message)).rowcount
+                except BaseException:
+                    run.state = old
+                    raise
+                if moved != 1:
+                    run.state = old
+                    raise lease_lost(conn, POSTGRES, fence)
+            return
         with self._transaction(run.id) as conn:
             if fence is not None:
                 check_fence(conn, POSTGRES, fence)
@@ -332,8 +353,14 @@ class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
         seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
         if fence is not None and not logs:  # one statement: the write checks its fence
             with self._conn(step.run_id) as conn:
-                if conn.execute(Q.fenced_step_upsert, (*_step_values(seq, step), fence.run_id,
-                                                       fence.epoch)).rowcount != 1:
+                if is_plain_task_done(step):
+                    written = conn.execute(Q.fenced_task_done, (
+                        seq, step.key, step.name, step.started_at, step.ended_at, step.params,
+                        step.result, fence.run_id, fence.epoch)).rowcount
+                else:
+                    written = conn.execute(Q.fenced_step_upsert, (
+                        *_step_values(seq, step), fence.run_id, fence.epoch)).rowcount
+                if written != 1:
                     raise lease_lost(conn, POSTGRES, fence)
             return
         if fence is not None:
@@ -415,6 +442,26 @@ class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
         return [LogRecord(*row) for row in rows]
 
     # -- queues, workers, leases (SQL in store/leases.py and store/slots.py) -------------
+    def claim_runs(self, queues: list[str], worker: WorkerRecord, owner: str, n: int,
+                   now: float, lease_s: float, namespaces: list[str] | None = None
+                   ) -> list[RunRecord]:
+        key = tuple(queues)
+        if time.monotonic() >= self._limited_until.get(key, 0.0):
+            asked = time.monotonic()
+            runs = self._claim_at_once(queues, worker, owner, n, now, lease_s, namespaces)
+            if runs is not None:
+                return runs
+            # A limited queue: its claims count its running runs first, for a while (a limit
+            # lifted is seen within LIMITED_RECHECK_S). The claim is stamped when it counts.
+            self._limited_until[key] = time.monotonic() + LIMITED_RECHECK_S
+            now += time.monotonic() - asked
+        return super().claim_runs(queues, worker, owner, n, now, lease_s, namespaces)
+
+    @_survives_restarts
+    def _claim_at_once(self, *args: Any) -> list[RunRecord] | None:
+        with self._conn(None) as conn:
+            return claim_runs_at_once(conn, *args)
+
     @_survives_restarts
     def _write(self, fn: Any, *args: Any) -> Any:
         with self._transaction() as conn:

@@ -102,6 +102,8 @@ class Statements:
     log_select: str
     cache_select: str
     cache_upsert: str
+    fenced_transition: str
+    fenced_task_done: str
 
 
 def statements(d: Dialect) -> Statements:
@@ -136,6 +138,21 @@ def statements(d: Dialect) -> Statements:
         fenced_step_upsert=(
             f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) SELECT {marks(len(STEP_COLUMNS))} "
             f"WHERE EXISTS (SELECT 1 FROM runs WHERE id = {p} AND lease_epoch = {p}"
+            f"{d.for_share}) ON CONFLICT (run_seq, key) DO UPDATE SET {update_step}"),
+        # A transition of a leased run in one statement (PostgreSQL: a CTE may write): the
+        # update only while the fence holds, and its history row. No row: the fence is lost.
+        fenced_transition=(
+            f"WITH moved AS (UPDATE runs SET "
+            f"{', '.join(f'{c} = {p}' for c in RUN_UPDATE_COLUMNS)} WHERE id = {p} AND "
+            f"EXISTS (SELECT 1 FROM runs AS fence WHERE fence.id = {p} AND "
+            f"fence.lease_epoch = {p}{d.for_share}) RETURNING id) "
+            f"INSERT INTO run_history (run_id, state, at, message) SELECT id, {p}, {p}, {p} "
+            "FROM moved"),
+        # `task_done` checking its fence in the same statement (see fenced_step_upsert).
+        fenced_task_done=(
+            "INSERT INTO steps (run_seq, key, name, kind, state, attempts, started_at, "
+            f"ended_at, params, result) SELECT {p}, {p}, {p}, 'task', 'Completed', 1, "
+            f"{marks(4)} WHERE EXISTS (SELECT 1 FROM runs WHERE id = {p} AND lease_epoch = {p}"
             f"{d.for_share}) ON CONFLICT (run_seq, key) DO UPDATE SET {update_step}"),
         step_if_absent=(f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES "
                         f"({marks(len(STEP_COLUMNS))}) ON CONFLICT (run_seq, key) DO NOTHING"),

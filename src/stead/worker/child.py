@@ -139,6 +139,8 @@ def execute(store: Store, run: RunRecord) -> RunRecord:
         raise
     except Exception:  # the engine recorded the failure, with its traceback
         pass
+    if run.state in ("Completed", "Failed", "Cancelled") and run.ended_at is not None:
+        return run  # the engine's copy, as it recorded it (no round trip)
     return store.get_run(run.id)
 
 
