@@ -48,7 +48,7 @@ def test_completed_gives_its_data_and_failed_raises_its_exception() -> None:
 
 
 def test_a_failed_state_with_only_a_message_raises_that_message() -> None:
-    with pytest.raises(FailedState, match="^no rows$") as raised:
+    with pytest.raises(FailedState, match=r"^no rows$") as raised:
         Failed(message="no rows").result()
     assert raised.value.state.message == "no rows"
     returned = Crashed(message="worker lost").result(raise_on_failure=False)

@@ -1,7 +1,7 @@
 """What a flow's return value means, and a call's outcome as a state (``return_state=True``).
 
-A flow body's return value is settled before it is recorded: futures in it (a future, or a
-list, tuple, set or dict of them) become their results, so a failed one fails the run as
+A flow body's return value is settled before it is recorded: futures in it (a future, or
+futures in lists, tuples, sets and dicts) become their results, so a failed one fails the run as
 if its result had been read. A returned state (Prefect's rule) sets the run's final state:
 `Completed` completes it with the state's data, `Failed` fails it with the state's message,
 `Cancelled` cancels it; a list or tuple of states fails the run if any of them failed.
@@ -21,22 +21,33 @@ _FAILED = (StateType.FAILED, StateType.CRASHED)
 
 
 def resolve_returned(value: Any) -> Any:
-    """`value` with the futures in it (one level deep) replaced by their results.
+    """`value` with the futures in it (in lists, tuples, sets and dicts, at any depth)
+    replaced by their results; a value holding no future is returned as it is.
 
     Example:
-        >>> resolve_returned([double.submit(1), double.submit(2)])   # in a flow body
-        [2, 4]
+        >>> resolve_returned({"a": double.submit(1), "b": [double.submit(2), 5]})  # in a flow
+        {'a': 2, 'b': [4, 5]}
     """
     if isinstance(value, StepFuture):
         return value.result()
-    if isinstance(value, list | tuple | set | frozenset):
-        if not any(isinstance(v, StepFuture) for v in value):
-            return value
-        kind = type(value) if type(value) in (list, tuple, set, frozenset) else list
-        return kind(v.result() if isinstance(v, StepFuture) else v for v in value)
-    if isinstance(value, dict) and any(isinstance(v, StepFuture) for v in value.values()):
-        return {k: v.result() if isinstance(v, StepFuture) else v for k, v in value.items()}
-    return value
+    if not _holds_future(value):
+        return value
+    if isinstance(value, dict):
+        return {k: resolve_returned(v) for k, v in value.items()}
+    kind = type(value) if type(value) in (list, tuple, set, frozenset) else list
+    return kind(resolve_returned(v) for v in value)
+
+
+def _holds_future(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, StepFuture):
+        return True
+    if depth > 20:  # a deeper structure is data, not futures to wait for
+        return False
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list | tuple | set | frozenset):
+        return False
+    return any(_holds_future(v, depth + 1) for v in value)
 
 
 @dataclass(slots=True)

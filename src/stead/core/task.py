@@ -153,11 +153,11 @@ class Task(Generic[P, R]):
         """
         from stead.core.dispatch import submit_call
 
-        if "return_state" in kwargs and "return_state" not in self.arg_names:
-            if kwargs.pop("return_state"):  # Prefect's: wait, and hand back the final state
-                future = submit_call(self, args, kwargs, tuple(wait_for))
-                future.wait()
-                return future.state  # type: ignore[return-value]
+        if ("return_state" in kwargs and "return_state" not in self.arg_names
+                and kwargs.pop("return_state")):  # Prefect's: wait, give the final state
+            future = submit_call(self, args, kwargs, tuple(wait_for))
+            future.wait()
+            return future.state  # type: ignore[return-value]
         return submit_call(self, args, kwargs, tuple(wait_for))
 
     def map(self, *args: Any, wait_for: Iterable[StepFuture[Any]] = (),
@@ -175,11 +175,11 @@ class Task(Generic[P, R]):
         """
         from stead.core.dispatch import map_calls
 
-        if "return_state" in kwargs and "return_state" not in self.arg_names:
-            if kwargs.pop("return_state"):  # Prefect's: wait, and hand back the final states
-                futures = map_calls(self, args, kwargs, tuple(wait_for))
-                futures.wait()
-                return [f.state for f in futures]  # type: ignore[return-value]
+        if ("return_state" in kwargs and "return_state" not in self.arg_names
+                and kwargs.pop("return_state")):  # Prefect's: wait, give the final states
+            futures = map_calls(self, args, kwargs, tuple(wait_for))
+            futures.wait()
+            return [f.state for f in futures]  # type: ignore[return-value]
         return map_calls(self, args, kwargs, tuple(wait_for))
 
     def __reduce__(self) -> tuple[Any, ...]:
