@@ -10,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stead import FlowRunFailed, FlowRunStopped, RunConflict, State, flow, task
 from stead.core.runtime import store_for
@@ -178,6 +180,36 @@ def test_a_child_flow_failing_for_its_state_lets_the_parent_complete(store) -> N
     assert only_run(store, "child").state == "Failed"
 
 
+def test_a_childs_replayed_failure_is_its_failed_state_again_on_resume(store) -> None:
+    @flow
+    def child() -> int:
+        return boom(8)
+
+    @flow
+    def parent() -> str:
+        state = child(return_state=True)
+        return f"{state.name}: {flaky()}"
+
+    with pytest.raises(ConnectionError):
+        parent()
+    run = only_run(store, "parent")
+    broken[0] = False
+    assert parent.resume(run.id) == "Failed: up"
+    assert calls == ["boom 8", "flaky", "flaky"]  # the child was not run again
+
+
+def test_a_finished_run_id_called_for_its_state_gives_its_recorded_result(store) -> None:
+    @flow
+    def etl(n: int) -> int:
+        return double(n)
+
+    fixed = etl.with_options(run_id="day-1")
+    assert fixed(2) == 4
+    state = fixed(2, return_state=True)
+    assert state.is_completed() and state.result() == 4 and state.run_id == "day-1"
+    assert calls == ["double 2"]
+
+
 # -- a flow returning a state ----------------------------------------------------------------
 @flow
 def load(rows: list[int]):
@@ -289,3 +321,26 @@ def test_returning_a_state_that_is_not_final_fails_the_run_saying_what_to_return
     with pytest.raises(ConfigError, match="returned a Running state, which is not a final"):
         odd()
     assert only_run(store).state == "Failed"
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.booleans(), st.integers(-5, 5)), min_size=1, max_size=5))
+def test_returned_states_fail_the_run_exactly_when_one_of_them_failed(
+        store, outcomes: list[tuple[bool, int]]) -> None:
+    states = [Completed(data=n) if ok else Failed(message=f"bad {n}") for ok, n in outcomes]
+
+    @flow
+    def aggregate() -> object:
+        return list(states)
+
+    result = aggregate(return_state=True)
+    run = store.get_run(result.run_id)
+    failures = [n for ok, n in outcomes if not ok]
+    if failures:
+        assert result.is_failed() and run.state == "Failed"
+        assert result.message == f"{len(failures)}/{len(outcomes)} states failed"
+        assert json.loads(run.error)["message"] == f"bad {failures[0]}"  # the first failure
+    else:
+        assert result.is_completed() and run.state == "Completed"
+        assert result.result() == decode(run.result) == [n for _, n in outcomes]

@@ -125,7 +125,7 @@ async def _run_for_state_async(execution: Any) -> State[Any]:
 def _completed(execution: Any, value: Any) -> State[Any]:
     ctx = execution.ctx
     if ctx is None:  # an answer recorded earlier: a finished run id, a replayed child flow
-        return completed_state(value)
+        return completed_state(value, run_id=execution.requested_id)
     run = ctx.run
     return make(StateType.COMPLETED, value, execution.message, None, run.ended_at,
                 run_id=run.id)
