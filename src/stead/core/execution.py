@@ -408,9 +408,13 @@ class Execution:
         self._failed_for_good(error, message)
         if isinstance(error, FailedState):
             run_id = self.ctx.run.id
-            raise FlowRunFailed(f"flow '{self.flow.name}' returned Failed: {message} (run "
-                                f"{run_id}; see it with `stead runs show {run_id}`)",
-                                run_id=run_id) from error
+            wrapped = FlowRunFailed(f"flow '{self.flow.name}' returned Failed: {message} (run "
+                                    f"{run_id}; see it with `stead runs show {run_id}`)",
+                                    run_id=run_id)
+            where = getattr(error, "__stead_step__", None)  # a child run: its parent's step
+            if where is not None:
+                wrapped.__stead_step__ = where  # type: ignore[attr-defined]
+            raise wrapped from error
         raise error
 
     def _returned_cancel(self, message: str | None) -> Any:
