@@ -258,6 +258,22 @@ def test_returning_completed_records_its_data_as_the_result_and_its_message(stor
     assert again([1, 2, 3]) == 6
 
 
+def test_a_child_flow_returning_failed_fails_its_parent_at_that_step(store) -> None:
+    @flow
+    def child() -> object:
+        return Failed(message="no rows")
+
+    @flow
+    def parent() -> object:
+        return child()
+
+    with pytest.raises(FlowRunFailed, match="flow 'child' returned Failed: no rows"):
+        parent()
+    error = json.loads(only_run(store, "parent").error)
+    assert error["step"] == "1" and error["rerun"] == ["1"]  # resuming runs the child again
+    assert json.loads(only_run(store, "child").error)["message"] == "no rows"
+
+
 def test_a_returned_failed_state_is_final_the_flow_is_not_retried(store) -> None:
     attempts = []
 
