@@ -8,10 +8,13 @@ import json
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stead
 from stead import State, StepFuture, flow, task
 from stead.core.futures import StepFutureList
+from stead.core.returned import resolve_returned
 from stead.core.serialization import decode
 from stead.store.base import RunFilter
 
@@ -198,6 +201,29 @@ def test_returned_lists_tuples_and_dicts_of_futures_are_resolved(store) -> None:
     recorded = {r.flow_name: decode(r.result) for r in store.list_runs(RunFilter())}
     assert recorded["as_list"] == [2, 4, 6]
     assert recorded["as_dict"]["mapped"] == [2, 4] and list(recorded["as_dict"]["pair"]) == [6, "x"]
+
+
+leaves = st.one_of(st.integers(-100, 100), st.tuples(st.just("future"), st.integers(-9, 9)))
+shapes = st.recursive(leaves, lambda inner: st.one_of(
+    st.lists(inner, max_size=40), st.lists(inner, max_size=5).map(tuple),
+    st.dictionaries(st.text(max_size=3), inner, max_size=5)), max_leaves=120)
+
+
+def build(shape: object, make: object) -> object:
+    if isinstance(shape, tuple) and len(shape) == 2 and shape[0] == "future":
+        return make(shape[1])  # type: ignore[operator]
+    if isinstance(shape, dict):
+        return {k: build(v, make) for k, v in shape.items()}
+    if isinstance(shape, list | tuple):
+        return type(shape)(build(v, make) for v in shape)
+    return shape
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes)
+def test_every_future_in_a_returned_value_is_replaced_by_its_result(shape: object) -> None:
+    value = build(shape, double.submit)  # outside a flow: futures already resolved
+    assert resolve_returned(value) == build(shape, lambda n: 2 * n)
 
 
 def test_a_returned_failed_future_fails_the_run(store) -> None:

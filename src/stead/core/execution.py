@@ -22,6 +22,7 @@ from stead.core.context import (
     current_run,
     exception_chain,
 )
+from stead.core.futures import StepFuture
 from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.process import current_owner, describe_owner, owner_is_alive
 from stead.core.returned import resolve_returned, returned_outcome
@@ -326,8 +327,11 @@ class Execution:
 
     def _body_returned(self, result: Any) -> Any:
         """Settle what the body returned: futures in it become their results (a failed one
-        raises), then every submitted task is waited for (see _check_submitted)."""
-        result = resolve_returned(result)
+        raises), then every submitted task is waited for (see _check_submitted). A run that
+        submitted nothing has no futures to look for in a (maybe large) returned value."""
+        ctx = self.ctx
+        if (ctx is not None and ctx.dispatcher is not None) or isinstance(result, StepFuture):
+            result = resolve_returned(result)
         self._check_submitted()
         return result
 

@@ -30,7 +30,7 @@ def resolve_returned(value: Any) -> Any:
     """
     if isinstance(value, StepFuture):
         return value.result()
-    if not _holds_future(value):
+    if not isinstance(value, _CONTAINERS) or not _holds_future(value):
         return value
     if isinstance(value, dict):
         return {k: resolve_returned(v) for k, v in value.items()}
@@ -38,16 +38,26 @@ def resolve_returned(value: Any) -> Any:
     return kind(resolve_returned(v) for v in value)
 
 
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+
+
 def _holds_future(value: Any, depth: int = 0) -> bool:
-    if isinstance(value, StepFuture):
-        return True
-    if depth > 20:  # a deeper structure is data, not futures to wait for
-        return False
-    if isinstance(value, dict):
-        value = value.values()
-    elif not isinstance(value, list | tuple | set | frozenset):
-        return False
-    return any(_holds_future(v, depth + 1) for v in value)
+    items: Any = value.values() if isinstance(value, dict) else value
+    if len(items) > 16:  # a large returned value: look at its items' types first (cheap)
+        kinds = set(map(type, items))
+        if any(issubclass(kind, StepFuture) for kind in kinds):
+            return True
+        nested = tuple(kind for kind in kinds if issubclass(kind, _CONTAINERS))
+        if not nested:
+            return False
+        items = [item for item in items if isinstance(item, nested)]
+    for item in items:
+        if isinstance(item, StepFuture):
+            return True
+        # Deeper than 20 levels is data, not futures to wait for.
+        if isinstance(item, _CONTAINERS) and depth < 20 and _holds_future(item, depth + 1):
+            return True
+    return False
 
 
 @dataclass(slots=True)
