@@ -34,6 +34,7 @@ _EXPORTS = {
     "Flow": "stead.core.flow",
     "flow": "stead.core.flow",
     "StepFuture": "stead.core.futures",
+    "StepFutureList": "stead.core.futures",
     "as_completed": "stead.core.futures",
     "unmapped": "stead.core.futures",
     "wait": "stead.core.futures",
@@ -84,6 +85,7 @@ __all__ = [
     "State",
     "SteadError",
     "StepFuture",
+    "StepFutureList",
     "StoreError",
     "SystemClock",
     "Task",
@@ -128,7 +130,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from stead.core.console import get_logger
     from stead.core.context import in_flow, step_idempotency_key
     from stead.core.flow import Flow, flow
-    from stead.core.futures import StepFuture, as_completed, unmapped, wait
+    from stead.core.futures import StepFuture, StepFutureList, as_completed, unmapped, wait
     from stead.core.handles import RunHandle, get_run
     from stead.core.recorded import now, uuid
     from stead.core.retries import exponential_backoff

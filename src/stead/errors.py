@@ -144,3 +144,20 @@ class SecretKeyMismatch(SteadError):
 class SecretUnavailable(SteadError):
     """A recorded parameter's secret value was masked, not recorded, so a resume cannot
     supply it again: pass the value again, or pass it from `stead.secret()`."""
+
+
+class FailedState(SteadError):
+    """`State.result()` of a Failed, Crashed or Cancelled state that carries no exception
+    (``Failed(message="no rows").result()``); `state` is that state (Prefect's FailedRun)."""
+
+    def __init__(self, message: str, *, state: object = None) -> None:
+        super().__init__(message)
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"FailedState({str(self)!r})"
+
+
+class UnfinishedState(SteadError):
+    """`State.result()` of a state that has not finished (Pending, Running, Paused,
+    Scheduled): wait for the run or the future, then ask again."""

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from stead.core import console
 from stead.core.batching import unbatched
 from stead.core.context import RunContext, current_run
-from stead.core.futures import StepFuture, unmapped
+from stead.core.futures import StepFuture, StepFutureList, unmapped
 from stead.core.runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from stead.core.serialization import decode
 from stead.core.states import State
@@ -297,7 +297,7 @@ _NOT_MAPPED = (str, bytes, bytearray, dict, unmapped, StepFuture)
 
 
 def map_calls(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-              wait_for: tuple[StepFuture[Any], ...]) -> list[StepFuture[Any]]:
+              wait_for: tuple[StepFuture[Any], ...]) -> StepFutureList[Any]:
     def is_mapped(value: Any) -> bool:
         return not isinstance(value, _NOT_MAPPED) and isinstance(value, Iterable)
 
@@ -319,7 +319,7 @@ def map_calls(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any
     def plain(value: Any) -> Any:
         return value.value if isinstance(value, unmapped) else value
 
-    futures = []
+    futures: StepFutureList[Any] = StepFutureList()
     for i in range(lengths.pop()):
         call_args = tuple(v[i] if m else plain(v)
                           for v, m in zip(items, mapped_pos, strict=True))
@@ -343,7 +343,7 @@ def _ref(value: Any) -> Any:
     if isinstance(value, StepFuture):
         return {"$step": value.key}
     if isinstance(value, list | tuple) and any(isinstance(v, StepFuture) for v in value):
-        return type(value)(_ref(v) for v in value)
+        return _plain_type(value)(_ref(v) for v in value)
     return value
 
 
@@ -351,8 +351,13 @@ def _resolve(value: Any) -> Any:
     if isinstance(value, StepFuture):
         return value.result()
     if isinstance(value, list | tuple) and any(isinstance(v, StepFuture) for v in value):
-        return type(value)(_resolve(v) for v in value)
+        return _plain_type(value)(_resolve(v) for v in value)
     return value
+
+
+def _plain_type(value: list[Any] | tuple[Any, ...]) -> type:
+    """The container for `value`'s results: a ``.map()``'s StepFutureList becomes a list."""
+    return list if isinstance(value, StepFutureList) else type(value)
 
 
 def _when_all_done(deps: list[StepFuture[Any]], start: Any) -> None:

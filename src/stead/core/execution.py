@@ -22,15 +22,19 @@ from stead.core.context import (
     current_run,
     exception_chain,
 )
+from stead.core.futures import StepFuture
 from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.process import current_owner, describe_owner, owner_is_alive
+from stead.core.returned import resolve_returned, returned_outcome
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import FLOW_RESULT_ADVICE, PARAMETER_ADVICE, decode, encode
 from stead.core.states import State, check_transition
 from stead.core.steps import ACTIVE_RUNS, Step, error_json, params_text, start_watcher
 from stead.core.timeouts import deadline
 from stead.errors import (
+    FailedState,
     FlowRunFailed,
+    FlowRunStopped,
     LeaseLost,
     ParameterError,
     RunCancelled,
@@ -46,8 +50,6 @@ _LIVE_STATES = (State.RUNNING.value, State.PENDING.value, State.RETRYING.value)
 
 def new_run_id() -> str:
     return os.urandom(16).hex()
-
-
 
 
 class Execution:
@@ -67,6 +69,7 @@ class Execution:
         self.ctx: RunContext | None = None
         self.done = False
         self.value: Any = None
+        self.message: str | None = None  # of a returned state, recorded with the final one
         self.started = 0.0
         self.attempt = 1  # attempts in this execution: the flow's retry budget
         self.top_frame = Frame(None)
@@ -261,7 +264,7 @@ class Execution:
                     else:
                         with deadline(flow.timeout, f"flow '{flow.name}'"):
                             result = flow.fn(*self.bound.args, **self.bound.kwargs)
-                    self._check_submitted()
+                    result = self._body_returned(result)
                 except Exception as exc:
                     self._drain_quietly()
                     delay = self._attempt_failed(exc)
@@ -303,7 +306,7 @@ class Execution:
                             raise
                         raise TaskTimeout(f"flow '{flow.name}' (limit {flow.timeout:g} s) "
                                           "timed out") from exc
-                    await asyncio.to_thread(self._check_submitted)
+                    result = await asyncio.to_thread(self._body_returned, result)
                 except Exception as exc:
                     await asyncio.to_thread(self._drain_quietly)
                     delay = self._attempt_failed(exc)
@@ -323,6 +326,16 @@ class Execution:
             _stop_print_capture(capture)
             ACTIVE_RUNS.discard(ctx)
             self._close_dispatcher()
+
+    def _body_returned(self, result: Any) -> Any:
+        """Settle what the body returned: futures in it become their results (a failed one
+        raises), then every submitted task is waited for (see _check_submitted). A run that
+        submitted nothing has no futures to look for in a (maybe large) returned value."""
+        ctx = self.ctx
+        if (ctx is not None and ctx.dispatcher is not None) or isinstance(result, StepFuture):
+            result = resolve_returned(result)
+        self._check_submitted()
+        return result
 
     def _check_submitted(self) -> None:
         """Wait for submitted tasks; raise the first failure that the flow never looked at."""
@@ -365,6 +378,14 @@ class Execution:
         ctx = self.ctx
         assert ctx is not None
         run = ctx.run
+        outcome = returned_outcome(result, self.flow.name)  # a returned state decides
+        if outcome is not None:
+            self.message = outcome.message
+            if outcome.state is State.FAILED:
+                return self._returned_failure(outcome.error, outcome.message)
+            if outcome.state is State.CANCELLED:
+                return self._returned_cancel(outcome.message)
+            result = outcome.value
         try:
             text = encode(result, advice=FLOW_RESULT_ADVICE)
             if SECRETS_KNOWN:
@@ -378,13 +399,47 @@ class Execution:
         now = ctx.clock.now()
         run.ended_at = now
         ctx.flush_logs()
-        _move(ctx.store, run, State.COMPLETED.value, now, fence=ctx.fence)
+        _move(ctx.store, run, State.COMPLETED.value, now, self.message, fence=ctx.fence)
         console.say(console.run_label(run.flow_name, run.id),
                     f"Flow '{run.flow_name}' Completed in {now - self.started:.2f} s "
                     f"({self.top_frame.counter} top-level steps)")
         if self.parent_step is not None:
             self.parent_step.succeeded(result, child_run_id=run.id)
         return result
+
+    def _returned_failure(self, error: BaseException | None, message: str | None) -> Any:
+        """The body returned a Failed state: the run fails for good (no flow retry), and a
+        failure that is only a message reaches the caller as FlowRunFailed."""
+        assert error is not None and self.ctx is not None
+        self._failed_for_good(error, message)
+        if isinstance(error, FailedState):
+            run_id = self.ctx.run.id
+            wrapped = FlowRunFailed(f"flow '{self.flow.name}' returned Failed: {message} (run "
+                                    f"{run_id}; see it with `stead runs show {run_id}`)",
+                                    run_id=run_id)
+            where = getattr(error, "__stead_step__", None)  # a child run: its parent's step
+            if where is not None:
+                wrapped.__stead_step__ = where  # type: ignore[attr-defined]
+            raise wrapped from error
+        raise error
+
+    def _returned_cancel(self, message: str | None) -> Any:
+        """The body returned a Cancelled state: the run ends Cancelled, the caller gets
+        FlowRunStopped."""
+        ctx = self.ctx
+        assert ctx is not None
+        run = ctx.run
+        run.ended_at = ctx.clock.now()
+        ctx.flush_logs()
+        _move(ctx.store, run, State.CANCELLING.value, run.ended_at, message, fence=ctx.fence)
+        _move(ctx.store, run, State.CANCELLED.value, run.ended_at, message, fence=ctx.fence)
+        console.say(console.run_label(run.flow_name, run.id),
+                    f"Flow '{run.flow_name}' Cancelled: {message}")
+        exc = FlowRunStopped(f"flow '{self.flow.name}' returned Cancelled: {message} (run "
+                             f"{run.id})", run_id=run.id, state=State.CANCELLED.value)
+        if self.parent_step is not None:
+            self.parent_step.failed(exc, retry=False, child_run_id=run.id)
+        raise exc
 
     def _attempt_failed(self, exc: Exception) -> float | None:
         """Record a failed flow attempt; return the delay before a retry, or None if final."""
@@ -424,7 +479,7 @@ class Execution:
         _move(ctx.store, ctx.run, State.RUNNING.value, ctx.clock.now(), f"attempt {self.attempt}",
               fence=ctx.fence)
 
-    def _failed_for_good(self, exc: BaseException) -> None:
+    def _failed_for_good(self, exc: BaseException, message: str | None = None) -> None:
         ctx = self.ctx
         assert ctx is not None
         run = ctx.run
@@ -433,8 +488,8 @@ class Execution:
         run.error = error_json(exc, step_key, attempts, rerun=ctx.failed_steps(exc))
         run.ended_at = ctx.clock.now()
         ctx.flush_logs()
-        _move(ctx.store, run, State.FAILED.value, run.ended_at, f"{type(exc).__name__}: {exc}",
-              fence=ctx.fence)
+        _move(ctx.store, run, State.FAILED.value, run.ended_at,
+              message or f"{type(exc).__name__}: {exc}", fence=ctx.fence)
         origin = (f"task '{step_name}' [{step_key}] raised " if step_name else "")
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
         console.say(console.run_label(run.flow_name, run.id),

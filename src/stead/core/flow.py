@@ -156,7 +156,14 @@ class Flow(Generic[P, R]):
             _captured_setting = names
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the flow (a new run, or the run of `run_id`) and return its result.
+
+        ``return_state=True`` returns the run's final state (`stead.states.State`) instead:
+        a failed run then returns its Failed state rather than raising.
+        """
         _refuse_while_loading(self, "a call")
+        return_state = ("return_state" in kwargs and "return_state" not in self.arg_names
+                        and kwargs.pop("return_state"))
         self._capture_loggers()
         try:
             bound = self.signature.bind(*args, **kwargs)
@@ -166,6 +173,10 @@ class Flow(Generic[P, R]):
         bound.apply_defaults()
         self.parameter_types.check(bound.arguments)  # the same pydantic rules as a deployment
         run = Execution(self, bound, self.run_id, explicit_resume=False)
+        if return_state:
+            from stead.core.returned import run_for_state
+
+            return run_for_state(run, self.is_async)  # type: ignore[no-any-return]
         return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
 
     def enqueue(self, *args: Any, queue: str = "default", priority: int = 0,

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from stead.core.states import State
+
+if TYPE_CHECKING:
+    from stead.core.state_values import State as StateValue
 
 T = TypeVar("T")
 _MISSING: Any = object()
@@ -24,7 +27,7 @@ class StepFuture(Generic[T]):
     Example:
         >>> future = fetch.submit("https://example.com")
         >>> future.done(), future.state
-        (False, <State.RUNNING: 'Running'>)
+        (False, Running(message=None, type=RUNNING))
         >>> body = future.result()          # waits; raises the task's exception if it failed
     """
 
@@ -63,9 +66,28 @@ class StepFuture(Generic[T]):
         return f"<StepFuture {self.name} [{self.key}] {self._state.value}>"
 
     @property
-    def state(self) -> State:
-        """Pending (waiting for its inputs or a worker), Running, Completed, Cached, Failed."""
-        return self._state
+    def state(self) -> StateValue[T]:
+        """The task's state now, as a value (`stead.states.State`): Pending (waiting for its
+        inputs or a worker), Running, Completed or Cached (`state.result()` is the result),
+        Failed (`state.result()` raises the exception). Looking at the state of a failed
+        future counts as using it: its failure no longer fails the flow by itself.
+
+        Example:
+            >>> future.wait(); future.state.is_failed(), future.state.message
+            (True, 'ValueError: bad row')
+        """
+        from stead.core.state_values import State as Value
+
+        kind = self._state
+        if not self._finished:
+            return Value(kind)
+        self._used = True
+        if self._error is not None:
+            return Value(kind, message=f"{type(self._error).__name__}: {self._error}",
+                         data=self._error)
+        if self._value is _MISSING:
+            return Value(kind, load=self._reload)
+        return Value(kind, data=self._value)
 
     def done(self) -> bool:
         return self._finished
@@ -78,12 +100,16 @@ class StepFuture(Generic[T]):
             self._latch.release()
         return self._finished
 
-    def result(self, timeout: float | None = None) -> T:
-        """The task's result, waiting for it; raises the task's exception if it failed."""
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> T:
+        """The task's result, waiting for it; raises the task's exception if it failed (with
+        ``raise_on_failure=False``, returns it instead: the failure is then handled, and
+        does not fail the flow)."""
         if not self.wait(timeout):
             raise TimeoutError(f"task '{self.name}' [{self.key}] not done after {timeout} s")
         self._used = True
         if self._error is not None:
+            if not raise_on_failure:
+                return self._error  # type: ignore[return-value]
             raise self._error
         value = self._value
         if value is _MISSING:
@@ -137,9 +163,41 @@ class unmapped(Generic[T]):
         self.value = value
 
 
-def wait(futures: Iterable[StepFuture[Any]], timeout: float | None = None
-         ) -> tuple[set[StepFuture[Any]], set[StepFuture[Any]]]:
-    """Wait for all `futures` to finish (or `timeout`); return (done, not_done).
+class StepFutureList(list[StepFuture[T]]):
+    """The futures of a ``.map()``, in call order: a list, with `result()` and `wait()`.
+
+    Example:
+        >>> futures = double.map([1, 2, 3])
+        >>> futures.result()
+        [2, 4, 6]
+        >>> futures.wait(timeout=5)         # the same, without the results
+    """
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until every future has finished, or `timeout` seconds have passed."""
+        wait(self, timeout)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[T]:
+        """Every result in order, waiting for them; the first failure (in order) is raised,
+        or with ``raise_on_failure=False`` stands in the list as its exception. TimeoutError
+        if they have not all finished within `timeout` seconds."""
+        _, not_done = wait(self, timeout)
+        if not_done:
+            raise TimeoutError(f"{len(not_done)} of {len(self)} mapped tasks not done after "
+                               f"{timeout} s")
+        return [f.result(raise_on_failure=raise_on_failure) for f in self]
+
+
+class DoneAndNotDone(NamedTuple):
+    """What `wait` returns: the finished futures and the others (unpacks as a pair)."""
+
+    done: set[StepFuture[Any]]
+    not_done: set[StepFuture[Any]]
+
+
+def wait(futures: Iterable[StepFuture[Any]], timeout: float | None = None) -> DoneAndNotDone:
+    """Wait for all `futures` to finish (or `timeout`); return `(done, not_done)`, a named
+    tuple: ``stead.wait(fs).not_done`` or ``done, not_done = stead.wait(fs)``.
 
     Example:
         >>> done, not_done = stead.wait(process.map(files), timeout=60)
@@ -153,7 +211,7 @@ def wait(futures: Iterable[StepFuture[Any]], timeout: float | None = None
         if not future.wait(left):
             break
     done = {f for f in futures if f.done()}
-    return done, set(futures) - done
+    return DoneAndNotDone(done, set(futures) - done)
 
 
 def as_completed(futures: Iterable[StepFuture[Any]], timeout: float | None = None

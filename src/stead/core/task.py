@@ -20,7 +20,7 @@ from stead.errors import ConfigError, SerializationError
 
 if TYPE_CHECKING:
     from stead.core.caching import CachePolicy
-    from stead.core.futures import StepFuture
+    from stead.core.futures import StepFuture, StepFutureList
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -117,6 +117,8 @@ class Task(Generic[P, R]):
         return functools.partial(self.__call__, obj)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if "return_state" in kwargs and "return_state" not in self.arg_names:
+            return _call_for_state(self, args, kwargs)
         ctx = current_run.get()
         if ctx is None:
             return self.fn(*args, **kwargs)
@@ -140,6 +142,7 @@ class Task(Generic[P, R]):
         Futures among the arguments are waited for and replaced by their results; their
         steps are recorded as this step's dependencies, as are those in `wait_for`.
         Outside a flow the call runs at once and the future is already resolved.
+        ``return_state=True`` waits for the task and returns its final state instead.
 
         Example:
             >>> @flow
@@ -150,11 +153,17 @@ class Task(Generic[P, R]):
         """
         from stead.core.dispatch import submit_call
 
+        if ("return_state" in kwargs and "return_state" not in self.arg_names
+                and kwargs.pop("return_state")):  # Prefect's: wait, give the final state
+            future = submit_call(self, args, kwargs, tuple(wait_for))
+            future.wait()
+            return future.state  # type: ignore[return-value]
         return submit_call(self, args, kwargs, tuple(wait_for))
 
     def map(self, *args: Any, wait_for: Iterable[StepFuture[Any]] = (),
-            **kwargs: Any) -> list[StepFuture[R]]:
-        """Submit one call per item of the iterable arguments; return their futures in order.
+            **kwargs: Any) -> StepFutureList[R]:
+        """Submit one call per item of the iterable arguments; return their futures in order,
+        as a list with ``.result()`` (every result) and ``.wait(timeout)``.
 
         Lists, tuples, sets, ranges and generators are mapped over (all of the same length);
         strings, bytes, dicts and other values, and anything wrapped in ``unmapped(...)``,
@@ -162,10 +171,15 @@ class Task(Generic[P, R]):
 
         Example:
             >>> futures = process.map(files, unmapped(settings))
-            >>> totals = [f.result() for f in futures]
+            >>> totals = futures.result()       # or [f.result() for f in futures]
         """
         from stead.core.dispatch import map_calls
 
+        if ("return_state" in kwargs and "return_state" not in self.arg_names
+                and kwargs.pop("return_state")):  # Prefect's: wait, give the final states
+            futures = map_calls(self, args, kwargs, tuple(wait_for))
+            futures.wait()
+            return [f.state for f in futures]  # type: ignore[return-value]
         return map_calls(self, args, kwargs, tuple(wait_for))
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -308,6 +322,20 @@ def _attempt_loop(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, 
 
 
 _RETRY = object()  # the attempt failed and will be retried
+
+
+def _call_for_state(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``task(..., return_state=True)``: the call's State (Completed, or Failed with the
+    exception) instead of its value or a raise. Inside a flow only a failure the step
+    recorded becomes a state; an engine error (NonDeterminismError, ...) is still raised."""
+    if not kwargs.pop("return_state"):
+        return task(*args, **kwargs)
+    from stead.core.state_values import call_for_state
+
+    def recorded(exc: BaseException) -> bool:
+        return current_run.get() is None or getattr(exc, "__stead_step__", None) is not None
+
+    return call_for_state(lambda: task(*args, **kwargs), recorded)
 
 
 def _load_task(module: str, qualname: str) -> Task[Any, Any]:
