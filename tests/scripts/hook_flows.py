@@ -19,17 +19,22 @@ def _write(kind: str, flow_run: object) -> None:
         f.write(f"{kind} {flow_run.id} {os.getpid()}\n")  # type: ignore[attr-defined]
 
 
-def crashed(flow, flow_run, state):  # noqa: ANN001 - Prefect's hook signature
+def crashed(flow, flow_run, state):
     assert state.is_crashed(), state
     _write("crashed", flow_run)
 
 
-def completed(flow, flow_run, state):  # noqa: ANN001
+def completed(flow, flow_run, state):
     assert state.is_completed(), state
     _write("completed", flow_run)
 
 
-def running(flow, flow_run, state):  # noqa: ANN001
+def cancelled(flow, flow_run, state):
+    assert state.is_cancelling(), state
+    _write("cancelling", flow_run)
+
+
+def running(flow, flow_run, state):
     _write("running", flow_run)
 
 
@@ -40,7 +45,8 @@ def effect(out: str) -> int:
     return os.getpid()
 
 
-@flow(on_crashed=crashed, on_completion=[completed], on_running=running)
+@flow(on_crashed=crashed, on_completion=[completed], on_running=running,
+      on_cancellation=cancelled)
 def hooked(out: str, marker: str) -> str:
     effect(out)
     if not os.path.exists(marker):

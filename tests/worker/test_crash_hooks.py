@@ -132,3 +132,18 @@ def test_a_flow_whose_code_cannot_be_loaded_is_recovered_and_the_log_says_so(
     [line] = wait_until(lambda: hook_log_lines(db, "lost-code", "on_crashed hooks not run"),
                         60, "the log line about the hooks")
     assert "no_such_module_here" in line
+
+
+def test_cancelling_a_running_worker_run_runs_on_cancellation_once(
+        workers: Workers, db: Store, tmp_path: Path) -> None:
+    out, marker = tmp_path / "effects.txt", tmp_path / "marker"
+    rid = hook_flows.hooked.enqueue(str(out), str(marker), queue="hooks")
+    workers.start("-q", "hooks", "-c", "1")
+    wait_until(marker.exists, 60, "the run to reach its sleep")
+    assert db.cancel_run(rid, time.time(), "not needed") == "Cancelling"
+    wait_until(lambda: db.get_run(rid).state == "Cancelled", 60, "the run to be Cancelled")
+    # The hook ran in the run's own process before it stopped.
+    assert kinds(out) == ["running", "cancelling"]
+    child_pid = int(out.read_text().split()[0])
+    assert hook_lines(out)[1] == ("cancelling", rid)
+    assert Path(str(out) + ".hooks").read_text().splitlines()[1].endswith(str(child_pid))
