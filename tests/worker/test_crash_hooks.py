@@ -147,3 +147,21 @@ def test_cancelling_a_running_worker_run_runs_on_cancellation_once(
     child_pid = int(out.read_text().split()[0])
     assert hook_lines(out)[1] == ("cancelling", rid)
     assert Path(str(out) + ".hooks").read_text().splitlines()[1].endswith(str(child_pid))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_stead_runs_resume_of_a_dead_workers_run_records_the_crash_and_runs_on_crashed_once(
+        workers: Workers, db: Store, db_url: str, stead_home: Path, tmp_path: Path) -> None:
+    out, marker = tmp_path / "effects.txt", tmp_path / "marker"
+    rid = hook_flows.hooked.enqueue(str(out), str(marker), queue="hooks")
+    victim = workers.start("-q", "hooks", "-c", "1", "--lease", "600")
+    wait_until(marker.exists, 60, "the run to reach its sleep")
+    workers.kill(victim)
+    victim.wait(10)
+    env = script_env(stead_home, STEAD_DATABASE_URL=db_url)
+    resume = subprocess.run([sys.executable, "-m", "stead.cli.main", "runs", "resume", rid],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert resume.returncode == 0, resume.stderr
+    assert [c.state for c in db.run_history(rid)][-2:] == ["Crashed", "Pending"]
+    wait_until(lambda: hook_log_lines(db, rid, "on_crashed hooks ran"), 60, "the hooks")
+    assert kinds(out) == ["running", "crashed"]
