@@ -21,7 +21,7 @@ import time
 
 from stead.store.base import RunRecord, Store
 
-_ERROR, _INFO = 40, 20
+_WARNING = 30  # the logging module's level
 
 
 def start_crash_hooks(store: Store, run_ids: list[str]) -> None:
@@ -61,8 +61,8 @@ def run_crash_hooks(store: Store, run: RunRecord) -> bool:
         check_entrypoint(store, run)
         flow = load_flow(run)
     except FlowNotLoadable as exc:
-        _log(store, run, _ERROR, f"on_crashed hooks not run: the flow's code could not be "
-                                 f"loaded here: {exc}")
+        _log(store, run, _WARNING, "on_crashed hooks not run (if the flow has any): its code "
+                                   f"could not be loaded here: {exc}")
         return False
     history = [h for h in store.run_history(run.id) if h.state == "Crashed"]
     message = history[-1].message if history else None
