@@ -128,7 +128,8 @@ class Flow(FlowHookDecorators, Generic[P, R]):
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy with options changed: run_id (idempotency key), retries, timeout, clock,
         database_url, log_prints, name, retry_delay, retry_on, task_runner, durability,
-        log_loggers."""
+        log_loggers, on_completion, on_failure, on_crashed, on_cancellation, on_running
+        (the copy starts with this flow's hooks; an option given replaces that list)."""
         unknown = set(options) - set(self._options)
         if unknown:
             raise ConfigError(f"flow '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
