@@ -7,6 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stead import flow, task
 from stead.core.runtime import store_for
@@ -250,3 +252,50 @@ def test_hooks_run_outside_the_run_so_a_task_in_a_hook_is_not_a_step() -> None:
 
     job.with_options(run_id="job-1")()
     assert list(store_for().load_steps("job-1")) == []
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(failures=st.integers(min_value=0, max_value=4), retries=st.integers(min_value=0,
+                                                                           max_value=3))
+def test_task_hooks_follow_the_attempts_whatever_the_retries(failures: int,
+                                                             retries: int) -> None:
+    calls: Calls = []
+    left = {"n": failures}
+
+    @task(retries=retries, on_running=recorder(calls, "running"),
+          on_failure=recorder(calls, "failed"), on_completion=recorder(calls, "done"))
+    def shaky() -> int:
+        if left["n"]:
+            left["n"] -= 1
+            raise OSError("again")
+        return 1
+
+    @flow
+    def outer() -> int:
+        try:
+            return shaky()
+        except OSError:
+            return 0
+
+    assert outer() == (1 if failures <= retries else 0)
+    attempts = min(failures, retries) + 1
+    final = ["done"] if failures <= retries else ["failed"]
+    assert names(calls) == ["running"] * attempts + final
+
+
+def test_a_child_flow_runs_its_own_hooks_and_its_parent_its_own() -> None:
+    calls: Calls = []
+
+    @flow(on_completion=recorder(calls, "child done"))
+    def child(n: int) -> int:
+        return n + 1
+
+    @flow(on_completion=recorder(calls, "parent done"))
+    def parent() -> int:
+        return child(1) + child(2)
+
+    assert parent.with_options(run_id="family")() == 5
+    assert names(calls) == ["child done", "child done", "parent done"]
+    assert [c[2].id for c in calls] == ["family:1", "family:2", "family"]
+    assert calls[0][2].parent_id == "family" and calls[0][2].parameters == {"n": 1}
