@@ -254,6 +254,10 @@ def _hand_back(store: Store, run: RunRecord, force: bool) -> None:
         try:
             store.requeue_run(run.id, run.lease_epoch, time.time(),
                               "resumed from the command line", executor_gone=gone)
+            if run.state in LIVE_STATES:  # we recorded it Crashed: its on_crashed hooks run
+                from stead.worker.crash_hooks import start_crash_hooks
+
+                start_crash_hooks(store, [run.id])
             break
         except RunConflict:
             if attempt == 2:

@@ -23,6 +23,7 @@ from stead.core.context import (
     exception_chain,
 )
 from stead.core.futures import StepFuture
+from stead.core.hooks import flow_hooks
 from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.process import current_owner, describe_owner, owner_is_alive
 from stead.core.returned import resolve_returned, returned_outcome
@@ -232,6 +233,8 @@ class Execution:
             # A child run of a recovered run: the fence makes its old executor harmless.
             self._take(store, run, State.CRASHED.value, self.flow.clock.now(),
                        f"taken over from {describe_owner(run.owner)}")
+            self._hook("on_crashed", run, store, message=f"taken over from "
+                                                          f"{describe_owner(run.owner)}")
         elif run.state in _LIVE_STATES:
             alive = owner_is_alive(run.owner)
             if run.owner == current_owner() and not _executing_here(run.id):
@@ -243,6 +246,7 @@ class Execution:
                     + ". Wait for it to finish, or stop that process and resume.")
             self._take(store, run, State.CRASHED.value, self.flow.clock.now(),
                        f"{describe_owner(run.owner)} is gone")
+            self._hook("on_crashed", run, store, message=f"{describe_owner(run.owner)} is gone")
             console.say(label, f"Flow '{run.flow_name}' Crashed: "
                                f"{describe_owner(run.owner)} is gone")
         return False
@@ -257,6 +261,7 @@ class Execution:
         capture = _start_print_capture() if flow.log_prints else None
         try:
             while True:
+                self._hook("on_running")
                 tokens = self._enter()
                 try:
                     if flow.timeout is None:
@@ -296,6 +301,7 @@ class Execution:
         capture = _start_print_capture() if flow.log_prints else None
         try:
             while True:
+                self._hook("on_running")
                 tokens = self._enter()
                 try:
                     try:
@@ -374,6 +380,14 @@ class Execution:
         current_run.reset(run_t)
 
     # -- outcomes ------------------------------------------------------------------------
+    def _hook(self, kind: str, run: RunRecord | None = None, store: Store | None = None,
+              **state: Any) -> None:
+        """Call the flow's `kind` hooks (core/hooks.py) about the run, now in their state."""
+        if self.flow.hooks[kind]:
+            ctx = self.ctx
+            flow_hooks(self.flow, kind, run or ctx.run, store or ctx.store,  # type: ignore[union-attr]
+                       fence=self.fence, parameters=dict(self.bound.arguments), **state)
+
     def _completed(self, result: Any) -> Any:
         ctx = self.ctx
         assert ctx is not None
@@ -403,6 +417,7 @@ class Execution:
         console.say(console.run_label(run.flow_name, run.id),
                     f"Flow '{run.flow_name}' Completed in {now - self.started:.2f} s "
                     f"({self.top_frame.counter} top-level steps)")
+        self._hook("on_completion", data=result)
         if self.parent_step is not None:
             self.parent_step.succeeded(result, child_run_id=run.id)
         return result
@@ -495,6 +510,7 @@ class Execution:
         console.say(console.run_label(run.flow_name, run.id),
                     f"Flow '{run.flow_name}' Failed: {origin}{type(exc).__name__}: {exc}{tries}"
                     f"  (stead runs show {run.id})")
+        self._hook("on_failure", data=exc)
         if self.parent_step is not None:
             self.parent_step.failed(exc, retry=False, child_run_id=run.id)
 
@@ -505,6 +521,8 @@ class Execution:
         if isinstance(exc, LeaseLost | RunCancelled):  # its worker records the outcome
             console.say(console.run_label(run.flow_name, run.id),
                         f"Flow '{run.flow_name}' stopped: {exc}")
+            if isinstance(exc, RunCancelled):  # the run is Cancelling: its process stops now
+                self._hook("on_cancellation", data=exc, message=str(exc))
             if self.parent_step is not None:
                 self.parent_step.abandoned()
             return
@@ -519,6 +537,7 @@ class Execution:
         console.say(console.run_label(run.flow_name, run.id),
                     f"Flow '{run.flow_name}' Crashed: interrupted by {reason}. "
                     f"Resume with: stead runs resume {run.id}")
+        self._hook("on_crashed", data=exc, message=f"interrupted by {reason}")
         if self.parent_step is not None:
             self.parent_step.abandoned()
 

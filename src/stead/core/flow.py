@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core.clock import SYSTEM_CLOCK, Clock
 from stead.core.execution import Execution
+from stead.core.hooks import FLOW_HOOKS, FlowHookDecorators, HookSpec, hook_lists
 from stead.core.masking import declared_secrets, resolve_params
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.runners import TaskRunner
@@ -61,7 +62,7 @@ def _refuse_while_loading(flow: Flow[Any, Any], what: str) -> None:
         raise ModuleLevelFlowCall(flow.name, what)
 
 
-class Flow(Generic[P, R]):
+class Flow(FlowHookDecorators, Generic[P, R]):
     """A decorated flow. Calling it starts (or resumes) a recorded run and returns its result.
 
     Example:
@@ -78,7 +79,10 @@ class Flow(Generic[P, R]):
                  run_id: str | None = None, clock: Clock | None = None,
                  database_url: str | None = None, task_runner: TaskRunner | None = None,
                  durability: str | None = None,
-                 log_loggers: Iterable[str] | None = None) -> None:
+                 log_loggers: Iterable[str] | None = None,
+                 on_completion: HookSpec = None, on_failure: HookSpec = None,
+                 on_crashed: HookSpec = None, on_cancellation: HookSpec = None,
+                 on_running: HookSpec = None) -> None:
         if not callable(fn):
             raise ConfigError(f"@flow needs a function, got {fn!r}")
         self.fn = fn
@@ -114,12 +118,18 @@ class Flow(Generic[P, R]):
                          "run_id": run_id, "clock": clock, "database_url": database_url,
                          "task_runner": task_runner, "durability": durability,
                          "log_loggers": log_loggers}
+        # State change hooks (core/hooks.py); `@flow_obj.on_failure` adds to these lists.
+        self.hooks = hook_lists(f"flow '{self.name}'", FLOW_HOOKS, on_completion=on_completion,
+                                on_failure=on_failure, on_crashed=on_crashed,
+                                on_cancellation=on_cancellation, on_running=on_running)
+        self._options.update(self.hooks)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy with options changed: run_id (idempotency key), retries, timeout, clock,
         database_url, log_prints, name, retry_delay, retry_on, task_runner, durability,
-        log_loggers."""
+        log_loggers, on_completion, on_failure, on_crashed, on_cancellation, on_running
+        (the copy starts with this flow's hooks; an option given replaces that list)."""
         unknown = set(options) - set(self._options)
         if unknown:
             raise ConfigError(f"flow '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
@@ -262,8 +272,10 @@ def flow(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          retry_on: RetryOn | None = None, timeout: float | None = None,
          log_prints: bool = False, run_id: str | None = None, clock: Clock | None = None,
          database_url: str | None = None, task_runner: TaskRunner | None = None,
-         durability: str | None = None, log_loggers: Iterable[str] | None = None
-         ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+         durability: str | None = None, log_loggers: Iterable[str] | None = None,
+         on_completion: HookSpec = None, on_failure: HookSpec = None,
+         on_crashed: HookSpec = None, on_cancellation: HookSpec = None,
+         on_running: HookSpec = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -278,7 +290,9 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     groups, a crash re-running at most the last group; default STEAD_DURABILITY, or the
     parent run's level for a child flow), log_loggers (names of standard-library loggers,
     e.g. ["mylib"], whose lines emitted inside this flow's runs are recorded in the run's
-    log, as STEAD_LOGGERS does for every flow).
+    log, as STEAD_LOGGERS does for every flow), on_completion / on_failure / on_crashed /
+    on_cancellation / on_running (a function or a list of functions called as
+    hook(flow, flow_run, state) when a run enters that state; docs/guide/hooks.md).
 
     Example:
         >>> from stead import flow, task

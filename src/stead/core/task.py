@@ -13,6 +13,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core.context import RunContext, current_frame, current_run
+from stead.core.hooks import (
+    TASK_HOOKS,
+    HookSpec,
+    TaskHookDecorators,
+    has_hooks,
+    hook_lists,
+    running_hooks,
+)
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.steps import Step, params_text
 from stead.core.timeouts import deadline
@@ -34,7 +42,7 @@ def positional_names(fn: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
 
 
-class Task(Generic[P, R]):
+class Task(TaskHookDecorators, Generic[P, R]):
     """A decorated task. Call it like the function; inside a flow each call is a step.
 
     Example:
@@ -48,7 +56,9 @@ class Task(Generic[P, R]):
                  timeout: float | None = None, serializer: str = "json",
                  concurrency: int | None = None, cache_policy: CachePolicy | None = None,
                  cache_expiration: float | timedelta | None = None,
-                 refresh_cache: bool = False, tags: Iterable[str] = ()) -> None:
+                 refresh_cache: bool = False, tags: Iterable[str] = (),
+                 on_completion: HookSpec = None, on_failure: HookSpec = None,
+                 on_running: HookSpec = None) -> None:
         if not callable(fn):
             raise ConfigError(f"@task needs a function, got {fn!r}")
         self.fn = fn
@@ -90,6 +100,10 @@ class Task(Generic[P, R]):
                          "concurrency": concurrency, "cache_policy": cache_policy,
                          "cache_expiration": cache_expiration, "refresh_cache": refresh_cache,
                          "tags": tags}
+        # State change hooks (core/hooks.py); `@task_obj.on_failure` adds to these lists.
+        self.hooks = hook_lists(f"task '{self.name}'", TASK_HOOKS, on_completion=on_completion,
+                                on_failure=on_failure, on_running=on_running)
+        self._options.update(self.hooks)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def with_options(self, **options: Any) -> Task[P, R]:
@@ -191,6 +205,11 @@ class Task(Generic[P, R]):
         step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
             return step.replay()
+        if has_hooks(self):  # state change hooks around the attempts (core/hooks.py)
+            from stead.core.hooks import async_attempts_with_hooks
+
+            return await async_attempts_with_hooks(
+                self, step, args, kwargs, self._attempts_async(ctx, step, args, kwargs, alone))
         return await self._attempts_async(ctx, step, args, kwargs, alone)
 
     async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any,
@@ -205,6 +224,8 @@ class Task(Generic[P, R]):
             slots = await _tag_slots_async(self, ctx, step)
             try:  # slots are held until the outcome is recorded: its times stay inside them
                 step.start_attempt()
+                if self.hooks["on_running"]:
+                    running_hooks(self, step, args, kwargs)
                 frame_token = current_frame.set(step)  # type: ignore[arg-type]
                 try:
                     result = await call_async(self, args, kwargs, f" (step {step.key})")
@@ -264,6 +285,16 @@ async def _tag_slots_async(task: Task[Any, Any], ctx: RunContext, step: Step) ->
 def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
                  body: Callable[..., Any], timeout: float | None) -> Any:
     """Run `body` as the attempts of `step`: retries, deadline, and recording of the outcome."""
+    if has_hooks(task):  # state change hooks around the attempts (core/hooks.py)
+        from stead.core.hooks import attempts_with_hooks
+
+        return attempts_with_hooks(task, step, args, kwargs, body, lambda hooked: _run_attempts(
+            task, ctx, step, args, kwargs, hooked, timeout))
+    return _run_attempts(task, ctx, step, args, kwargs, body, timeout)
+
+
+def _run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
+                  body: Callable[..., Any], timeout: float | None) -> Any:
     if timeout is None and not task.tags:  # the hot path: a first attempt with nothing around it
         step.start_attempt()
         frame_token = current_frame.set(step)  # type: ignore[arg-type]
@@ -395,7 +426,8 @@ def task(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          serializer: str = "json", concurrency: int | None = None,
          cache_policy: CachePolicy | None = None,
          cache_expiration: float | timedelta | None = None, refresh_cache: bool = False,
-         tags: Iterable[str] = ()) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+         tags: Iterable[str] = (), on_completion: HookSpec = None, on_failure: HookSpec = None,
+         on_running: HookSpec = None) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -408,7 +440,9 @@ def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     cache_policy (INPUTS, TASK_SOURCE, CacheKeyFn(fn), or a sum of them: reuse a result an
     earlier call with the same key recorded), cache_expiration (timedelta or seconds),
     refresh_cache (run anyway and replace the cached value), tags (names; a global limit
-    set on a tag with `stead limits set` caps the calls carrying it across all processes).
+    set on a tag with `stead limits set` caps the calls carrying it across all processes),
+    on_completion / on_failure / on_running (a function or a list of functions called as
+    hook(task, task_run, state) when a call enters that state; docs/guide/hooks.md).
 
     Example:
         >>> from stead import flow, task

@@ -16,6 +16,7 @@ from stead.core import console
 from stead.core.process import describe_owner, owner_is_alive
 from stead.errors import StoreError
 from stead.store.base import RunFilter, RunRecord, Store
+from stead.worker.crash_hooks import start_crash_hooks
 
 
 class Reaper:
@@ -71,21 +72,22 @@ def reap(store: Store, now: float, limit: int = 100) -> int:
 
 
 def _recover(store: Store, runs: list[RunRecord], now: float) -> int:
-    recovered = 0
+    recovered = []
     for run in runs:
         reason = f"lease expired: {describe_owner(run.owner)} stopped heartbeating"
         state = store.recover_run(run.id, run.lease_epoch, now, reason)
         if state is not None:
-            recovered += 1
+            recovered.append(run.id)
             console.say(console.run_label(run.flow_name, run.id),
                         f"Flow '{run.flow_name}' Crashed ({reason}); now {state}")
-    return recovered
+    start_crash_hooks(store, recovered)  # we recorded these crashes: their hooks are ours
+    return len(recovered)
 
 
 def recover_local_orphans(store: Store, now: float) -> int:
     """At start-up: recover leased runs whose worker ran on this host and is gone, without
     waiting for their leases to lapse."""
-    recovered = 0
+    recovered = []
     live = store.list_runs(RunFilter(state=("Running", "Retrying"), limit=10_000))
     for run in live:
         if run.worker_id is None or owner_is_alive(run.owner) is not False:
@@ -94,6 +96,7 @@ def recover_local_orphans(store: Store, now: float) -> int:
                                   f"{describe_owner(run.owner)} is gone (found at a worker's "
                                   "start-up)")
         if state is not None:
-            recovered += 1
-    return recovered
+            recovered.append(run.id)
+    start_crash_hooks(store, recovered)
+    return len(recovered)
 

@@ -33,6 +33,7 @@ from stead.core.process import current_owner
 from stead.errors import StoreError
 from stead.store.base import Fence, RunRecord, Store, WorkerRecord
 from stead.worker.child import CANCELLED_EXIT, LOST_LEASE_EXIT
+from stead.worker.crash_hooks import start_crash_hooks
 from stead.worker.pool import Child, ChildPool
 from stead.worker.recovery import Reaper, recover_local_orphans
 
@@ -214,6 +215,8 @@ class Worker:
                 "run")
             self._say(f"run {run.id}: child process {child.pid} died (exit code {code}); "
                       f"run is {state or 'already taken over'}")
+            if state is not None:  # this worker recorded the crash: its hooks run now
+                start_crash_hooks(self.store, [run.id])
 
     def _stop_cancelled(self, now: float) -> None:
         """Stop the runs someone cancelled: SIGUSR1 (RunCancelled in the run's code), then,
