@@ -12,21 +12,25 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from stead.core import console
-from stead.core.batching import store_for_run
+from stead.core.batching import BatchedStore
 from stead.core.clock import SYSTEM_CLOCK
-from stead.core.context import Frame, RunContext, current_frame, current_run
+from stead.core.context import Frame, RunContext, current_frame, current_run, exception_chain
 from stead.core.futures import StepFuture
+from stead.core.masking import PATTERNS as SECRETS_KNOWN
+from stead.core.masking import mask_text
 from stead.core.process import current_owner
+from stead.core.results import ResultFiles
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import recorded_module_name
 from stead.core.states import State
 from stead.core.steps import ACTIVE_RUNS, error_json, params_text, start_watcher
-from stead.errors import LeaseLost, RunCancelled, SteadError, StoreError, UpstreamFailed
+from stead.errors import LeaseLost, RunCancelled, StoreError, UpstreamFailed
 from stead.settings import get_settings
-from stead.store.base import RunRecord
+from stead.store.base import CacheEntry, Fence, LogRecord, RunRecord, StepRecord, Store
 
 if TYPE_CHECKING:
     from stead.core.task import Task
@@ -94,38 +98,33 @@ async def call_standalone_async(task: Task[Any, Any], args: tuple[Any, ...],
 
 
 class _TaskRun:
-    """The run record and context of one standalone task call: created Running, then ended."""
+    """The run record and context of one standalone task call, and its outcome."""
 
-    __slots__ = ("capture", "ctx", "started", "task")
+    __slots__ = ("capture", "ctx", "started", "store")
 
     def __init__(self, task: Task[Any, Any], args: tuple[Any, ...],
                  kwargs: dict[str, Any]) -> None:
-        import os
-
         settings = configure_console()
-        store = store_for()
+        real = store_for()
         clock = SYSTEM_CLOCK
-        now = clock.now()
+        self.started = now = clock.now()
         fn = task.fn
         module = recorded_module_name(fn.__module__)
         script = (getattr(sys.modules.get(fn.__module__), "__file__", None)
                   if module == "__main__" else None)
-        record = RunRecord(
-            id=os.urandom(16).hex(), flow_name=task.name, state=State.RUNNING.value,
+        run = RunRecord(
+            id=_new_id(), flow_name=task.name, state=State.RUNNING.value,
             entrypoint=f"{module}:{fn.__qualname__}", script_path=script,
             params=params_text(task.arg_names, args, kwargs, settings.param_max),
-            created_at=now, started_at=now, attempts=1, owner=current_owner(),
+            created_at=now, started_at=now, attempts=1, owner=_owner(),
             tags=json.dumps([TASK_RUN_TAG, *task.tags]), durability=settings.durability,
             namespace=settings.namespace)
-        run, _ = store.create_run(record, "started")
         console.say(console.run_label(run.flow_name, run.id),
                     f"Task '{task.name}' Running (task run {run.id})")
-        store = store_for_run(store, run.durability, settings)  # batched: the step grouped
-        self.ctx = RunContext(run=run, store=store, clock=clock,
-                              results=result_files(store.url), param_max=settings.param_max,
-                              console_tasks=False)
-        self.started = now
-        self.task = task
+        self.store = store = RunOnFirstWrite(real, run)
+        self.ctx = RunContext(run=run, store=store,  # type: ignore[arg-type]
+                              clock=clock, results=_results(real.url),
+                              param_max=settings.param_max, console_tasks=False)
         self.capture = _start_print_capture() if getattr(task, "log_prints", False) else None
         ACTIVE_RUNS.add(self.ctx)
         start_watcher(settings.slow_step_ms / 1000)
@@ -140,54 +139,168 @@ class _TaskRun:
         _stop_print_capture(self.capture)
 
     def ended(self, exc: BaseException | None) -> None:
-        """Record the run's outcome: Completed (or Cached), Failed with the task's error, or
-        Crashed when interrupted. The step itself is already recorded by the task's path."""
-        from stead.core.execution import _move
-
-        ctx = self.ctx
+        """Record the run's outcome: Completed or Cached (as its step), Failed with the task's
+        error, or Crashed when interrupted. The step was recorded (or held) by the task."""
+        ctx, store = self.ctx, self.store
         run = ctx.run
         label = console.run_label(run.flow_name, run.id)
-        now = ctx.clock.now()
-        run.ended_at = now
-        if exc is None:
-            state = (State.CACHED.value if self.task.cache_policy is not None and _was_cached(ctx)
-                     else State.COMPLETED.value)
-            ctx.flush_logs()
-            _move(ctx.store, run, state, now)
-            console.say(label, f"Task '{run.flow_name}' {state} in {now - self.started:.2f} s")
-            return
-        if isinstance(exc, LeaseLost | RunCancelled) or any(
-                isinstance(e, StoreError) for e in _chain(exc)):
+        if exc is not None and (isinstance(exc, LeaseLost | RunCancelled) or any(
+                isinstance(e, StoreError) for e in exception_chain(exc))):
             return  # nothing more can be written; the run shows Crashed? once we are gone
+        run.ended_at = now = ctx.clock.now()
+        final = store.final
+        if exc is None:
+            state = final.state if final is not None else State.COMPLETED.value
+            if final is not None:
+                run.result, run.result_ref = final.result, final.result_ref  # shared, not copied
+            message = None
+        elif isinstance(exc, Exception):
+            where = getattr(exc, "__stead_step__", None)
+            key, attempts = (where[1], where[2]) if where else (None, None)
+            run.error = error_json(exc, key, attempts)
+            state, message = State.FAILED.value, f"{type(exc).__name__}: {exc}"
+        else:
+            state, message = State.CRASHED.value, f"interrupted by {type(exc).__name__}"
+        if SECRETS_KNOWN and message:
+            message = mask_text(message)
         try:
             ctx.flush_logs()
-            if isinstance(exc, Exception):
-                where = getattr(exc, "__stead_step__", None)
-                key, attempts = (where[1], where[2]) if where else (None, None)
-                run.error = error_json(exc, key, attempts)
-                _move(ctx.store, run, State.FAILED.value, now, f"{type(exc).__name__}: {exc}")
-                console.say(label, f"Task '{run.flow_name}' Failed: {type(exc).__name__}: "
-                                   f"{exc}  (stead runs show {run.id})")
-            else:
-                _move(ctx.store, run, State.CRASHED.value, now,
-                      f"interrupted by {type(exc).__name__}")
-        except Exception as write_error:  # the task's own exception matters more
+            store.finish(state, now, message)
+        except Exception as write_error:
+            if exc is None:
+                raise
+            # The task's own exception matters more; say why its run shows Crashed?.
             console.say("stead", f"could not record the end of task run {run.id}: "
                                  f"{write_error}")
+            return
+        if exc is None:
+            console.say(label, f"Task '{run.flow_name}' {state} in {now - self.started:.2f} s")
+        elif state == State.FAILED.value:
+            console.say(label, f"Task '{run.flow_name}' Failed: {message}  "
+                               f"(stead runs show {run.id})")
 
 
-def _was_cached(ctx: RunContext) -> bool:
-    """Whether the run's one step was Cached (read back only for tasks that cache)."""
-    try:
-        return ctx.store.get_step(ctx.run.id, "1").state == State.CACHED.value
-    except SteadError:  # no step recorded (the call returned without running it)
-        return False
+_FINAL_STEP_STATES = frozenset({State.COMPLETED.value, State.CACHED.value, State.FAILED.value})
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    from stead.core.context import exception_chain
+class RunOnFirstWrite(BatchedStore):
+    """The store as one standalone task run sees it: its run row is written only when needed.
 
-    return exception_chain(exc)
+    A quick call that ends having written nothing but its step's outcome costs two commits:
+    the run created in its final state, then its step (held until then). Any other use of
+    the store first creates the run Running and writes the held step: a slow step's Running
+    mark, a Retrying attempt, logs, a cache entry, nested steps and child runs, reads (all
+    but `read_cache`), the writer of submitted tasks (`inner`). So nothing in the process
+    ever sees a step without its run; other processes see a quick call once it has ended,
+    as they see a quick step (STEAD_SLOW_STEP_MS).
+
+    A `BatchedStore` in kind only so that async steps write through it (they use a
+    group-commit writer otherwise) and `unbatched()` reaches the real store through `inner`.
+    """
+
+    def __init__(self, real: Store, run: RunRecord) -> None:  # no super(): nothing batched
+        self.real = real
+        self.url = real.url
+        self.run = run
+        self.created = False
+        self.held: tuple[StepRecord, list[LogRecord] | None] | None = None
+        self.final: StepRecord | None = None  # the step's final record, once written or held
+        self._lock = threading.Lock()
+
+    @property
+    def inner(self) -> Store:  # type: ignore[override]
+        self.create()
+        return self.real
+
+    def read_cache(self, key: str) -> CacheEntry | None:
+        return self.real.read_cache(key)
+
+    def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None,
+                    fence: Fence | None = None) -> None:
+        if step.key == "1" and step.run_id == self.run.id and step.state in _FINAL_STEP_STATES:
+            self.final = step
+            if not self.created:
+                with self._lock:
+                    if not self.created:
+                        self.held = (step, logs)
+                        return
+        self.create()
+        self.real.record_step(step, logs, fence)
+
+    def __getattr__(self, verb: str) -> Any:
+        method = getattr(self.real, verb)
+        if not callable(method):
+            return method
+
+        def after_creating(*args: Any, **kwargs: Any) -> Any:
+            self.create()
+            return method(*args, **kwargs)
+
+        after_creating.__name__ = verb
+        return after_creating
+
+    def create(self) -> None:
+        """Write the run Running (and the held step), once."""
+        if self.created:
+            return
+        with self._lock:
+            if self.created:
+                return
+            self.real.create_run(replace(self.run, state=State.RUNNING.value), "started")
+            self.created = True
+            held, self.held = self.held, None
+            if held is not None:
+                self.real.record_step(*held)
+
+    def finish(self, state: str, at: float, message: str | None) -> None:
+        """Record the run's end: a transition, or the run created in `state` and its step."""
+        from stead.core.execution import _move
+
+        run = self.run
+        with self._lock:
+            if not self.created:
+                self.created = True
+                run.state = state
+                self.real.create_run(run, message or "ran as a standalone task run")
+                if self.held is not None:
+                    self.real.record_step(*self.held)
+                    self.held = None
+                return
+        _move(self.real, run, state, at, message)
+
+
+def _new_id() -> str:
+    import os
+
+    return os.urandom(16).hex()
+
+
+_owner_of: tuple[int, str] = (0, "")
+
+
+def _owner() -> str:
+    """This process's owner string (it reads /proc: kept per process id)."""
+    global _owner_of
+    import os
+
+    pid = os.getpid()
+    if _owner_of[0] != pid:
+        _owner_of = (pid, current_owner())
+    return _owner_of[1]
+
+
+_results_of: dict[tuple[int, str], ResultFiles] = {}
+
+
+def _results(url: str) -> ResultFiles:
+    """The result files of `url` under the current settings (kept: paths cost to build)."""
+    key = (id(get_settings()), url)
+    files = _results_of.get(key)
+    if files is None:
+        if len(_results_of) > 64:
+            _results_of.clear()
+        files = _results_of[key] = result_files(url)
+    return files
 
 
 def _start_print_capture() -> Any:
