@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import stead
 from stead import INPUTS, flow, get_logger, task
 from stead.core.runtime import store_for
 from stead.core.serialization import decode
@@ -51,6 +52,7 @@ def test_a_call_outside_a_flow_is_recorded_as_a_run_with_one_step() -> None:
     assert (step.name, step.kind, step.state, step.attempts) == ("double", "task", "Completed", 1)
     assert decode(step.result) == 42 and decode(run.result) == 42
     assert [h.state for h in store_for().run_history(run.id)] == ["Completed"]
+    assert stead.get_run(run.id).result(timeout=10) == 42
 
 
 def test_each_call_is_a_run_of_its_own() -> None:

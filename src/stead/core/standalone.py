@@ -10,9 +10,9 @@ again (unit tests, notebooks); `task.fn(...)` always calls the bare function.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from stead.core import console
@@ -26,10 +26,10 @@ from stead.core.process import current_owner
 from stead.core.results import ResultFiles
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import recorded_module_name
-from stead.core.states import State
+from stead.core.states import State, check_transition
 from stead.core.steps import ACTIVE_RUNS, error_json, params_text, start_watcher
 from stead.errors import LeaseLost, RunCancelled, StoreError, UpstreamFailed
-from stead.settings import get_settings
+from stead.settings import Settings, get_settings
 from stead.store.base import CacheEntry, Fence, LogRecord, RunRecord, StepRecord, Store
 
 if TYPE_CHECKING:
@@ -187,7 +187,8 @@ class RunOnFirstWrite(BatchedStore):
     """The store as one standalone task run sees it: its run row is written only when needed.
 
     A quick call that ends having written nothing but its step's outcome costs two commits:
-    the run created in its final state, then its step (held until then). Any other use of
+    the run created in its final state, then its step (held until then), and its cache
+    entry after them when it has a cache policy. Any other use of
     the store first creates the run Running and writes the held step: a slow step's Running
     mark, a Retrying attempt, logs, a cache entry, nested steps and child runs, reads (all
     but `read_cache`), the writer of submitted tasks (`inner`). So nothing in the process
@@ -205,6 +206,7 @@ class RunOnFirstWrite(BatchedStore):
         self.created = False
         self.held: tuple[StepRecord, list[LogRecord] | None] | None = None
         self.final: StepRecord | None = None  # the step's final record, once written or held
+        self.held_cache: CacheEntry | None = None  # the entry of the held step's value
         self._lock = threading.Lock()
 
     @property
@@ -214,6 +216,15 @@ class RunOnFirstWrite(BatchedStore):
 
     def read_cache(self, key: str) -> CacheEntry | None:
         return self.real.read_cache(key)
+
+    def write_cache(self, entry: CacheEntry) -> None:
+        if not self.created and self.held is not None and entry.run_id == self.run.id:
+            with self._lock:
+                if not self.created:
+                    self.held_cache = entry  # written after the held step
+                    return
+        self.create()
+        self.real.write_cache(entry)
 
     def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None,
                     fence: Fence | None = None) -> None:
@@ -246,32 +257,33 @@ class RunOnFirstWrite(BatchedStore):
         with self._lock:
             if self.created:
                 return
-            self.real.create_run(replace(self.run, state=State.RUNNING.value), "started")
+            self.real.create_run(self.run, "started")  # still Running
             self.created = True
-            held, self.held = self.held, None
-            if held is not None:
-                self.real.record_step(*held)
+            self._write_held()
+
+    def _write_held(self) -> None:
+        held, self.held = self.held, None
+        if held is not None:
+            self.real.record_step(*held)
+        entry, self.held_cache = self.held_cache, None
+        if entry is not None:
+            self.real.write_cache(entry)
 
     def finish(self, state: str, at: float, message: str | None) -> None:
         """Record the run's end: a transition, or the run created in `state` and its step."""
-        from stead.core.execution import _move
-
         run = self.run
         with self._lock:
             if not self.created:
-                self.created = True
                 run.state = state
                 self.real.create_run(run, message or "ran as a standalone task run")
-                if self.held is not None:
-                    self.real.record_step(*self.held)
-                    self.held = None
+                self.created = True
+                self._write_held()
                 return
-        _move(self.real, run, state, at, message)
+        check_transition(run.state, state)
+        self.real.transition_run(run, state, at, message)
 
 
 def _new_id() -> str:
-    import os
-
     return os.urandom(16).hex()
 
 
@@ -281,25 +293,23 @@ _owner_of: tuple[int, str] = (0, "")
 def _owner() -> str:
     """This process's owner string (it reads /proc: kept per process id)."""
     global _owner_of
-    import os
-
     pid = os.getpid()
     if _owner_of[0] != pid:
         _owner_of = (pid, current_owner())
     return _owner_of[1]
 
 
-_results_of: dict[tuple[int, str], ResultFiles] = {}
+_results_of: dict[str, tuple[Settings, ResultFiles]] = {}
 
 
 def _results(url: str) -> ResultFiles:
     """The result files of `url` under the current settings (kept: paths cost to build)."""
-    key = (id(get_settings()), url)
-    files = _results_of.get(key)
-    if files is None:
-        if len(_results_of) > 64:
-            _results_of.clear()
-        files = _results_of[key] = result_files(url)
+    settings = get_settings()
+    known = _results_of.get(url)
+    if known is not None and known[0] is settings:  # the same settings object, not a new one
+        return known[1]
+    files = result_files(url)
+    _results_of[url] = (settings, files)
     return files
 
 
@@ -365,6 +375,14 @@ def _execute(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
         future._finish(State.FAILED, error=exc)
     else:
         future._finish(State.COMPLETED, value)
+
+
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # a forked child has none of its parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _thread_pool() -> Any:
