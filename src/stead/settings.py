@@ -176,6 +176,9 @@ class Settings:
     # STEAD_ALLOWED_HOSTS: comma-separated host names the server answers to besides its own
     # address (and loopback names on loopback); "*" any. Others get 421 (DNS rebinding).
     allowed_hosts: tuple[str, ...] = ()
+    # STEAD_TASKS_OUTSIDE_FLOWS: a task called outside any flow is recorded as a standalone
+    # task run with its retries, timeout and cache ("record"), or is a plain call ("plain").
+    tasks_outside_flows: str = "record"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -214,6 +217,8 @@ class Settings:
                                        str(home / "secrets.key"))).expanduser(),
             allowed_hosts=tuple(h.strip() for h in _env("STEAD_ALLOWED_HOSTS", "").split(",")
                                 if h.strip()),
+            tasks_outside_flows=_env_choice("STEAD_TASKS_OUTSIDE_FLOWS", "record",
+                                            ("record", "plain")),
         )
 
 

@@ -251,10 +251,12 @@ def test_process_pool_refuses_an_unpicklable_task_clearly(store) -> None:
         f()
 
 
-def test_submit_outside_a_flow_is_a_plain_resolved_call() -> None:
+def test_submit_outside_a_flow_is_a_standalone_task_run(store) -> None:
     future = scale.submit(2, 5)
-    assert future.done() and future.result() == 10
+    assert future.result() == 10
     assert [f.result() for f in scale.map([1, 2], unmapped(3))] == [3, 6]
+    runs = store.list_runs(RunFilter(tag="task-run"))
+    assert len(runs) == 3 and {r.flow_name for r in runs} == {"scale"}
 
 
 def test_group_commit_batches_concurrent_checkpoints(store) -> None:

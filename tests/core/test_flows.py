@@ -1,4 +1,4 @@
-"""Flows and tasks on plain Python: what gets recorded, nesting, async, plain calls."""
+"""Flows and tasks on plain Python: what gets recorded, nesting, async, calls outside flows."""
 
 from __future__ import annotations
 
@@ -68,9 +68,10 @@ def test_decorators_work_with_and_without_arguments() -> None:
     assert f1.__name__ == "f1" and f1.__doc__ is None
 
 
-def test_task_outside_a_flow_is_a_plain_call(store) -> None:
-    assert double(21) == 42
-    assert store.list_runs(RunFilter()) == []
+def test_task_outside_a_flow_is_a_task_run_of_its_own(store) -> None:
+    assert double(21) == 42  # tests/core/test_standalone_tasks.py has the details
+    [run] = store.list_runs(RunFilter())
+    assert (run.flow_name, run.state, run.tags) == ("double", "Completed", '["task-run"]')
 
 
 def test_child_flows_are_linked_to_their_parent(store) -> None:

@@ -278,18 +278,10 @@ def dispatcher_for(ctx: RunContext) -> Dispatcher:
 def submit_call(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                 wait_for: tuple[StepFuture[Any], ...]) -> StepFuture[Any]:
     ctx = current_run.get()
-    if ctx is None:  # outside a flow: a plain call, already resolved
-        future: StepFuture[Any] = StepFuture("-", task.name)
-        for dep in wait_for:
-            dep.wait()
-        try:
-            value = task.fn(*(_resolve(a) for a in args),
-                            **{k: _resolve(v) for k, v in kwargs.items()})
-        except Exception as exc:
-            future._finish(State.FAILED, error=exc)
-        else:
-            future._finish(State.COMPLETED, value)
-        return future
+    if ctx is None:  # outside a flow: a standalone task run in a background thread
+        from stead.core.standalone import submit_standalone
+
+        return submit_standalone(task, args, kwargs, wait_for)
     return dispatcher_for(ctx).submit(task, args, kwargs, wait_for)
 
 

@@ -1,7 +1,8 @@
 """`@task`: a function whose calls inside a flow are recorded steps with retries and timeouts.
 
-Called outside any flow, a task is a plain function call: nothing is recorded, no retries.
-That keeps tasks usable in tests, notebooks and other code (documented choice).
+Called outside any flow, a task is a standalone task run of its own, with its retries,
+timeout and cache (core/standalone.py); STEAD_TASKS_OUTSIDE_FLOWS=plain, or `task.fn(...)`,
+calls the bare function instead (unit tests, notebooks).
 """
 
 from __future__ import annotations
@@ -134,8 +135,10 @@ class Task(TaskHookDecorators, Generic[P, R]):
         if "return_state" in kwargs and "return_state" not in self.arg_names:
             return _call_for_state(self, args, kwargs)
         ctx = current_run.get()
-        if ctx is None:
-            return self.fn(*args, **kwargs)
+        if ctx is None:  # a standalone task run (or a plain call: STEAD_TASKS_OUTSIDE_FLOWS)
+            from stead.core.standalone import call_outside_flow
+
+            return call_outside_flow(self, args, kwargs)  # type: ignore[no-any-return]
         params = params_text(self.arg_names, args, kwargs, ctx.param_max)
         if self.is_async:
             return _await_or_run(lambda alone: self._run_async(ctx, params, args, kwargs, alone))
@@ -155,7 +158,7 @@ class Task(TaskHookDecorators, Generic[P, R]):
 
         Futures among the arguments are waited for and replaced by their results; their
         steps are recorded as this step's dependencies, as are those in `wait_for`.
-        Outside a flow the call runs at once and the future is already resolved.
+        Outside a flow the call is a standalone task run started in a background thread.
         ``return_state=True`` waits for the task and returns its final state instead.
 
         Example:
