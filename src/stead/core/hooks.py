@@ -25,8 +25,9 @@ from typing import Any, TypeVar
 
 from stead.core import console
 from stead.core.context import current_frame, current_run
-from stead.core.states import FINAL_STATES, State
-from stead.errors import ConfigError, FlowRunFailed, LeaseLost
+from stead.core.state_values import State as StateValue
+from stead.core.states import State
+from stead.errors import ConfigError, LeaseLost
 from stead.store.base import Fence, LogRecord, RunRecord, Store
 
 Hook = Callable[..., Any]
@@ -114,77 +115,6 @@ class FlowHookDecorators(TaskHookDecorators):
         return self._add_hook("on_cancellation", fn)
 
 
-class HookState:
-    """The state a hook is called with: `type`, `name`, `message`, `timestamp`, `data` (the
-    result of a Completed state, the exception of a Failed one), and Prefect's predicates.
-
-    The minimal state value of the hooks; the `stead.states.State` value class has the same
-    attributes and can replace it.
-
-    Example:
-        >>> s = HookState(State.FAILED, message="ValueError: bad row", data=ValueError("bad row"))
-        >>> s.is_failed(), s.name, s.result(raise_on_failure=False)
-        (True, 'Failed', ValueError('bad row'))
-    """
-
-    __slots__ = ("data", "message", "name", "run_id", "timestamp", "type")
-
-    def __init__(self, type: State | str, name: str | None = None,
-                 message: str | None = None, data: Any = None,
-                 timestamp: datetime | None = None, *, run_id: str | None = None) -> None:
-        self.type = State(type)
-        self.name = name or self.type.value
-        self.message = message
-        self.data = data
-        self.timestamp = timestamp or datetime.now(UTC)
-        self.run_id = run_id
-
-    def result(self, raise_on_failure: bool = True) -> Any:
-        """The data of a Completed state; a failed state's exception is raised (returned
-        with ``raise_on_failure=False``)."""
-        if self.type in _FAILURES:
-            error = self.data if isinstance(self.data, BaseException) else FlowRunFailed(
-                f"run {self.run_id} is {self.name}: {self.message or 'no message'}",
-                run_id=self.run_id or "")
-            if raise_on_failure:
-                raise error
-            return error
-        return self.data
-
-    def is_completed(self) -> bool:
-        return self.type in (State.COMPLETED, State.CACHED)
-
-    def is_failed(self) -> bool:
-        return self.type is State.FAILED
-
-    def is_crashed(self) -> bool:
-        return self.type is State.CRASHED
-
-    def is_cancelling(self) -> bool:
-        return self.type is State.CANCELLING
-
-    def is_cancelled(self) -> bool:
-        return self.type is State.CANCELLED
-
-    def is_running(self) -> bool:
-        return self.type is State.RUNNING
-
-    def is_pending(self) -> bool:
-        return self.type is State.PENDING
-
-    def is_scheduled(self) -> bool:
-        return self.type is State.SCHEDULED
-
-    def is_paused(self) -> bool:
-        return self.type is State.PAUSED
-
-    def is_final(self) -> bool:
-        return self.type in FINAL_STATES
-
-    def __repr__(self) -> str:
-        return f"{self.name}(message={self.message!r})"
-
-
 def _when(at: float | None) -> datetime | None:
     return None if at is None else datetime.fromtimestamp(at, UTC)
 
@@ -251,7 +181,7 @@ class TaskRunInfo:
 
 
 # -- calling hooks ---------------------------------------------------------------------------
-def call_hooks(hooks: list[Hook], args: tuple[Any, Any, HookState], kind: str, *,
+def call_hooks(hooks: list[Hook], args: tuple[Any, Any, StateValue], kind: str, *,
                store: Store, run_id: str, label: str, fence: Fence | None = None,
                step_key: str | None = None, record: bool = False) -> None:
     """Call each hook with `args`, outside the run's context. A hook that raises is logged
@@ -334,7 +264,7 @@ def flow_hooks(flow: Any, kind: str, run: RunRecord, store: Store, *,
         return
     if message is None and isinstance(data, BaseException):
         message = f"{type(data).__name__}: {data}"
-    state = HookState(HOOK_STATES[kind], message=message, data=data, run_id=run.id)
+    state = StateValue(HOOK_STATES[kind], message=message, data=data, run_id=run.id)
     call_hooks(hooks, (flow, FlowRunInfo.of(run, parameters), state), kind, store=store,
                run_id=run.id, label=console.run_label(run.flow_name, run.id), fence=fence,
                record=kind == "on_crashed")
@@ -361,7 +291,7 @@ def _task_hooks(task: Any, step: Any, args: tuple[Any, ...], kwargs: dict[str, A
                        parameters=parameters, tags=list(getattr(task, "tags", ())),
                        run_count=step.attempts, start_time=_when(step.started or None))
     message = f"{type(data).__name__}: {data}" if isinstance(data, BaseException) else None
-    state = HookState(HOOK_STATES[kind], message=message, data=data,
+    state = StateValue(HOOK_STATES[kind], message=message, data=data,
                       run_id=ctx.run.id)
     call_hooks(hooks, (task, info, state), kind, store=ctx.store, run_id=ctx.run.id,
                label=console.run_label(ctx.run.flow_name, ctx.run.id), fence=ctx.fence,
