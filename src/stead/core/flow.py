@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from stead.core.clock import SYSTEM_CLOCK, Clock
 from stead.core.execution import Execution
 from stead.core.masking import declared_secrets, resolve_params
+from stead.core.methods import unwrap
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.runners import TaskRunner
 from stead.core.runtime import store_for
@@ -78,7 +79,19 @@ class Flow(Generic[P, R]):
                  run_id: str | None = None, clock: Clock | None = None,
                  database_url: str | None = None, task_runner: TaskRunner | None = None,
                  durability: str | None = None,
-                 log_loggers: Iterable[str] | None = None) -> None:
+                 log_loggers: Iterable[str] | None = None, **aliases: Any) -> None:
+        if aliases:  # Prefect's spellings (retry_delay_seconds=, ...): see core/aliases.py
+            given = dict(locals())  # first: the options as passed, nothing else
+            from stead.core.aliases import stead_names
+
+            for own in ("self", "fn", "aliases"):
+                given.pop(own)
+            given.update(stead_names("flow", name or getattr(fn, "__name__", repr(fn)),
+                                     aliases, given, Flow.__init__.__kwdefaults__))
+            Flow.__init__(self, fn, **given)
+            return
+        self._decorated = fn  # what with_options copies (a classmethod stays one)
+        fn, self.method_kind = unwrap(fn)  # @flow above @classmethod/@staticmethod
         if not callable(fn):
             raise ConfigError(f"@flow needs a function, got {fn!r}")
         self.fn = fn
@@ -120,14 +133,29 @@ class Flow(Generic[P, R]):
         """A copy with options changed: run_id (idempotency key), retries, timeout, clock,
         database_url, log_prints, name, retry_delay, retry_on, task_runner, durability,
         log_loggers."""
+        if options.keys() - self._options.keys():  # Prefect's spellings: core/aliases.py
+            from stead.core.aliases import stead_names
+
+            options = stead_names("flow", self.name, options, self._options)
         unknown = set(options) - set(self._options)
         if unknown:
             raise ConfigError(f"flow '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
                               f" known: {', '.join(self._options)}")
-        return Flow(self.fn, **{**self._options, **options})
+        return Flow(self._decorated, **{**self._options, **options})
 
     def __repr__(self) -> str:
         return f"<Flow {self.name}>"
+
+    bound_to: Any = None  # the instance (or class) of a flow reached as a method
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """`@flow` on a method: ``obj.method`` is this flow with ``self`` bound, left out
+        of the recorded parameters (core/methods.py)."""
+        if obj is None and self.method_kind is None:
+            return self
+        from stead.core.methods import bind
+
+        return bind(self, obj, objtype)
 
     @property
     def entrypoint(self) -> str:
@@ -251,7 +279,10 @@ def flow(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          retry_on: RetryOn | None = None, timeout: float | None = None,
          log_prints: bool = False, run_id: str | None = None, clock: Clock | None = None,
          database_url: str | None = None, task_runner: TaskRunner | None = None,
-         durability: str | None = None, log_loggers: Iterable[str] | None = None
+         durability: str | None = None, log_loggers: Iterable[str] | None = None,
+         # Prefect's spellings (core/aliases.py)
+         retry_delay_seconds: Any = None, timeout_seconds: float | None = None,
+         persist_result: bool | None = None, result_serializer: str | None = None,
          ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -267,7 +298,9 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     groups, a crash re-running at most the last group; default STEAD_DURABILITY, or the
     parent run's level for a child flow), log_loggers (names of standard-library loggers,
     e.g. ["mylib"], whose lines emitted inside this flow's runs are recorded in the run's
-    log, as STEAD_LOGGERS does for every flow).
+    log, as STEAD_LOGGERS does for every flow). Prefect's spellings are accepted too:
+    retry_delay_seconds, timeout_seconds, persist_result, result_serializer
+    (docs/guide/tasks.md, "Prefect's spellings").
 
     Example:
         >>> from stead import flow, task
