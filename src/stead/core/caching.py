@@ -83,6 +83,12 @@ class Inputs(CachePolicy):
         except SerializationError:
             return None
 
+    def __sub__(self, name: str) -> Inputs:
+        """``INPUTS - "verbose"``: the same policy, ignoring that argument (as in Prefect)."""
+        if not isinstance(name, str):
+            return NotImplemented
+        return Inputs((*self.exclude, name))
+
     def __repr__(self) -> str:
         return f"Inputs(exclude={self.exclude})" if self.exclude else "INPUTS"
 

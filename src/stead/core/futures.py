@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from stead.core.states import State
 
@@ -137,8 +137,34 @@ class unmapped(Generic[T]):
         self.value = value
 
 
-def wait(futures: Iterable[StepFuture[Any]], timeout: float | None = None
-         ) -> tuple[set[StepFuture[Any]], set[StepFuture[Any]]]:
+class DoneAndNotDone(NamedTuple):
+    """What `wait` returns: a pair ``(done, not_done)``, also by name (as in Prefect)."""
+
+    done: set[StepFuture[Any]]
+    not_done: set[StepFuture[Any]]
+
+
+class FutureList(list[StepFuture[T]]):
+    """What ``.map()`` returns: a list of futures that can also wait for all of them.
+
+    Example:
+        >>> totals = count.map(files).result()      # every result, in order
+    """
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until every future has finished, or `timeout` seconds have passed."""
+        wait(self, timeout)
+
+    def result(self, timeout: float | None = None) -> list[T]:
+        """Every future's result, in order; raises the first failure met in that order."""
+        not_done = wait(self, timeout).not_done
+        if not_done:
+            raise TimeoutError(f"{len(not_done)} of {len(self)} futures not done after "
+                               f"{timeout} s")
+        return [f.result() for f in self]
+
+
+def wait(futures: Iterable[StepFuture[Any]], timeout: float | None = None) -> DoneAndNotDone:
     """Wait for all `futures` to finish (or `timeout`); return (done, not_done).
 
     Example:
@@ -153,7 +179,7 @@ def wait(futures: Iterable[StepFuture[Any]], timeout: float | None = None
         if not future.wait(left):
             break
     done = {f for f in futures if f.done()}
-    return done, set(futures) - done
+    return DoneAndNotDone(done, set(futures) - done)
 
 
 def as_completed(futures: Iterable[StepFuture[Any]], timeout: float | None = None

@@ -112,8 +112,13 @@ def _refuse_enqueue(name: str, cls: type, *args: Any, **kwargs: Any) -> Any:
         "@staticmethod (or a module-level function) taking plain data, or call it directly.")
 
 
-def needs_instance(decorated: Any, owner: Any) -> bool:
-    """True for an unbound instance-method flow found as an attribute of the class `owner`."""
-    return (isinstance(owner, type) and getattr(decorated, "method_kind", None) is None
-            and getattr(decorated, "bound_to", None) is None
-            and "." in getattr(decorated.fn, "__qualname__", ""))
+def needs_instance(owner: Any, attribute: str) -> bool:
+    """True when `owner.attribute` is a class's instance-method flow or task (its ``self``
+    cannot come from the store), False for a staticmethod, classmethod or anything else."""
+    if not isinstance(owner, type):
+        return False
+    try:
+        raw = inspect.getattr_static(owner, attribute)
+    except AttributeError:
+        return False
+    return hasattr(raw, "method_kind") and raw.method_kind is None and raw.bound_to is None
