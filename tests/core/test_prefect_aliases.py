@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
@@ -376,7 +375,7 @@ def test_cache_policies_module_names(store) -> None:
         return square(3) + square(3) + never(1) + never(1) + quiet(1) + quiet(1, verbose=True)
 
     assert f() == 22 and f() == 22
-    assert calls == [3, -1, -1, 101] + [3, -1, -1]  # quiet's entry outlives the run
+    assert calls == [3, -1, -1, 101, 3, -1, -1]  # run 2: square again (RUN_ID), quiet cached
     assert NONE is NO_CACHE
     with pytest.raises(ConfigError, match="both cache_policy= and cache_key_fn="):
         task(cache_policy=INPUTS, cache_key_fn=lambda c, p: "k")(always_fails)
