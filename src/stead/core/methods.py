@@ -24,7 +24,6 @@ rebuilt from the store, so such a run is resumed from Python: ``pipeline.run.res
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 from collections.abc import Callable
@@ -65,7 +64,8 @@ def bind(decorated: Any, obj: Any, objtype: Any) -> Any:
         return decorated  # reached through the class: the undecorated-style unbound object
     else:
         target = obj
-    bound = copy.copy(decorated)
+    bound = object.__new__(type(decorated))  # not copy.copy: a Task pickles by reference
+    bound.__dict__.update(decorated.__dict__)
     bound.fn = _bound_function(decorated.fn, target, decorated.name)
     bound.arg_names = decorated.arg_names[1:]
     bound.bound_to = target
@@ -74,10 +74,15 @@ def bind(decorated: Any, obj: Any, objtype: Any) -> Any:
         bound.signature = inspect.signature(bound.fn)
     else:
         bound._signature = None
+        # A cache key covers the instance (a class by its name): two objects whose state
+        # differs do not share cached values; an instance that cannot be hashed is not cached.
+        owner = f"{target.__module__}.{target.__qualname__}" if kind == CLASS else target
+        bound.bind_arguments = lambda args, kwargs: decorated.bind_arguments(
+            (owner, *args), kwargs)
     # A copy made from the bound object is the unbound one's copy, bound the same way.
     bound.with_options = lambda **options: bind(
         decorated.with_options(**options), obj, objtype)
-    if kind is None and hasattr(decorated, "enqueue"):
+    if not isinstance(target, type) and hasattr(decorated, "enqueue"):  # self, not cls
         bound.enqueue = functools.partial(_refuse_enqueue, decorated.name, type(target))
     return bound
 
