@@ -188,7 +188,8 @@ def test_an_instance_method_flow_cannot_be_enqueued_but_a_classmethod_can(store)
     assert loaded.bound_to is Scaler and loaded.fn(3) == 6
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(factor=st.integers(-1000, 1000), numbers=st.lists(st.integers(-1000, 1000), max_size=4))
 def test_a_bound_flow_matches_the_plain_method(store, factor: int, numbers: list[int]) -> None:
     assert Scaler(factor).total(numbers) == sum(factor * n for n in numbers)
