@@ -123,7 +123,12 @@ class CacheKeyFn(CachePolicy):
 
 class NoCache(CachePolicy):
     """Never cache (Prefect's ``NO_CACHE``): the same as no cache policy. Added to another
-    policy it contributes nothing."""
+    policy it contributes nothing.
+
+    Example:
+        >>> @task(cache_policy=NO_CACHE)     # the same as cache_policy=None
+        ... def fresh() -> float: ...
+    """
 
     declines = True  # a None key is this policy's choice, not inputs it cannot hash
 
@@ -142,7 +147,12 @@ class NoCache(CachePolicy):
 
 class RunId(CachePolicy):
     """The id of the flow run making the call: a cached value is reused only inside that
-    run (and its resumes), never by another run."""
+    run (and its resumes), never by another run.
+
+    Example:
+        >>> @task(cache_policy=INPUTS + RUN_ID)  # the same arguments twice in a run: once
+        ... def lookup(key: str) -> str: ...
+    """
 
     def key_parts(self, task: Task[Any, Any], arguments: dict[str, Any]) -> list[str] | None:
         from stead.core.context import current_run
@@ -155,7 +165,12 @@ class RunId(CachePolicy):
 
 
 class FlowParameters(CachePolicy):
-    """The parameters of the flow run making the call, as recorded."""
+    """The parameters of the flow run making the call, as recorded.
+
+    Example:
+        >>> @task(cache_policy=FLOW_PARAMETERS)  # reused by runs with the same parameters
+        ... def setup() -> dict: ...
+    """
 
     def key_parts(self, task: Task[Any, Any], arguments: dict[str, Any]) -> list[str] | None:
         from stead.core.context import current_run

@@ -138,7 +138,13 @@ class unmapped(Generic[T]):
 
 
 class DoneAndNotDone(NamedTuple):
-    """What `wait` returns: a pair ``(done, not_done)``, also by name (as in Prefect)."""
+    """What `wait` returns: a pair ``(done, not_done)``, also by name (as in Prefect).
+
+    Example:
+        >>> state = stead.wait(futures, timeout=60)
+        >>> state.done == state[0]
+        True
+    """
 
     done: set[StepFuture[Any]]
     not_done: set[StepFuture[Any]]
