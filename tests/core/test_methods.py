@@ -294,3 +294,17 @@ def test_a_killed_instance_method_flow_is_refused_by_the_cli_and_resumed_from_py
     assert resumed.stdout.strip().splitlines()[-1] == "48"
     assert store_for().get_run(crashed.id).state == "Completed"
     assert (tmp_path / "double-calls").read_text().count("x") == 1
+
+
+def test_a_method_flow_called_inside_a_flow_is_a_child_run_without_self(store) -> None:
+    @flow
+    def parent() -> int:
+        return Scaler(3).total([1, 2]) + Scaler.doubled(1)
+
+    assert parent() == 11
+    [run] = runs_of(store, "parent")
+    steps = store.load_steps(run.id)
+    assert [(s.kind, s.name, json.loads(s.params)) for s in steps.values()] == [
+        ("flow", "total", {"numbers": [1, 2]}), ("flow", "doubled", {"n": 1})]
+    [child] = runs_of(store, "total")
+    assert child.parent_id == run.id and json.loads(child.params) == {"numbers": [1, 2]}
