@@ -11,16 +11,25 @@ Example:
 
 from stead.core.futures import (
     DoneAndNotDone,
-    FutureList,
     StepFuture,
+    StepFutureList,
     as_completed,
     unmapped,
     wait,
 )
 
 PrefectFuture = StepFuture
-PrefectFutureList = FutureList
+PrefectFutureList = StepFutureList
 DoneAndNotDoneFutures = DoneAndNotDone
 
-__all__ = ["DoneAndNotDone", "DoneAndNotDoneFutures", "FutureList", "PrefectFuture",
-           "PrefectFutureList", "StepFuture", "as_completed", "unmapped", "wait"]
+__all__ = [
+    "DoneAndNotDone",
+    "DoneAndNotDoneFutures",
+    "PrefectFuture",
+    "PrefectFutureList",
+    "StepFuture",
+    "StepFutureList",
+    "as_completed",
+    "unmapped",
+    "wait",
+]

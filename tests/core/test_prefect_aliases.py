@@ -128,12 +128,12 @@ def test_retry_condition_fn_gets_the_task_its_run_and_a_failed_state(store) -> N
         return False
 
     @task(retries=5, retry_condition_fn=retry_handler)
-    def fetch() -> None:
+    def fetch(url: str) -> None:
         raise ConnectionError("refused")
 
     @flow
     def pull() -> None:
-        fetch()
+        fetch("http://x")
 
     with pytest.raises(ConnectionError):
         pull()
@@ -141,7 +141,8 @@ def test_retry_condition_fn_gets_the_task_its_run_and_a_failed_state(store) -> N
     assert len(seen) == 2  # the condition said no after the second attempt, not 5 retries
     (task_obj, first, message, exc), (_, second, _, _) = seen
     assert task_obj is fetch and message == "refused" and isinstance(exc, ConnectionError)
-    assert first.flow_run_id == run.id and first.name == "fetch" and first.step == "1"
+    assert first.flow_run_id == run.id and first.name == "fetch-1" and first.step_key == "1"
+    assert first.task_name == "fetch" and first.parameters == {"url": "http://x"}
     assert first.id == f"{run.id}/1" and (first.run_count, second.run_count) == (1, 2)
     assert store.get_step(run.id, "1").attempts == 2
 

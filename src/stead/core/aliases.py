@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stead.core.caching import CachePolicy, calling_step
@@ -117,21 +117,24 @@ def _serializer(kind: str, where: str, value: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class TaskRunInfo:
-    """What Prefect calls the task run, as Stead knows it: the step of a flow run.
+    """What Prefect calls the task run, as Stead knows it: one step of a flow run.
 
-    `id` is the step's idempotency key (``"<run id>/<step key>"``), `name` the task's name,
-    `flow_run_id` the run's id, `step` the step key, `run_count` the attempts made so far.
+    `id` is the step's idempotency key ``"RUN_ID/STEP_KEY"``, `name` ``"TASK-STEP_KEY"``,
+    `run_count` the attempts made so far. (The same fields as the `task_run` a hook gets.)
 
     Example:
-        >>> TaskRunInfo("r1/2", "fetch", "r1", "2", 1).flow_run_id
+        >>> TaskRunInfo("r1/2", "fetch-2", "fetch", "r1", "2", {"url": "x"}).flow_run_id
         'r1'
     """
 
     id: str
     name: str
+    task_name: str
     flow_run_id: str
-    step: str | None
-    run_count: int
+    step_key: str | None
+    parameters: dict[str, Any]
+    tags: list[str] = field(default_factory=list)
+    run_count: int = 0
 
 
 class FailedState:
@@ -172,14 +175,31 @@ class FailedState:
         return f"FailedState({self.message!r})"
 
 
-def _run_info(task_name: str, step: Any) -> TaskRunInfo:
+def _run_info(task: Any, step: Any, parameters: dict[str, Any] | None = None) -> TaskRunInfo:
     from stead.core.context import current_run
 
     ctx = current_run.get()
     run_id = ctx.run.id if ctx is not None else ""
     key = getattr(step, "key", None)
-    return TaskRunInfo(f"{run_id}/{key or 'flow'}", task_name, run_id, key,
+    name = getattr(task, "name", None) or getattr(step, "name", "")
+    if parameters is None:
+        parameters = _recorded_parameters(getattr(step, "params", None))
+    return TaskRunInfo(f"{run_id}/{key or 'flow'}", f"{name}-{key}", name, run_id, key,
+                       parameters, list(getattr(task, "tags", ())),
                        getattr(step, "attempts", 0))
+
+
+def _recorded_parameters(text: str | None) -> dict[str, Any]:
+    """A step's recorded arguments by name ({} when they were kept only as a repr)."""
+    if not text:
+        return {}
+    from stead.core.serialization import decode
+
+    try:
+        value = decode(text)
+    except Exception:
+        return {}
+    return value if isinstance(value, dict) and "$repr" not in value else {}
 
 
 class RetryCondition:
@@ -195,8 +215,7 @@ class RetryCondition:
 
     def for_call(self, exc: BaseException, call: Any) -> bool:
         task, step = call if call is not None else (None, None)
-        name = getattr(task, "name", "") or getattr(step, "name", "")
-        return bool(self.fn(task, _run_info(name, step), FailedState(exc)))
+        return bool(self.fn(task, _run_info(task, step), FailedState(exc)))
 
     def __call__(self, exc: BaseException) -> bool:  # a caller that knows no call
         return self.for_call(exc, None)
@@ -237,7 +256,7 @@ class CacheKeyFnPolicy(CachePolicy):
         self.key_fn = key_fn
 
     def key_parts(self, task: Any, arguments: dict[str, Any]) -> list[str] | None:
-        context = CacheContext(task, _run_info(task.name, calling_step.get()), arguments)
+        context = CacheContext(task, _run_info(task, calling_step.get(), arguments), arguments)
         key = self.key_fn(context, arguments)
         return None if key is None else [str(key)]
 

@@ -150,7 +150,7 @@ class DoneAndNotDone(NamedTuple):
     not_done: set[StepFuture[Any]]
 
 
-class FutureList(list[StepFuture[T]]):
+class StepFutureList(list[StepFuture[T]]):
     """What ``.map()`` returns: a list of futures that can also wait for all of them.
 
     Example:

@@ -21,7 +21,7 @@ from stead.errors import ConfigError, SerializationError
 
 if TYPE_CHECKING:
     from stead.core.caching import CachePolicy
-    from stead.core.futures import FutureList, StepFuture
+    from stead.core.futures import StepFuture, StepFutureList
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -185,7 +185,7 @@ class Task(Generic[P, R]):
         return submit_call(self, args, kwargs, tuple(wait_for))
 
     def map(self, *args: Any, wait_for: Iterable[StepFuture[Any]] = (),
-            **kwargs: Any) -> FutureList[R]:
+            **kwargs: Any) -> StepFutureList[R]:
         """Submit one call per item of the iterable arguments; return their futures in order.
 
         Lists, tuples, sets, ranges and generators are mapped over (all of the same length);
@@ -197,9 +197,9 @@ class Task(Generic[P, R]):
             >>> totals = [f.result() for f in futures]     # or futures.result()
         """
         from stead.core.dispatch import map_calls
-        from stead.core.futures import FutureList
+        from stead.core.futures import StepFutureList
 
-        return FutureList(map_calls(self, args, kwargs, tuple(wait_for)))
+        return StepFutureList(map_calls(self, args, kwargs, tuple(wait_for)))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled by reference (module + name), for process-pool runners.
