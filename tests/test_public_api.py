@@ -18,6 +18,7 @@ EXPECTED = {
     "secret",
     "RunHandle", "get_run", "FlowRunStopped",
     "StepFutureList",
+    "get_run_logger",
 }
 
 
@@ -52,7 +53,7 @@ def test_public_callables_are_documented_with_an_example() -> None:
     for name in ("flow", "task", "get_logger", "now", "uuid", "step_idempotency_key",
                  "exponential_backoff", "unmapped", "wait", "as_completed", "StepFuture", "secret",
                  "StepFutureList",
-                 "ThreadPoolTaskRunner", "RunHandle", "get_run"):
+                 "ThreadPoolTaskRunner", "RunHandle", "get_run", "get_run_logger"):
         doc = getattr(stead, name).__doc__ or ""
         assert "Example" in doc, f"stead.{name} has no example in its docstring"
 

@@ -29,6 +29,7 @@ _EXPORTS = {
     "FakeClock": "stead.core.clock",
     "SystemClock": "stead.core.clock",
     "get_logger": "stead.core.console",
+    "get_run_logger": "stead.logging",
     "in_flow": "stead.core.context",
     "step_idempotency_key": "stead.core.context",
     "Flow": "stead.core.flow",
@@ -98,6 +99,7 @@ __all__ = [
     "flow",
     "get_logger",
     "get_run",
+    "get_run_logger",
     "in_flow",
     "now",
     "secret",
@@ -151,4 +153,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         TaskTimeout,
         UpstreamFailed,
     )
+    from stead.logging import get_run_logger
     from stead.secrets.reveal import secret

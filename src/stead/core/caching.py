@@ -12,6 +12,7 @@ pydantic models. A call whose inputs include other types is not cached (a warnin
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,12 @@ class Inputs(CachePolicy):
         except SerializationError:
             return None
 
+    def __sub__(self, name: str) -> Inputs:
+        """``INPUTS - "verbose"``: the same policy, ignoring that argument (as in Prefect)."""
+        if not isinstance(name, str):
+            return NotImplemented
+        return Inputs((*self.exclude, name))
+
     def __repr__(self) -> str:
         return f"Inputs(exclude={self.exclude})" if self.exclude else "INPUTS"
 
@@ -114,20 +121,92 @@ class CacheKeyFn(CachePolicy):
         return None if key is None else [str(key)]
 
 
+class NoCache(CachePolicy):
+    """Never cache (Prefect's ``NO_CACHE``): the same as no cache policy. Added to another
+    policy it contributes nothing.
+
+    Example:
+        >>> @task(cache_policy=NO_CACHE)     # the same as cache_policy=None
+        ... def fresh() -> float: ...
+    """
+
+    declines = True  # a None key is this policy's choice, not inputs it cannot hash
+
+    def key_parts(self, task: Task[Any, Any], arguments: dict[str, Any]) -> list[str] | None:
+        return []
+
+    def key(self, task: Task[Any, Any], arguments: dict[str, Any]) -> str | None:
+        return None
+
+    def __add__(self, other: CachePolicy) -> CachePolicy:
+        return other if isinstance(other, CachePolicy) else NotImplemented
+
+    def __repr__(self) -> str:
+        return "NO_CACHE"
+
+
+class RunId(CachePolicy):
+    """The id of the flow run making the call: a cached value is reused only inside that
+    run (and its resumes), never by another run.
+
+    Example:
+        >>> @task(cache_policy=INPUTS + RUN_ID)  # the same arguments twice in a run: once
+        ... def lookup(key: str) -> str: ...
+    """
+
+    def key_parts(self, task: Task[Any, Any], arguments: dict[str, Any]) -> list[str] | None:
+        from stead.core.context import current_run
+
+        ctx = current_run.get()
+        return None if ctx is None else [ctx.run.id]
+
+    def __repr__(self) -> str:
+        return "RUN_ID"
+
+
+class FlowParameters(CachePolicy):
+    """The parameters of the flow run making the call, as recorded.
+
+    Example:
+        >>> @task(cache_policy=FLOW_PARAMETERS)  # reused by runs with the same parameters
+        ... def setup() -> dict: ...
+    """
+
+    def key_parts(self, task: Task[Any, Any], arguments: dict[str, Any]) -> list[str] | None:
+        from stead.core.context import current_run
+
+        ctx = current_run.get()
+        return None if ctx is None else [ctx.run.params]
+
+    def __repr__(self) -> str:
+        return "FLOW_PARAMETERS"
+
+
+# The step whose cache key is being computed (for policies that hand it to user code).
+calling_step: ContextVar[Step | None] = ContextVar("stead_cache_step", default=None)
+
 INPUTS = Inputs()
 """Cache by the call's arguments: ``@task(cache_policy=INPUTS)``."""
 TASK_SOURCE = TaskSource()
 """Cache by the task's source code: ``@task(cache_policy=INPUTS + TASK_SOURCE)``."""
+NO_CACHE = NoCache()
+"""Never cache: ``@task(cache_policy=NO_CACHE)`` is ``cache_policy=None``."""
+RUN_ID = RunId()
+"""Cache within one flow run: ``@task(cache_policy=INPUTS + RUN_ID)``."""
+FLOW_PARAMETERS = FlowParameters()
+"""Cache by the calling run's parameters."""
 _source_cache: dict[Any, str] = {}
 
 
 def _source_digest(fn: Callable[..., Any]) -> str:
+    import inspect
+
+    fn = inspect.unwrap(fn)  # a method's bound function: the source is the method's
     code = getattr(fn, "__code__", None)
     cached = _source_cache.get(code)
     if cached is not None:
         return cached
     import hashlib
-    import inspect
 
     try:
         text = inspect.getsource(fn)
@@ -144,7 +223,13 @@ def cached_call(task: Task[Any, Any], ctx: RunContext, step: Step, args: tuple[A
     and store its result under the call's key."""
     policy = task.cache_policy
     assert policy is not None
-    key = policy.key(task, task.bind_arguments(args, kwargs))
+    token = calling_step.set(step)
+    try:
+        key = policy.key(task, task.bind_arguments(args, kwargs))
+    finally:
+        calling_step.reset(token)
+    if key is None and getattr(policy, "declines", False):  # the policy chose not to cache
+        return run()
     if key is None:
         from stead.core.console import get_logger
 

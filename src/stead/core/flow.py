@@ -18,6 +18,7 @@ from stead.core.clock import SYSTEM_CLOCK, Clock
 from stead.core.execution import Execution
 from stead.core.hooks import FLOW_HOOKS, FlowHookDecorators, HookSpec, hook_lists
 from stead.core.masking import declared_secrets, resolve_params
+from stead.core.methods import unwrap
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.runners import TaskRunner
 from stead.core.runtime import store_for
@@ -82,7 +83,19 @@ class Flow(FlowHookDecorators, Generic[P, R]):
                  log_loggers: Iterable[str] | None = None,
                  on_completion: HookSpec = None, on_failure: HookSpec = None,
                  on_crashed: HookSpec = None, on_cancellation: HookSpec = None,
-                 on_running: HookSpec = None) -> None:
+                 on_running: HookSpec = None, **aliases: Any) -> None:
+        if aliases:  # Prefect's spellings (retry_delay_seconds=, ...): see core/aliases.py
+            given = dict(locals())  # first: the options as passed, nothing else
+            from stead.core.aliases import stead_names
+
+            for own in ("self", "fn", "aliases"):
+                given.pop(own)
+            given.update(stead_names("flow", name or getattr(fn, "__name__", repr(fn)),
+                                     aliases, given, Flow.__init__.__kwdefaults__))
+            Flow.__init__(self, fn, **given)
+            return
+        self._decorated = fn  # what with_options copies (a classmethod stays one)
+        fn, self.method_kind = unwrap(fn)  # @flow above @classmethod/@staticmethod
         if not callable(fn):
             raise ConfigError(f"@flow needs a function, got {fn!r}")
         self.fn = fn
@@ -130,14 +143,29 @@ class Flow(FlowHookDecorators, Generic[P, R]):
         database_url, log_prints, name, retry_delay, retry_on, task_runner, durability,
         log_loggers, on_completion, on_failure, on_crashed, on_cancellation, on_running
         (the copy starts with this flow's hooks; an option given replaces that list)."""
+        if options.keys() - self._options.keys():  # Prefect's spellings: core/aliases.py
+            from stead.core.aliases import stead_names
+
+            options = stead_names("flow", self.name, options, self._options)
         unknown = set(options) - set(self._options)
         if unknown:
             raise ConfigError(f"flow '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
                               f" known: {', '.join(self._options)}")
-        return Flow(self.fn, **{**self._options, **options})
+        return Flow(self._decorated, **{**self._options, **options})
 
     def __repr__(self) -> str:
         return f"<Flow {self.name}>"
+
+    bound_to: Any = None  # the instance (or class) of a flow reached as a method
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """`@flow` on a method: ``obj.method`` is this flow with ``self`` bound, left out
+        of the recorded parameters (core/methods.py)."""
+        if obj is None and self.method_kind is None:
+            return self
+        from stead.core.methods import bind
+
+        return bind(self, obj, objtype)
 
     @property
     def entrypoint(self) -> str:
@@ -275,7 +303,11 @@ def flow(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          durability: str | None = None, log_loggers: Iterable[str] | None = None,
          on_completion: HookSpec = None, on_failure: HookSpec = None,
          on_crashed: HookSpec = None, on_cancellation: HookSpec = None,
-         on_running: HookSpec = None) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+         on_running: HookSpec = None,
+         # Prefect's spellings (core/aliases.py)
+         retry_delay_seconds: Any = None, timeout_seconds: float | None = None,
+         persist_result: bool | None = None, result_serializer: str | None = None,
+         ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -293,6 +325,8 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     log, as STEAD_LOGGERS does for every flow), on_completion / on_failure / on_crashed /
     on_cancellation / on_running (a function or a list of functions called as
     hook(flow, flow_run, state) when a run enters that state; docs/guide/hooks.md).
+    Prefect's spellings are accepted too: retry_delay_seconds, timeout_seconds,
+    persist_result, result_serializer (docs/guide/tasks.md, "Prefect's spellings").
 
     Example:
         >>> from stead import flow, task

@@ -65,6 +65,7 @@ def load_flow(run: RunRecord) -> Flow[Any, Any]:
         where = f"module {module_name}"
     obj: Any = module
     for part in qualname.split("."):
+        owner = obj
         try:
             obj = getattr(obj, part)
         except AttributeError:
@@ -72,11 +73,25 @@ def load_flow(run: RunRecord) -> Flow[Any, Any]:
                 f"{what}: {where} has no {qualname!r} (the entrypoint was {run.entrypoint})"
                 f"{_stopped_note(module)}. Was the flow renamed or moved? Restore it, or call "
                 "flow.resume(run_id) from Python.") from None
+    _refuse_instance_method(owner, qualname, what)
     if not isinstance(obj, Flow):
         raise FlowNotLoadable(
             f"{what}: {qualname} in {where} is {type(obj).__name__}, not a stead flow "
             "(is it still decorated with @flow?)")
     return obj
+
+
+def _refuse_instance_method(owner: Any, qualname: str, what: str) -> None:
+    """A flow that is an instance method needs its `self`, which the store does not hold."""
+    from stead.core.methods import needs_instance
+
+    attribute = qualname.rpartition(".")[2]
+    if needs_instance(owner, attribute):
+        raise FlowNotLoadable(
+            f"{what} is the method {qualname} of {owner.__name__} instances; its self "
+            "cannot be rebuilt from the store, so a worker or `stead runs resume` cannot run "
+            f"it. Resume it from Python on the instance (obj.{attribute}.resume(run_id)), or "
+            "make it a @classmethod or @staticmethod.")
 
 
 def _import_script(path: Path, what: str) -> ModuleType:
@@ -194,9 +209,11 @@ def load_entrypoint(spec: str) -> Flow[Any, Any]:
         module = _import_module(where, what)
     obj: Any = module
     for part in qualname.split("."):
+        owner = obj
         obj = getattr(obj, part, None)
         if obj is None:
             raise FlowNotLoadable(f"{what}: {where} has no {qualname!r}{_stopped_note(module)}")
+    _refuse_instance_method(owner, qualname, what)
     if not isinstance(obj, Flow):
         raise FlowNotLoadable(f"{what}: {qualname} is {type(obj).__name__}, not a stead flow "
                               "(decorate it with @flow)")

@@ -21,6 +21,7 @@ from stead.core.console import LOG_FLUSH_AFTER_S, LOG_FLUSH_LINES, run_label, sa
 from stead.core.context import current_run, current_step
 from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.masking import mask_text
+from stead.core.prints import task_prints
 from stead.store.base import LogRecord
 
 # The attributes every LogRecord has; any other attribute came from `extra=`.
@@ -172,7 +173,7 @@ class PrintCapture:
 
     def write(self, text: str) -> int:
         ctx = current_run.get()
-        if ctx is None:
+        if ctx is None or task_prints.get() is False:  # a task's log_prints=False: core/prints.py
             return self.stream.write(text)  # type: ignore[attr-defined]
         key = id(ctx)
         buffered = self._partial.pop(key, "") + text

@@ -22,6 +22,7 @@ from stead.core.hooks import (
     hook_lists,
     running_hooks,
 )
+from stead.core.methods import unwrap
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.steps import Step, params_text
 from stead.core.timeouts import deadline
@@ -59,7 +60,20 @@ class Task(TaskHookDecorators, Generic[P, R]):
                  cache_expiration: float | timedelta | None = None,
                  refresh_cache: bool = False, tags: Iterable[str] = (),
                  on_completion: HookSpec = None, on_failure: HookSpec = None,
-                 on_running: HookSpec = None) -> None:
+                 on_running: HookSpec = None, log_prints: bool | None = None,
+                 **aliases: Any) -> None:
+        if aliases:  # Prefect's spellings (retry_delay_seconds=, ...): see core/aliases.py
+            given = dict(locals())  # first: the options as passed, nothing else
+            from stead.core.aliases import stead_names
+
+            for own in ("self", "fn", "aliases"):
+                given.pop(own)
+            given.update(stead_names("task", name or getattr(fn, "__name__", repr(fn)),
+                                     aliases, given, Task.__init__.__kwdefaults__))
+            Task.__init__(self, fn, **given)
+            return
+        self._decorated = fn  # what with_options copies (a classmethod stays one)
+        fn, self.method_kind = unwrap(fn)  # @task above @classmethod/@staticmethod
         if not callable(fn):
             raise ConfigError(f"@task needs a function, got {fn!r}")
         self.fn = fn
@@ -96,11 +110,19 @@ class Task(TaskHookDecorators, Generic[P, R]):
         self.pickle_ok = serializer == "pickle"
         self.is_async = inspect.iscoroutinefunction(fn)
         self.arg_names = positional_names(fn)
+        if log_prints not in (None, True, False):
+            raise ConfigError(f"task '{self.name}': log_prints must be True, False or None "
+                              f"(the flow decides), got {log_prints!r}")
+        self.log_prints = log_prints
+        if log_prints is not None:  # its print() lines recorded, or not: core/prints.py
+            from stead.core.prints import printing
+
+            self.fn = printing(fn, log_prints)
         self._options = {"name": name, "retries": retries, "retry_delay": retry_delay,
                          "retry_on": retry_on, "timeout": timeout, "serializer": serializer,
                          "concurrency": concurrency, "cache_policy": cache_policy,
                          "cache_expiration": cache_expiration, "refresh_cache": refresh_cache,
-                         "tags": tags}
+                         "tags": tags, "log_prints": log_prints}
         # State change hooks (core/hooks.py); `@task_obj.on_failure` adds to these lists.
         self.hooks = hook_lists(f"task '{self.name}'", TASK_HOOKS, on_completion=on_completion,
                                 on_failure=on_failure, on_running=on_running)
@@ -109,11 +131,15 @@ class Task(TaskHookDecorators, Generic[P, R]):
 
     def with_options(self, **options: Any) -> Task[P, R]:
         """A copy of this task with some options changed, e.g. ``fetch.with_options(retries=5)``."""
+        if options.keys() - self._options.keys():  # Prefect's spellings: core/aliases.py
+            from stead.core.aliases import stead_names
+
+            options = stead_names("task", self.name, options, self._options)
         unknown = set(options) - set(self._options)
         if unknown:
             raise ConfigError(f"task '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
                               f" known: {', '.join(self._options)}")
-        return Task(self.fn, **{**self._options, **options})
+        return Task(self._decorated, **{**self._options, **options})
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
@@ -126,10 +152,16 @@ class Task(TaskHookDecorators, Generic[P, R]):
         bound.apply_defaults()
         return dict(bound.arguments)
 
+    bound_to: Any = None  # the instance (or class) of a task reached as a method
+
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        if obj is None:
+        """`@task` on a method: ``obj.method`` is this task with ``self`` bound, left out
+        of the recorded parameters and cache keys (core/methods.py)."""
+        if obj is None and self.method_kind is None:
             return self
-        return functools.partial(self.__call__, obj)
+        from stead.core.methods import bind
+
+        return bind(self, obj, objtype)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if "return_state" in kwargs and "return_state" not in self.arg_names:
@@ -399,7 +431,8 @@ def _record_failure(task: Task[Any, Any], step: Step, exc: Exception) -> float |
     """Record a failed attempt; return the delay before the next one, or None if final."""
     retry = task.retry
     # A value that cannot be stored would fail the same way again: no retry.
-    again = not isinstance(exc, SerializationError) and retry.should_retry(exc, step.attempts)
+    again = not isinstance(exc, SerializationError) and retry.should_retry(
+        exc, step.attempts, (task, step))
     delay = retry.delay_before(step.attempts + 1) if again else 0.0
     step.failed(exc, retry=again, delay=delay)
     return delay if again else None
@@ -430,7 +463,14 @@ def task(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          cache_policy: CachePolicy | None = None,
          cache_expiration: float | timedelta | None = None, refresh_cache: bool = False,
          tags: Iterable[str] = (), on_completion: HookSpec = None, on_failure: HookSpec = None,
-         on_running: HookSpec = None) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+         on_running: HookSpec = None,
+         log_prints: bool | None = None,
+         # Prefect's spellings (core/aliases.py)
+         retry_delay_seconds: Any = None, timeout_seconds: float | None = None,
+         retry_condition_fn: Callable[..., bool] | None = None,
+         retry_jitter_factor: float | None = None, persist_result: bool | None = None,
+         result_serializer: str | None = None, cache_key_fn: Callable[..., Any] | None = None,
+         ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -445,7 +485,11 @@ def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     refresh_cache (run anyway and replace the cached value), tags (names; a global limit
     set on a tag with `stead limits set` caps the calls carrying it across all processes),
     on_completion / on_failure / on_running (a function or a list of functions called as
-    hook(task, task_run, state) when a call enters that state; docs/guide/hooks.md).
+    hook(task, task_run, state) when a call enters that state; docs/guide/hooks.md),
+    log_prints (record print() output of the body: True, False, or None to do as the flow).
+    Prefect's spellings are accepted too: retry_delay_seconds, timeout_seconds,
+    retry_condition_fn, retry_jitter_factor, persist_result, result_serializer,
+    cache_key_fn (docs/guide/tasks.md, "Prefect's spellings").
 
     Example:
         >>> from stead import flow, task
