@@ -17,6 +17,7 @@ EXPECTED = {
     "INPUTS", "TASK_SOURCE", "CacheKeyFn", "CachePolicy", "Inputs",
     "secret",
     "RunHandle", "get_run", "FlowRunStopped",
+    "tags",
 }
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from stead.core.clock import SYSTEM_CLOCK, Clock
 from stead.core.execution import Execution
 from stead.core.masking import declared_secrets, resolve_params
+from stead.core.naming import NameSpec, RunName, check_version, first_paragraph
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.runners import TaskRunner
 from stead.core.runtime import store_for
@@ -78,7 +79,9 @@ class Flow(Generic[P, R]):
                  run_id: str | None = None, clock: Clock | None = None,
                  database_url: str | None = None, task_runner: TaskRunner | None = None,
                  durability: str | None = None,
-                 log_loggers: Iterable[str] | None = None) -> None:
+                 log_loggers: Iterable[str] | None = None,
+                 flow_run_name: NameSpec = None, description: str | None = None,
+                 version: str | None = None, validate_parameters: bool = True) -> None:
         if not callable(fn):
             raise ConfigError(f"@flow needs a function, got {fn!r}")
         self.fn = fn
@@ -103,6 +106,14 @@ class Flow(Generic[P, R]):
         self.secret_params = declared_secrets(self.signature.parameters)  # recorded masked
         self.arg_names = positional_names(fn)
         self.parameter_types = ParameterTypes(fn, self.name)  # resolved at the first call
+        # Names and metadata (core/naming.py): each run's name, the flow's description and
+        # version (recorded on each run), and whether arguments are checked by annotations.
+        self.flow_run_name = RunName.build(flow_run_name, f"flow '{self.name}'",
+                                           "flow_run_name", self.signature)
+        self.description = (description if description is not None
+                            else first_paragraph(getattr(fn, "__doc__", None)))
+        self.version = check_version(version, f"flow '{self.name}'")
+        self.validate_parameters = bool(validate_parameters)
         if isinstance(log_loggers, str) or not all(
                 isinstance(n, str) for n in log_loggers or ()):
             raise ConfigError(f"flow '{self.name}': log_loggers must be a list of logger names "
@@ -113,13 +124,15 @@ class Flow(Generic[P, R]):
                          "retry_on": retry_on, "timeout": timeout, "log_prints": log_prints,
                          "run_id": run_id, "clock": clock, "database_url": database_url,
                          "task_runner": task_runner, "durability": durability,
-                         "log_loggers": log_loggers}
+                         "log_loggers": log_loggers, "flow_run_name": flow_run_name,
+                         "description": description, "version": version,
+                         "validate_parameters": validate_parameters}
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy with options changed: run_id (idempotency key), retries, timeout, clock,
         database_url, log_prints, name, retry_delay, retry_on, task_runner, durability,
-        log_loggers."""
+        log_loggers, flow_run_name, description, version, validate_parameters."""
         unknown = set(options) - set(self._options)
         if unknown:
             raise ConfigError(f"flow '{self.name}': unknown option(s) {', '.join(sorted(unknown))};"
@@ -164,7 +177,8 @@ class Flow(Generic[P, R]):
             raise ParameterError(f"flow '{self.name}' was called with wrong arguments: {exc}. "
                                  f"It takes {self.name}{self.signature}.") from None
         bound.apply_defaults()
-        self.parameter_types.check(bound.arguments)  # the same pydantic rules as a deployment
+        if self.validate_parameters:  # the same pydantic rules as a deployment
+            self.parameter_types.check(bound.arguments)
         run = Execution(self, bound, self.run_id, explicit_resume=False)
         return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
 
@@ -251,7 +265,9 @@ def flow(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          retry_on: RetryOn | None = None, timeout: float | None = None,
          log_prints: bool = False, run_id: str | None = None, clock: Clock | None = None,
          database_url: str | None = None, task_runner: TaskRunner | None = None,
-         durability: str | None = None, log_loggers: Iterable[str] | None = None
+         durability: str | None = None, log_loggers: Iterable[str] | None = None,
+         flow_run_name: NameSpec = None, description: str | None = None,
+         version: str | None = None, validate_parameters: bool = True
          ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -267,7 +283,12 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     groups, a crash re-running at most the last group; default STEAD_DURABILITY, or the
     parent run's level for a child flow), log_loggers (names of standard-library loggers,
     e.g. ["mylib"], whose lines emitted inside this flow's runs are recorded in the run's
-    log, as STEAD_LOGGERS does for every flow).
+    log, as STEAD_LOGGERS does for every flow), flow_run_name (each run's name: a template
+    over the parameters such as "etl-{day}", or a function of no argument or of the
+    parameters dict; see docs/guide/concepts.md, "Naming runs"), description (default: the
+    docstring's first paragraph), version (text recorded on each run, e.g. a git commit;
+    default None), validate_parameters (default True: arguments are checked and converted by
+    their annotations, "3" to 3 for an int; False passes them as given).
 
     Example:
         >>> from stead import flow, task

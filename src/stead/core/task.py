@@ -13,8 +13,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core.context import RunContext, current_frame, current_run
+from stead.core.naming import NameSpec, RunName, check_version, first_paragraph, task_run_name
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.steps import Step, params_text
+from stead.core.tags import call_tags
 from stead.core.timeouts import deadline
 from stead.errors import ConfigError, SerializationError
 
@@ -48,7 +50,9 @@ class Task(Generic[P, R]):
                  timeout: float | None = None, serializer: str = "json",
                  concurrency: int | None = None, cache_policy: CachePolicy | None = None,
                  cache_expiration: float | timedelta | None = None,
-                 refresh_cache: bool = False, tags: Iterable[str] = ()) -> None:
+                 refresh_cache: bool = False, tags: Iterable[str] = (),
+                 task_run_name: NameSpec = None, description: str | None = None,
+                 version: str | None = None) -> None:
         if not callable(fn):
             raise ConfigError(f"@task needs a function, got {fn!r}")
         self.fn = fn
@@ -75,6 +79,12 @@ class Task(Generic[P, R]):
             raise ConfigError(f"task '{self.name}': tags must be a list of names, e.g. "
                               f"tags=['db'], got {tags!r}")
         self.tags = tuple(tags)
+        # Names and metadata (core/naming.py): a call's display name, description, version.
+        self.task_run_name = (None if task_run_name is None else RunName.build(
+            task_run_name, f"task '{self.name}'", "task_run_name", inspect.signature(fn)))
+        self.description = (description if description is not None
+                            else first_paragraph(getattr(fn, "__doc__", None)))
+        self.version = check_version(version, f"task '{self.name}'")
         self.cache_policy = cache_policy
         self.cache_expiration = cache_expiration
         self.refresh_cache = refresh_cache
@@ -89,7 +99,8 @@ class Task(Generic[P, R]):
                          "retry_on": retry_on, "timeout": timeout, "serializer": serializer,
                          "concurrency": concurrency, "cache_policy": cache_policy,
                          "cache_expiration": cache_expiration, "refresh_cache": refresh_cache,
-                         "tags": tags}
+                         "tags": tags, "task_run_name": task_run_name,
+                         "description": description, "version": version}
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def with_options(self, **options: Any) -> Task[P, R]:
@@ -126,6 +137,8 @@ class Task(Generic[P, R]):
         step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
             return step.replay()
+        if self.task_run_name is not None:
+            step.run_name = task_run_name(self, args, kwargs)
         if self.cache_policy is not None:
             from stead.core.caching import cached_call
 
@@ -177,6 +190,8 @@ class Task(Generic[P, R]):
         step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
             return step.replay()
+        if self.task_run_name is not None:
+            step.run_name = task_run_name(self, args, kwargs)
         return await self._attempts_async(ctx, step, args, kwargs, alone)
 
     async def _attempts_async(self, ctx: RunContext, step: Step, args: Any, kwargs: Any,
@@ -236,13 +251,14 @@ def _loop_writer(ctx: RunContext, step: Step) -> Any:
 
 async def _tag_slots_async(task: Task[Any, Any], ctx: RunContext, step: Step) -> Any:
     """Enter `tag_slots` off the event loop (it may wait); the caller exits it."""
-    if not task.tags:
+    tags = call_tags(task.tags)  # its own and those of enclosing stead.tags() blocks
+    if not tags:
         return None
     import asyncio
 
     from stead.core.limits import tag_slots
 
-    slots = tag_slots(ctx, task.tags, f"{ctx.run.id}/{step.key}")
+    slots = tag_slots(ctx, tags, f"{ctx.run.id}/{step.key}")
     await asyncio.to_thread(slots.__enter__)
     return slots
 
@@ -250,7 +266,7 @@ async def _tag_slots_async(task: Task[Any, Any], ctx: RunContext, step: Step) ->
 def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
                  body: Callable[..., Any], timeout: float | None) -> Any:
     """Run `body` as the attempts of `step`: retries, deadline, and recording of the outcome."""
-    if timeout is None and not task.tags:  # the hot path: a first attempt with nothing around it
+    if timeout is None and not call_tags(task.tags):  # the hot path: nothing around it
         step.start_attempt()
         frame_token = current_frame.set(step)  # type: ignore[arg-type]
         try:
@@ -273,12 +289,13 @@ def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, k
 
 def _attempt_loop(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
                   body: Callable[..., Any], timeout: float | None) -> Any:
+    tags = call_tags(task.tags)  # its own and those of enclosing stead.tags() blocks
     while True:
         slots = None
-        if task.tags:
+        if tags:
             from stead.core.limits import tag_slots
 
-            slots = tag_slots(ctx, task.tags, f"{ctx.run.id}/{step.key}")
+            slots = tag_slots(ctx, tags, f"{ctx.run.id}/{step.key}")
             slots.__enter__()
         try:  # slots are held until the outcome is recorded: its times stay inside them
             step.start_attempt()
@@ -367,7 +384,9 @@ def task(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          serializer: str = "json", concurrency: int | None = None,
          cache_policy: CachePolicy | None = None,
          cache_expiration: float | timedelta | None = None, refresh_cache: bool = False,
-         tags: Iterable[str] = ()) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+         tags: Iterable[str] = (), task_run_name: NameSpec = None,
+         description: str | None = None, version: str | None = None
+         ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
@@ -380,7 +399,11 @@ def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     cache_policy (INPUTS, TASK_SOURCE, CacheKeyFn(fn), or a sum of them: reuse a result an
     earlier call with the same key recorded), cache_expiration (timedelta or seconds),
     refresh_cache (run anyway and replace the cached value), tags (names; a global limit
-    set on a tag with `stead limits set` caps the calls carrying it across all processes).
+    set on a tag with `stead limits set` caps the calls carrying it across all processes;
+    `with stead.tags(...)` adds tags to the calls inside the block), task_run_name (each
+    call's display name: a template over its parameters such as "fetch-{url}", or a function
+    of no argument or of the parameters dict), description (default: the docstring's first
+    paragraph), version (text, for your records).
 
     Example:
         >>> from stead import flow, task
