@@ -110,6 +110,8 @@ class RunName:
                 raise ParameterError(
                     f"{self.what}: its {self.option} function {_label(spec)} returned "
                     f"{type(name).__name__} {name!r}; it must return the name as a str")
+        if "\x00" in name:  # PostgreSQL text cannot hold NUL; nobody sees it in a name
+            name = name.replace("\x00", "")
         from stead.core.masking import PATTERNS, mask_text
 
         return mask_text(name) if PATTERNS else name  # a revealed secret is never recorded
