@@ -47,6 +47,8 @@ def test_a_template_names_the_run_with_its_parameters_and_defaults() -> None:
     assert run.name == "etl-2026-11-22-10"  # the default of `limit` filled in
     assert run.version == "2.1"
     assert store_for().get_run(run.id).name == "etl-2026-11-22-10"
+    assert etl.flow_run_name == "etl-{day}-{limit}"  # the option as given, as in Prefect
+    assert fetch.task_run_name == "fetch-{url}-{attempt}"
 
 
 def test_a_template_uses_format_specs_attributes_and_converted_arguments() -> None:

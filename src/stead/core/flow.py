@@ -108,8 +108,9 @@ class Flow(Generic[P, R]):
         self.parameter_types = ParameterTypes(fn, self.name)  # resolved at the first call
         # Names and metadata (core/naming.py): each run's name, the flow's description and
         # version (recorded on each run), and whether arguments are checked by annotations.
-        self.flow_run_name = RunName.build(flow_run_name, f"flow '{self.name}'",
-                                           "flow_run_name", self.signature)
+        self.flow_run_name = flow_run_name  # as given (a template or a function)
+        self.run_namer = RunName.build(flow_run_name, f"flow '{self.name}'", "flow_run_name",
+                                       self.signature)
         self.description = (description if description is not None
                             else first_paragraph(getattr(fn, "__doc__", None)))
         self.version = check_version(version, f"flow '{self.name}'")

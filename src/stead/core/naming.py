@@ -192,11 +192,11 @@ def task_run_name(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> s
         arguments = task.bind_arguments(args, kwargs)
     except TypeError:  # the call itself is wrong: calling the body raises that, unnamed
         return None
-    rendered: str = task.task_run_name.render(arguments)
+    rendered: str = task.run_namer.render(arguments)
     return rendered
 
 
 def flow_run_name(flow: Any, arguments: dict[str, Any]) -> str | None:
     """The name of a new run of `flow` called with these bound arguments, or None."""
-    spec: RunName | None = getattr(flow, "flow_run_name", None)
+    spec: RunName | None = getattr(flow, "run_namer", None)
     return None if spec is None else spec.render(arguments)

@@ -80,7 +80,8 @@ class Task(Generic[P, R]):
                               f"tags=['db'], got {tags!r}")
         self.tags = tuple(tags)
         # Names and metadata (core/naming.py): a call's display name, description, version.
-        self.task_run_name = (None if task_run_name is None else RunName.build(
+        self.task_run_name = task_run_name  # as given (a template or a function)
+        self.run_namer = (None if task_run_name is None else RunName.build(
             task_run_name, f"task '{self.name}'", "task_run_name", inspect.signature(fn)))
         self.description = (description if description is not None
                             else first_paragraph(getattr(fn, "__doc__", None)))
