@@ -360,3 +360,20 @@ def test_validate_parameters_false_passes_arguments_as_given() -> None:
     assert seen[2:] == ["three", {"anything": True}]
     handle = raw.enqueue("not-a-number", {"id": 1}, queue="etl")
     assert store_for().get_run(handle).state == "Pending"
+
+
+def test_a_deployments_run_is_named_by_the_worker_that_executes_it(store: Store) -> None:
+    import time
+
+    from stead.deployments.registry import deploy, run_deployment
+    from stead.worker.child import execute
+
+    deploy(store, queued, name="queued-dep", now=time.time(), queue="etl")
+    run, _ = run_deployment(store, "queued-dep", time.time(), params={"n": 8})
+    assert run.name is None  # created from the deployment, without the flow's code
+    worker = WorkerRecord(id="w", name="w", host="h", pid=1, queues='["etl"]', concurrency=1,
+                          state="running", started_at=0.0, heartbeat_at=0.0)
+    [claimed] = store.claim_runs(["etl"], worker, "owner", 1, time.time(), 30.0)
+    assert execute(store, claimed).state == "Completed"  # what a worker's child process does
+    done = store.get_run(run.id)
+    assert (done.name, done.version, done.deployment) == ("queued-8", "9", "queued-dep")
