@@ -19,6 +19,7 @@ EXPECTED = {
     "RunHandle", "get_run", "FlowRunStopped",
     "StepFutureList",
     "get_run_logger",
+    "tags",
 }
 
 

@@ -48,6 +48,7 @@ _EXPORTS = {
     "TaskRunner": "stead.core.runners",
     "ThreadPoolTaskRunner": "stead.core.runners",
     "State": "stead.core.states",
+    "tags": "stead.core.tags",
     "Task": "stead.core.task",
     "task": "stead.core.task",
     "ConfigError": _ERRORS,
@@ -104,6 +105,7 @@ __all__ = [
     "now",
     "secret",
     "step_idempotency_key",
+    "tags",
     "task",
     "unmapped",
     "uuid",
@@ -138,6 +140,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from stead.core.retries import exponential_backoff
     from stead.core.runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
     from stead.core.states import State
+    from stead.core.tags import tags
     from stead.core.task import Task, task
     from stead.errors import (
         ConfigError,

@@ -126,18 +126,22 @@ def list_runs(
     for run in runs:
         status = run_status(run)
         live = status.state in ("Running", "Retrying") and not status.gone
-        rows.append((run.id, run.flow_name, status.text(), fmt_time(run.created_at),
+        rows.append((run.id, run.flow_name, run.name or "", status.text(),
+                     fmt_time(run.created_at),
                      span(run.started_at, run.ended_at, live),
                      str(counts[run.id]), run.queue or "",
                      run.parent_id if run.parent_id else ""))
     # (name, justify, kind): "id" columns are never cut (they fold onto a second line on a
     # very narrow screen), "fixed" ones (states, durations, counts) do not wrap, "text" ones
     # (flow and queue names, the start time: date above time) wrap first.
-    columns = [("Run", "left", "id"), ("Flow", "left", "text"), ("State", "left", "fixed"),
-               ("Started", "left", "text"), ("Duration", "right", "fixed"),
-               ("Steps", "right", "fixed"), ("Queue", "left", "text"), ("Parent", "left", "id")]
-    # Columns that no listed run uses are left out.
-    keep = [i for i, _ in enumerate(columns) if i < 6 or any(row[i] for row in rows)]
+    columns = [("Run", "left", "id"), ("Flow", "left", "text"), ("Name", "left", "text"),
+               ("State", "left", "fixed"), ("Started", "left", "text"),
+               ("Duration", "right", "fixed"), ("Steps", "right", "fixed"),
+               ("Queue", "left", "text"), ("Parent", "left", "id")]
+    # Columns that no listed run uses (a name, a queue, a parent) are left out.
+    optional = {"Name", "Queue", "Parent"}
+    keep = [i for i, (name, _, _) in enumerate(columns)
+            if name not in optional or any(row[i] for row in rows)]
     columns = [columns[i] for i in keep]
     rows = [tuple(row[i] for i in keep) for row in rows]
     tbl = table()

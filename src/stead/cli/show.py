@@ -59,6 +59,10 @@ def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
     grid = kv_grid()
     grid.add_row("Run", run.id)
     grid.add_row("Flow", run.flow_name)
+    if run.name:
+        grid.add_row("Name", run.name)
+    if run.version:
+        grid.add_row("Version", run.version)
     grid.add_row("State", status.text(short=False))
     entry = run.entrypoint or "-"
     if run.script_path:
@@ -90,9 +94,18 @@ def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
     if error:
         grid.add_row("Error", Text(error_summary(error, 200), style="red"))
     if run.tags and run.tags != "[]":
-        grid.add_row("Tags", run.tags)
+        grid.add_row("Tags", _tags(run.tags))
     return Panel(grid, title=Text(f"Run {run.id}"), title_align="left",
                  border_style=status.text().style or "none")
+
+
+def _tags(recorded: str) -> str:
+    """A run's tags column (a JSON list) as "nightly, eu"."""
+    try:
+        names = json.loads(recorded)
+    except ValueError:
+        return recorded
+    return ", ".join(str(n) for n in names) if isinstance(names, list) else recorded
 
 
 def _owner(run: RunRecord, status: RunStatus) -> Text:
@@ -138,7 +151,8 @@ def steps_table(steps: list[StepRecord], status: RunStatus) -> Table:
         state = state_text(step.state)
         if step.state in ("Running", "Retrying") and not run_live:
             state = Text(f"{step.state}?", "red")  # the run is not running any more
-        tbl.add_row(step.key, "  " * depth + step.name, step.kind, state, str(step.attempts),
+        name = step.name if not step.run_name else f"{step.run_name} ({step.name})"
+        tbl.add_row(step.key, "  " * depth + name, step.kind, state, str(step.attempts),
                       fmt_time(first_start, date=False, ms=True),
                       span(first_start, step.ended_at, live=run_live), _outcome(step))
     return tbl
@@ -187,7 +201,8 @@ def children_table(children: list[RunRecord]) -> Table:
     tbl.add_column("Duration", justify="right", no_wrap=True)
     for child in sorted(children, key=lambda c: step_order(c.parent_step or "")):
         status = run_status(child)
-        tbl.add_row(child.id, child.flow_name, status.text(),
+        flow = child.flow_name if not child.name else f"{child.flow_name} ({child.name})"
+        tbl.add_row(child.id, flow, status.text(),
                       child.parent_step or "-", span(child.started_at, child.ended_at))
     return tbl
 
@@ -198,7 +213,9 @@ def failure(run: RunRecord, steps: dict[str, StepRecord]) -> Panel:
     key = error.get("step")
     if key:
         step = steps.get(str(key))
-        name = f" '{step.name}' ({step.kind})" if step else ""
+        shown = step.name if step is None or not step.run_name else \
+            f"{step.name}' / '{step.run_name}"
+        name = f" '{shown}' ({step.kind})" if step else ""
         where = f"step {key}{name}"
         if step and step.child_run_id:
             where += f", child run {step.child_run_id}"

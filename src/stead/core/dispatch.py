@@ -34,6 +34,7 @@ from stead.core import console
 from stead.core.batching import unbatched
 from stead.core.context import RunContext, current_run
 from stead.core.futures import StepFuture, StepFutureList, unmapped
+from stead.core.naming import task_run_name
 from stead.core.runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from stead.core.serialization import decode
 from stead.core.states import State
@@ -115,6 +116,8 @@ class Dispatcher:
                 return
             args = tuple(_resolve(a) for a in args)
             kwargs = {k: _resolve(v) for k, v in kwargs.items()}
+            if task.task_run_name is not None:  # named from the resolved arguments
+                step.run_name = task_run_name(task, args, kwargs)
             self._window.acquire()
             future._set_running()
             limit = self._limit(task)
@@ -143,7 +146,7 @@ class Dispatcher:
         now = ctx.clock.now()
         rec = StepRecord(ctx.run.id, step.key, step.name, step.kind, State.FAILED.value, 0,
                          now, now, step.params, None, None, error_json(exc, step.key, 0), "[]",
-                         None, step.depends_on)
+                         None, step.depends_on, run_name=step.run_name)
         step.outcome = (State.FAILED.value, exc)
         ctx.failures.setdefault(id(exc), (exc, []))[1].append(step.key)
         console.say(console.run_label(ctx.run.flow_name, ctx.run.id),

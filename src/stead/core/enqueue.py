@@ -58,7 +58,12 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
     if durability is not None:  # else the flow's option, else STEAD_DURABILITY
         check_level(durability, f"{what}: enqueue()")
     bound.apply_defaults()
-    flow.parameter_types.check(bound.arguments)  # as a direct call and a deployment do
+    if flow.validate_parameters:  # as a direct call and a deployment do
+        flow.parameter_types.check(bound.arguments)
+    from stead.core.naming import flow_run_name
+    from stead.core.tags import tags_json
+
+    run_name = flow_run_name(flow, bound.arguments)  # a bad template: refused, nothing queued
     check_loadable(flow)
     values = dict(bound.arguments)
     if masking.PATTERNS or flow.secret_params or any(
@@ -83,7 +88,8 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
         max_recoveries=(get_settings().max_recoveries if max_recoveries is None
                         else max_recoveries),
         durability=durability or flow.durability or get_settings().durability,
-        namespace=get_settings().namespace)
+        namespace=get_settings().namespace,
+        name=run_name, version=flow.version, tags=tags_json())
     run, created = store.create_run(record, f"enqueued on queue {queue!r}")
     if not created and (run.flow_name != flow.name or run.params != params_json):
         raise RunConflict(

@@ -25,12 +25,14 @@ from stead.core.context import (
 from stead.core.futures import StepFuture
 from stead.core.hooks import flow_hooks
 from stead.core.masking import PATTERNS as SECRETS_KNOWN
+from stead.core.naming import flow_run_name
 from stead.core.process import current_owner, describe_owner, owner_is_alive
 from stead.core.returned import resolve_returned, returned_outcome
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import FLOW_RESULT_ADVICE, PARAMETER_ADVICE, decode, encode
 from stead.core.states import State, check_transition
 from stead.core.steps import ACTIVE_RUNS, Step, error_json, params_text, start_watcher
+from stead.core.tags import enter_run_tags, leave_run_tags, tags_json
 from stead.core.timeouts import deadline
 from stead.errors import (
     FailedState,
@@ -99,6 +101,7 @@ class Execution:
             raise ParameterError(
                 f"flow '{flow.name}': parameter {bad!r} cannot be recorded, so the run could "
                 f"not be resumed: {exc}") from None
+        run_name = flow_run_name(flow, self.bound.arguments)  # before anything is recorded
         if parent is not None:
             step = Step(parent, flow.name, "flow",
                         params_text(flow.arg_names, self.bound.args, self.bound.kwargs,
@@ -106,6 +109,7 @@ class Execution:
             if step.replayed:
                 self.done, self.value = True, step.replay()
                 return
+            step.run_name = run_name  # the parent's step shows the child run's name
             self.parent_step = step
             step.start_attempt()
             store = parent.store
@@ -122,7 +126,8 @@ class Execution:
             parent_step=self.parent_step.key if self.parent_step else None,
             created_at=now, started_at=now, attempts=1, owner=current_owner(),
             durability=run_level(flow.durability, parent, settings),
-            namespace=parent.run.namespace if parent else settings.namespace)
+            namespace=parent.run.namespace if parent else settings.namespace,
+            name=run_name, version=flow.version, tags=tags_json())
         run, created = store.create_run(record, "started", fence=self.fence)
         if not created and run.owner == record.owner and run.created_at == record.created_at:
             created = True  # our own insert: its reply was lost and the store retried it
@@ -153,6 +158,8 @@ class Execution:
             run.ended_at = None
             run.attempts += 1
             run.error = None
+            run.name = run.name if run.name is not None else run_name  # the first one stays
+            run.version = run.version if run.version is not None else flow.version
             self._take(store, run, State.RUNNING.value, now,
                        f"resumed ({len(recorded)} steps recorded)")
             done = sum(1 for s in recorded.values() if s.state in ("Completed", "Cached"))
@@ -185,9 +192,22 @@ class Execution:
         self.started = run.started_at or self.flow.clock.now()
         rerun = rerun_after(run.error) if run.error else set()  # a run handed back by hand
         run.error = None
+        self._name_claimed(run)
         self._make_context(run, store, recorded, settings)
         assert self.ctx is not None
         self.ctx.rerun = rerun
+
+    def _name_claimed(self, run: RunRecord) -> None:
+        """Name a claimed run that has no name yet (a deployment's run): recorded with its
+        next state. A name that cannot be made is said, not fatal: the run is executing."""
+        if run.version is None:
+            run.version = self.flow.version
+        if run.name is not None:
+            return
+        try:
+            run.name = flow_run_name(self.flow, self.bound.arguments)
+        except ParameterError as exc:
+            console.say(console.run_label(run.flow_name, run.id), f"run left unnamed: {exc}")
 
     def _make_context(self, run: RunRecord, store: Store, recorded: dict[str, Any],
                       settings: Any) -> None:
@@ -372,10 +392,13 @@ class Execution:
 
     def _enter(self) -> tuple[Any, ...]:
         self.top_frame = Frame(None)
-        return current_run.set(self.ctx), current_frame.set(self.top_frame)
+        assert self.ctx is not None
+        return (current_run.set(self.ctx), current_frame.set(self.top_frame),
+                enter_run_tags(self.ctx.run.tags))  # the run's tags, for its task calls
 
     def _leave(self, tokens: tuple[Any, ...]) -> None:
-        run_t, frame_t = tokens
+        run_t, frame_t, tags_t = tokens
+        leave_run_tags(tags_t)
         current_frame.reset(frame_t)
         current_run.reset(run_t)
 

@@ -19,6 +19,7 @@ from stead.core.execution import Execution
 from stead.core.hooks import FLOW_HOOKS, FlowHookDecorators, HookSpec, hook_lists
 from stead.core.masking import declared_secrets, resolve_params
 from stead.core.methods import unwrap
+from stead.core.naming import NameSpec, RunName, check_version, first_paragraph
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.runners import TaskRunner
 from stead.core.runtime import store_for
@@ -83,7 +84,10 @@ class Flow(FlowHookDecorators, Generic[P, R]):
                  log_loggers: Iterable[str] | None = None,
                  on_completion: HookSpec = None, on_failure: HookSpec = None,
                  on_crashed: HookSpec = None, on_cancellation: HookSpec = None,
-                 on_running: HookSpec = None, **aliases: Any) -> None:
+                 on_running: HookSpec = None,
+                 flow_run_name: NameSpec = None, description: str | None = None,
+                 version: str | None = None, validate_parameters: bool = True,
+                 **aliases: Any) -> None:
         if aliases:  # Prefect's spellings (retry_delay_seconds=, ...): see core/aliases.py
             given = dict(locals())  # first: the options as passed, nothing else
             from stead.core.aliases import stead_names
@@ -120,6 +124,15 @@ class Flow(FlowHookDecorators, Generic[P, R]):
         self.secret_params = declared_secrets(self.signature.parameters)  # recorded masked
         self.arg_names = positional_names(fn)
         self.parameter_types = ParameterTypes(fn, self.name)  # resolved at the first call
+        # Names and metadata (core/naming.py): each run's name, the flow's description and
+        # version (recorded on each run), and whether arguments are checked by annotations.
+        self.flow_run_name = flow_run_name  # as given (a template or a function)
+        self.run_namer = RunName.build(flow_run_name, f"flow '{self.name}'", "flow_run_name",
+                                       self.signature)
+        self.description = (description if description is not None
+                            else first_paragraph(getattr(fn, "__doc__", None)))
+        self.version = check_version(version, f"flow '{self.name}'")
+        self.validate_parameters = bool(validate_parameters)
         if isinstance(log_loggers, str) or not all(
                 isinstance(n, str) for n in log_loggers or ()):
             raise ConfigError(f"flow '{self.name}': log_loggers must be a list of logger names "
@@ -130,7 +143,9 @@ class Flow(FlowHookDecorators, Generic[P, R]):
                          "retry_on": retry_on, "timeout": timeout, "log_prints": log_prints,
                          "run_id": run_id, "clock": clock, "database_url": database_url,
                          "task_runner": task_runner, "durability": durability,
-                         "log_loggers": log_loggers}
+                         "log_loggers": log_loggers, "flow_run_name": flow_run_name,
+                         "description": description, "version": version,
+                         "validate_parameters": validate_parameters}
         # State change hooks (core/hooks.py); `@flow_obj.on_failure` adds to these lists.
         self.hooks = hook_lists(f"flow '{self.name}'", FLOW_HOOKS, on_completion=on_completion,
                                 on_failure=on_failure, on_crashed=on_crashed,
@@ -141,8 +156,9 @@ class Flow(FlowHookDecorators, Generic[P, R]):
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy with options changed: run_id (idempotency key), retries, timeout, clock,
         database_url, log_prints, name, retry_delay, retry_on, task_runner, durability,
-        log_loggers, on_completion, on_failure, on_crashed, on_cancellation, on_running
-        (the copy starts with this flow's hooks; an option given replaces that list)."""
+        log_loggers, on_completion, on_failure, on_crashed, on_cancellation, on_running,
+        flow_run_name, description, version, validate_parameters (the copy starts with this flow's
+        hooks; an option given replaces that list)."""
         if options.keys() - self._options.keys():  # Prefect's spellings: core/aliases.py
             from stead.core.aliases import stead_names
 
@@ -209,7 +225,8 @@ class Flow(FlowHookDecorators, Generic[P, R]):
             raise ParameterError(f"flow '{self.name}' was called with wrong arguments: {exc}. "
                                  f"It takes {self.name}{self.signature}.") from None
         bound.apply_defaults()
-        self.parameter_types.check(bound.arguments)  # the same pydantic rules as a deployment
+        if self.validate_parameters:  # the same pydantic rules as a deployment
+            self.parameter_types.check(bound.arguments)
         run = Execution(self, bound, self.run_id, explicit_resume=False)
         if return_state:
             from stead.core.returned import run_for_state
@@ -307,6 +324,8 @@ def flow(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          # Prefect's spellings (core/aliases.py)
          retry_delay_seconds: Any = None, timeout_seconds: float | None = None,
          persist_result: bool | None = None, result_serializer: str | None = None,
+         flow_run_name: NameSpec = None, description: str | None = None,
+         version: str | None = None, validate_parameters: bool = True,
          ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -324,9 +343,15 @@ def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     e.g. ["mylib"], whose lines emitted inside this flow's runs are recorded in the run's
     log, as STEAD_LOGGERS does for every flow), on_completion / on_failure / on_crashed /
     on_cancellation / on_running (a function or a list of functions called as
-    hook(flow, flow_run, state) when a run enters that state; docs/guide/hooks.md).
-    Prefect's spellings are accepted too: retry_delay_seconds, timeout_seconds,
-    persist_result, result_serializer (docs/guide/tasks.md, "Prefect's spellings").
+    hook(flow, flow_run, state) when a run enters that state; docs/guide/hooks.md),
+    flow_run_name (each run's name: a template over the parameters such as "etl-{day}", or
+    a function of no argument or of the parameters dict; see docs/guide/concepts.md,
+    "Naming runs"), description (default: the docstring's first paragraph), version (text
+    recorded on each run, e.g. a git commit; default None), validate_parameters (default
+    True: arguments are checked and converted by their annotations, "3" to 3 for an int;
+    False passes them as given). Prefect's spellings are accepted too:
+    retry_delay_seconds, timeout_seconds, persist_result, result_serializer
+    (docs/guide/tasks.md, "Prefect's spellings").
 
     Example:
         >>> from stead import flow, task

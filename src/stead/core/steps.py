@@ -128,6 +128,7 @@ class Step:
         "params",
         "pickle_ok",
         "replayed",
+        "run_name",
         "started",
         "step",
         "value",
@@ -148,6 +149,7 @@ class Step:
         self.value: Any = _MISSING
         self.depends_on: str | None = None
         self.cache_key: str | None = None
+        self.run_name: str | None = None  # the display name (task_run_name, child run's name)
         self.written: tuple[str | None, str | None] = (None, None)  # the stored result
         # Concurrent steps go through a group-commit writer; once the final outcome is
         # committed, on_durable(step, error) runs on the writer's thread. None: write here.
@@ -240,7 +242,8 @@ class Step:
             history = json.dumps(self.history)
         rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, COMPLETED, self.attempts,
                          self.started, ended, self.params, inline, ref, None, history,
-                         child_run_id, self.depends_on, self.cache_key)
+                         child_run_id, self.depends_on, self.cache_key,
+                         run_name=self.run_name)
         self.written = (inline, ref)
         if self.writer is None:  # the sequential hot path: write here, one commit
             ctx.store.record_step(rec, ctx.take_logs() if ctx.logs else None, ctx.fence)
@@ -278,7 +281,7 @@ class Step:
         rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, state, self.attempts,
                          self.started, ended, self.params, None, None,
                          error_json(exc, self.key, self.attempts), json.dumps(self.history),
-                         child_run_id, self.depends_on)
+                         child_run_id, self.depends_on, run_name=self.run_name)
         if not retry:
             self.outcome = (FAILED, exc)
             ctx.failures.setdefault(id(exc), (exc, []))[1].append(self.key)
@@ -296,7 +299,7 @@ class Step:
         origin = f"{entry.run_id}/{entry.step_key}"
         rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, CACHED, 0, now, now,
                          self.params, entry.result, entry.result_ref, None, "[]", None,
-                         self.depends_on, key, origin)
+                         self.depends_on, key, origin, self.run_name)
         self.outcome = (CACHED, value)
         self._write(rec, final=True)
         if ctx.console_tasks:
@@ -363,7 +366,7 @@ def _watch_once(slow_step_s: float, shown: set[int]) -> None:
         shown.add(ident)
         ctx = step.ctx
         rec = StepRecord(ctx.run.id, step.key, step.name, step.kind, RUNNING, step.attempts,
-                         step.started, None, step.params)
+                         step.started, None, step.params, run_name=step.run_name)
         by_store.setdefault((id(ctx.store), ctx.fence), (ctx.store, []))[1].append(rec)
     shown &= live
     for (_, fence), (store, recs) in by_store.items():

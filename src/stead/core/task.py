@@ -23,8 +23,10 @@ from stead.core.hooks import (
     running_hooks,
 )
 from stead.core.methods import unwrap
+from stead.core.naming import NameSpec, RunName, check_version, first_paragraph, task_run_name
 from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.steps import Step, params_text
+from stead.core.tags import call_tags
 from stead.core.timeouts import deadline
 from stead.errors import ConfigError, SerializationError
 
@@ -61,6 +63,8 @@ class Task(TaskHookDecorators, Generic[P, R]):
                  refresh_cache: bool = False, tags: Iterable[str] = (),
                  on_completion: HookSpec = None, on_failure: HookSpec = None,
                  on_running: HookSpec = None, log_prints: bool | None = None,
+                 task_run_name: NameSpec = None, description: str | None = None,
+                 version: str | None = None,
                  **aliases: Any) -> None:
         if aliases:  # Prefect's spellings (retry_delay_seconds=, ...): see core/aliases.py
             given = dict(locals())  # first: the options as passed, nothing else
@@ -100,6 +104,13 @@ class Task(TaskHookDecorators, Generic[P, R]):
             raise ConfigError(f"task '{self.name}': tags must be a list of names, e.g. "
                               f"tags=['db'], got {tags!r}")
         self.tags = tuple(tags)
+        # Names and metadata (core/naming.py): a call's display name, description, version.
+        self.task_run_name = task_run_name  # as given (a template or a function)
+        self.run_namer = (None if task_run_name is None else RunName.build(
+            task_run_name, f"task '{self.name}'", "task_run_name", inspect.signature(fn)))
+        self.description = (description if description is not None
+                            else first_paragraph(getattr(fn, "__doc__", None)))
+        self.version = check_version(version, f"task '{self.name}'")
         self.cache_policy = cache_policy
         self.cache_expiration = cache_expiration
         self.refresh_cache = refresh_cache
@@ -122,7 +133,9 @@ class Task(TaskHookDecorators, Generic[P, R]):
                          "retry_on": retry_on, "timeout": timeout, "serializer": serializer,
                          "concurrency": concurrency, "cache_policy": cache_policy,
                          "cache_expiration": cache_expiration, "refresh_cache": refresh_cache,
-                         "tags": tags, "log_prints": log_prints}
+                         "tags": tags, "task_run_name": task_run_name,
+                         "description": description, "version": version,
+                         "log_prints": log_prints}
         # State change hooks (core/hooks.py); `@task_obj.on_failure` adds to these lists.
         self.hooks = hook_lists(f"task '{self.name}'", TASK_HOOKS, on_completion=on_completion,
                                 on_failure=on_failure, on_running=on_running)
@@ -177,6 +190,8 @@ class Task(TaskHookDecorators, Generic[P, R]):
         step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
             return step.replay()
+        if self.task_run_name is not None:
+            step.run_name = task_run_name(self, args, kwargs)
         if self.cache_policy is not None:
             from stead.core.caching import cached_call
 
@@ -240,6 +255,8 @@ class Task(TaskHookDecorators, Generic[P, R]):
         step = Step(ctx, self.name, "task", params, self.pickle_ok)
         if step.replayed:
             return step.replay()
+        if self.task_run_name is not None:
+            step.run_name = task_run_name(self, args, kwargs)
         if has_hooks(self):  # state change hooks around the attempts (core/hooks.py)
             from stead.core.hooks import async_attempts_with_hooks
 
@@ -306,13 +323,14 @@ def _loop_writer(ctx: RunContext, step: Step) -> Any:
 
 async def _tag_slots_async(task: Task[Any, Any], ctx: RunContext, step: Step) -> Any:
     """Enter `tag_slots` off the event loop (it may wait); the caller exits it."""
-    if not task.tags:
+    tags = call_tags(task.tags)  # its own and those of enclosing stead.tags() blocks
+    if not tags:
         return None
     import asyncio
 
     from stead.core.limits import tag_slots
 
-    slots = tag_slots(ctx, task.tags, f"{ctx.run.id}/{step.key}")
+    slots = tag_slots(ctx, tags, f"{ctx.run.id}/{step.key}")
     await asyncio.to_thread(slots.__enter__)
     return slots
 
@@ -330,7 +348,7 @@ def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, k
 
 def _run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
                   body: Callable[..., Any], timeout: float | None) -> Any:
-    if timeout is None and not task.tags:  # the hot path: a first attempt with nothing around it
+    if timeout is None and not call_tags(task.tags):  # the hot path: nothing around it
         step.start_attempt()
         frame_token = current_frame.set(step)  # type: ignore[arg-type]
         try:
@@ -353,12 +371,13 @@ def _run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, 
 
 def _attempt_loop(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
                   body: Callable[..., Any], timeout: float | None) -> Any:
+    tags = call_tags(task.tags)  # its own and those of enclosing stead.tags() blocks
     while True:
         slots = None
-        if task.tags:
+        if tags:
             from stead.core.limits import tag_slots
 
-            slots = tag_slots(ctx, task.tags, f"{ctx.run.id}/{step.key}")
+            slots = tag_slots(ctx, tags, f"{ctx.run.id}/{step.key}")
             slots.__enter__()
         try:  # slots are held until the outcome is recorded: its times stay inside them
             step.start_attempt()
@@ -463,7 +482,8 @@ def task(*, name: str | None = None, retries: int = 0, retry_delay: DelaySpec = 
          cache_policy: CachePolicy | None = None,
          cache_expiration: float | timedelta | None = None, refresh_cache: bool = False,
          tags: Iterable[str] = (), on_completion: HookSpec = None, on_failure: HookSpec = None,
-         on_running: HookSpec = None,
+         on_running: HookSpec = None, task_run_name: NameSpec = None,
+         description: str | None = None, version: str | None = None,
          log_prints: bool | None = None,
          # Prefect's spellings (core/aliases.py)
          retry_delay_seconds: Any = None, timeout_seconds: float | None = None,
@@ -483,9 +503,13 @@ def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     cache_policy (INPUTS, TASK_SOURCE, CacheKeyFn(fn), or a sum of them: reuse a result an
     earlier call with the same key recorded), cache_expiration (timedelta or seconds),
     refresh_cache (run anyway and replace the cached value), tags (names; a global limit
-    set on a tag with `stead limits set` caps the calls carrying it across all processes),
+    set on a tag with `stead limits set` caps the calls carrying it across all processes;
+    `with stead.tags(...)` adds tags to the calls inside the block),
     on_completion / on_failure / on_running (a function or a list of functions called as
     hook(task, task_run, state) when a call enters that state; docs/guide/hooks.md),
+    task_run_name (each call's display name: a template over its parameters such as
+    "fetch-{url}", or a function of no argument or of the parameters dict), description
+    (default: the docstring's first paragraph), version (text, for your records),
     log_prints (record print() output of the body: True, False, or None to do as the flow).
     Prefect's spellings are accepted too: retry_delay_seconds, timeout_seconds,
     retry_condition_fn, retry_jitter_factor, persist_result, result_serializer,

@@ -51,6 +51,10 @@ class Ready(BaseModel):
 class Run(BaseModel):
     id: str
     flow_name: str
+    name: str | None = Field(description="The run's name (the flow's "
+                             "flow_run_name, e.g. \"etl-2026-11-22\"); null: none given")
+    version: str | None = Field(description="The flow's version when the run "
+                                "started (its `version=` option); null: none given")
     state: str = Field(description="Scheduled, Late, Pending, Running, Retrying, Paused, "
                                    "Completed, Cached, Failed, Crashed, Cancelling or Cancelled")
     entrypoint: str = Field(description='"module:qualname" of the flow function')
@@ -84,7 +88,8 @@ class Run(BaseModel):
     @classmethod
     def of(cls, r: base.RunRecord) -> Run:
         return cls(
-            id=r.id, flow_name=r.flow_name, state=r.state, entrypoint=r.entrypoint,
+            id=r.id, flow_name=r.flow_name, name=r.name, version=r.version, state=r.state,
+            entrypoint=r.entrypoint,
             script_path=r.script_path, params=_json(r.params, {}), parent_id=r.parent_id,
             parent_step=r.parent_step, created_at=r.created_at, started_at=r.started_at,
             ended_at=r.ended_at, error=_json(r.error), attempts=r.attempts, resumes=r.resumes,
@@ -105,7 +110,9 @@ class RunPage(BaseModel):
 class Step(BaseModel):
     run_id: str
     key: str = Field(description='Position in call order, e.g. "7", or "7.2" inside step 7')
-    name: str
+    name: str = Field(description="The task's (or child flow's) name")
+    run_name: str | None = Field(description="The call's display name (the "
+                                 "task's task_run_name, or the child run's name); null: none")
     kind: str = Field(description="task, flow, now or uuid")
     state: str
     attempts: int
@@ -124,7 +131,8 @@ class Step(BaseModel):
     @classmethod
     def of(cls, s: base.StepRecord) -> Step:
         return cls(
-            run_id=s.run_id, key=s.key, name=s.name, kind=s.kind, state=s.state,
+            run_id=s.run_id, key=s.key, name=s.name, run_name=s.run_name, kind=s.kind,
+            state=s.state,
             attempts=s.attempts, started_at=s.started_at, ended_at=s.ended_at,
             params=_json(s.params), result_size=None if s.result is None else len(s.result),
             result_ref=s.result_ref, error=_json(s.error), history=_json(s.history, []),

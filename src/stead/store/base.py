@@ -52,6 +52,10 @@ class RunRecord:
     # "ROLE:KEY_ID" of the API key that created it (set by the server, never by the caller);
     # None: created where the database is. Workers check it before importing anything.
     created_by: str | None = None
+    # Set when the run first starts (or is enqueued), kept across resumes: the flow's
+    # `flow_run_name` ("fetch-2026-11-22"; None: no name given) and its `version`.
+    name: str | None = None
+    version: str | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +79,9 @@ class StepRecord:
     depends_on: str | None = None  # JSON list of the keys of steps this one waited for
     cache_key: str | None = None
     cached_from: str | None = None  # "RUN_ID/STEP_KEY" that produced a Cached step's value
+    # The call's display name (`task_run_name`, or a child flow run's name); `name` stays the
+    # task's name, which replay compares. None: no display name given.
+    run_name: str | None = None
 
 
 @dataclass(slots=True)

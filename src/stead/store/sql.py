@@ -197,7 +197,7 @@ def step_values(seq: int, key: object, s: StepRecord) -> tuple:
     return (seq, key, s.name, s.kind, s.state, s.attempts, s.started_at, s.ended_at,
             s.params, s.result, s.result_ref, s.error,
             None if s.history == "[]" else s.history, s.child_run_id, s.depends_on,
-            s.cache_key, s.cached_from)
+            s.cache_key, s.cached_from, s.run_name)
 
 
 def log_values(logs: list[LogRecord]) -> list[tuple]:
@@ -208,7 +208,7 @@ def is_plain_task_done(step: StepRecord) -> bool:
     """Whether `step` can be written with the short `task_done` statement."""
     return (step.attempts == 1 and step.state == "Completed" and step.kind == "task"
             and step.result_ref is None and step.child_run_id is None and step.history == "[]"
-            and step.depends_on is None and step.cache_key is None)
+            and step.depends_on is None and step.cache_key is None and step.run_name is None)
 
 
 def run_filter_sql(flt: RunFilter, p: str) -> tuple[str, list]:
@@ -256,9 +256,9 @@ def resolve_matches(prefix: str, candidates: list[str]) -> list[str]:
 
 def step_record(run_id: str, key: str, rest: list | tuple) -> StepRecord:
     """A StepRecord from the columns after `key` (see STEP_COLUMNS); NULL history is "[]"."""
-    *head, history, child, depends, cache_key, cached_from = rest
+    *head, history, child, depends, cache_key, cached_from, run_name = rest
     return StepRecord(run_id, key, *head, history or "[]", child, depends, cache_key,
-                      cached_from)
+                      cached_from, run_name)
 
 
 def check_expected(run_id: str, actual: str | None, expected: tuple[str, ...]) -> None:
