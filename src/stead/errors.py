@@ -144,3 +144,13 @@ class SecretKeyMismatch(SteadError):
 class SecretUnavailable(SteadError):
     """A recorded parameter's secret value was masked, not recorded, so a resume cannot
     supply it again: pass the value again, or pass it from `stead.secret()`."""
+
+
+class InvalidVariable(SteadError, ValueError):
+    """A variable's name, value or tags cannot be stored: names are 1 to 255 lowercase
+    letters, digits, `_` and `-`; values are JSON (str, number, bool, list, dict, None)."""
+
+
+class VariableExists(SteadError, ValueError):
+    """A variable of that name exists and the write did not ask to replace it: pass
+    `overwrite=True` (`stead variables set NAME VALUE --overwrite`)."""
