@@ -109,7 +109,11 @@ def check_value_json(text: Any) -> str:
     if not isinstance(text, str):
         raise InvalidVariable(f"a variable's value is stored as JSON text, not "
                               f"{type(text).__name__}")
-    size = len(text.encode("utf-8", "surrogatepass"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidVariable("the value is not valid Unicode (a lone surrogate): a JSON "
+                              "string holds text") from None
     if size > VALUE_MAX_BYTES:
         raise InvalidVariable(f"the value is {size} bytes of JSON; a variable holds at most "
                               f"{VALUE_MAX_BYTES}: keep large data in a file or a table, and "
