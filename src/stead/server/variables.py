@@ -123,7 +123,8 @@ def set_variable(name: NameParam, body: SetVariable, response: Response, store: 
 @router.delete("/{name}", summary="Delete a variable", status_code=204, responses=NOT_FOUND,
                response_class=Response,
                description="Delete the variable `name` of `namespace`. Needs an operator or "
-                           "admin key.")
+                           "admin key, and (as every change) the header `Content-Type: "
+                           "application/json`.")
 def delete_variable(name: NameParam, store: StoreDep,
                     namespace: NamespaceParam = DEFAULT_NAMESPACE) -> Response:
     if not store.delete_variable(_valid_name(name), namespace):  # type: ignore[attr-defined]
