@@ -61,6 +61,7 @@ _EXPORTS = {
     "TaskTimeout": _ERRORS,
     "UpstreamFailed": _ERRORS,
     "secret": "stead.secrets.reveal",
+    "Variable": "stead.variables",
 }
 
 __all__ = [
@@ -91,6 +92,7 @@ __all__ = [
     "TaskTimeout",
     "ThreadPoolTaskRunner",
     "UpstreamFailed",
+    "Variable",
     "as_completed",
     "exponential_backoff",
     "flow",
@@ -150,3 +152,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         UpstreamFailed,
     )
     from stead.secrets.reveal import secret
+    from stead.variables import Variable
