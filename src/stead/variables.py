@@ -77,8 +77,8 @@ class Variable:
         by name. Recorded inside a run, as `get` is.
 
         Example:
-            >>> [v.name for v in Variable.list(prefix="batch")]
-            ['batch_size']
+            >>> Variable.list(prefix="batch")[0].name
+            'batch_size'
         """
         ns = _namespace(namespace)
         label = "Variable.list()" if not prefix else f"Variable.list({prefix!r})"
@@ -98,8 +98,8 @@ class Variable:
         a run the write is a recorded step: a resumed run does not write again.
 
         Example:
-            >>> Variable.set("regions", ["eu-west-1"], tags=["deploy"]).value
-            ['eu-west-1']
+            >>> Variable.set("regions", ["eu-west-1"], tags=["deploy"]).name
+            'regions'
         """
         check_name(name)
         value_json = value_to_json(value)
