@@ -90,12 +90,13 @@ class Variable:
 
     # -- writing ----------------------------------------------------------------------------
     @classmethod
-    def set(cls, name: str, value: Any, overwrite: bool = False,
-            tags: Iterable[str] | None = None, *, namespace: str | None = None) -> Variable:
+    def set(cls, name: str, value: Any, tags: Iterable[str] | None = None,
+            overwrite: bool = False, *, namespace: str | None = None) -> Variable:
         """Create the variable `name` with `value`, or replace its value when `overwrite`
         (else VariableExists, a ValueError, if it exists). `tags` replace its tags; None keeps
-        them. InvalidVariable (a ValueError) names what is wrong with a name or value. Inside
-        a run the write is a recorded step: a resumed run does not write again.
+        them. The arguments are in Prefect's order (name, value, tags, overwrite).
+        InvalidVariable (a ValueError) names what is wrong with a name or value. Inside a run
+        the write is a recorded step: a resumed run does not write again.
 
         Example:
             >>> Variable.set("regions", ["eu-west-1"], tags=["deploy"]).name
@@ -133,11 +134,10 @@ class Variable:
         return cls.get(name, default, namespace=namespace)
 
     @classmethod
-    async def aset(cls, name: str, value: Any, overwrite: bool = False,
-                   tags: Iterable[str] | None = None, *, namespace: str | None = None
-                   ) -> Variable:
+    async def aset(cls, name: str, value: Any, tags: Iterable[str] | None = None,
+                   overwrite: bool = False, *, namespace: str | None = None) -> Variable:
         """`set` in async code. Example: `await Variable.aset("retries", 5, overwrite=True)`."""
-        return cls.set(name, value, overwrite, tags, namespace=namespace)
+        return cls.set(name, value, tags, overwrite, namespace=namespace)
 
     @classmethod
     async def aunset(cls, name: str, *, namespace: str | None = None) -> bool:

@@ -131,6 +131,8 @@ def test_variable_api_outside_flows(store: Store, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ValueError, match="already exists"):  # as Prefect: a ValueError
         Variable.set("retries", 6)
     assert Variable.set("retries", 6, overwrite=True).value == 6
+    # Prefect's positional order: name, value, tags, overwrite.
+    assert Variable.set("retries", 6, ["etl", "prod"], True).tags == ["etl", "prod"]
     assert Variable.get("retries") == 6
     assert [v.name for v in Variable.list()] == ["retries"]
     # STEAD_NAMESPACE chooses the namespace, as it does for runs.
