@@ -243,3 +243,29 @@ def test_the_run_namespace_is_the_default_inside_a_run(
         return Variable.get("region")
 
     assert where() == "eu"
+
+
+def test_in_async_flows_and_in_tasks(store: Store) -> None:
+    import asyncio
+
+    from stead import task
+
+    Variable.set("base", 7)
+
+    @task
+    def add(i: int) -> int:
+        return Variable.get("base") + i  # inside the task's body: a step of the task
+
+    @flow
+    def mapped() -> list[int]:
+        return [f.result() for f in add.map(range(3))]
+
+    @flow
+    async def reads() -> int:
+        return await Variable.aget("base")
+
+    assert mapped.with_options(run_id="mapped-1")() == [7, 8, 9]
+    assert asyncio.run(reads.with_options(run_id="async-1")()) == 7
+    assert [s.name for s in store.load_steps("async-1").values()] == ["Variable.get('base')"]
+    inner = [s for s in store.load_steps("mapped-1").values() if s.kind == "variable"]
+    assert sorted(s.key for s in inner) == ["1.1", "2.1", "3.1"]
