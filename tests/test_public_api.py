@@ -20,6 +20,7 @@ EXPECTED = {
     "StepFutureList",
     "get_run_logger",
     "tags",
+    "Variable",
 }
 
 
@@ -55,6 +56,7 @@ def test_public_callables_are_documented_with_an_example() -> None:
                  "exponential_backoff", "unmapped", "wait", "as_completed", "StepFuture", "secret",
                  "StepFutureList",
                  "ThreadPoolTaskRunner", "RunHandle", "get_run", "get_run_logger"):
+                 "ThreadPoolTaskRunner", "RunHandle", "get_run", "Variable"):
         doc = getattr(stead, name).__doc__ or ""
         assert "Example" in doc, f"stead.{name} has no example in its docstring"
 

@@ -64,6 +64,7 @@ _EXPORTS = {
     "TaskTimeout": _ERRORS,
     "UpstreamFailed": _ERRORS,
     "secret": "stead.secrets.reveal",
+    "Variable": "stead.variables",
 }
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "TaskTimeout",
     "ThreadPoolTaskRunner",
     "UpstreamFailed",
+    "Variable",
     "as_completed",
     "exponential_backoff",
     "flow",
@@ -158,3 +160,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     )
     from stead.logging import get_run_logger
     from stead.secrets.reveal import secret
+    from stead.variables import Variable

@@ -161,3 +161,13 @@ class FailedState(SteadError):
 class UnfinishedState(SteadError):
     """`State.result()` of a state that has not finished (Pending, Running, Paused,
     Scheduled): wait for the run or the future, then ask again."""
+
+
+class InvalidVariable(SteadError, ValueError):
+    """A variable's name, value or tags cannot be stored: names are 1 to 255 lowercase
+    letters, digits, `_` and `-`; values are JSON (str, number, bool, list, dict, None)."""
+
+
+class VariableExists(SteadError, ValueError):
+    """A variable of that name exists and the write did not ask to replace it: pass
+    `overwrite=True` (`stead variables set NAME VALUE --overwrite`)."""

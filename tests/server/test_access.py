@@ -35,14 +35,16 @@ from tests.server.conftest import Server
 READER = {"get_run", "list_runs", "resolve_run_id", "run_history", "load_steps", "get_step",
           "count_steps", "read_logs", "read_cache", "list_queues", "list_workers",
           "list_limits", "get_deployment", "list_deployments", "list_schedules",
-          "list_secrets"}
+          "list_secrets", "get_variable", "list_variables"}
 WORKER = {"claim_runs", "heartbeat", "register_worker", "record_step", "record_steps",
           "mark_steps_running", "append_logs", "transition_run", "write_cache", "take_slots",
           "renew_slots", "release_slots", "finish_cancel", "recover_run", "expired_runs",
           "runs_to_cancel", "create_run", "reveal_secret",
           # reads of the runs it executes, and the deployment it checks an entrypoint against
           "get_run", "load_steps", "get_step", "read_cache", "get_deployment", "list_limits",
-          "run_history", "list_runs"}
+          "run_history", "list_runs",
+          # the variables of its namespaces: configuration of the flows it executes
+          "get_variable", "list_variables"}
 ALLOWED = {"admin": set(wire.VERBS), "operator": set(wire.VERBS), "worker": WORKER,
            "reader": READER, "webhook": set()}
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup, TyperOption
 
-from stead.cli import audit, db, deployments, queues, runs, secrets, server, workers
+from stead.cli import audit, db, deployments, queues, runs, secrets, server, variables, workers
 from stead.cli import logs as logs_cmd
 from stead.cli.common import DB_HELP, OPTIONS, err, handle_errors
 
@@ -68,6 +68,7 @@ app.add_typer(server.server_app, name="server")
 app.add_typer(server.keys_app, name="keys")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(secrets.secrets_app, name="secrets")
+app.add_typer(variables.variables_app, name="variables")
 app.add_typer(db.db_app, name="db")
 app.command("logs", help=logs_cmd.HELP)(logs_cmd.logs)
 

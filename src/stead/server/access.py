@@ -48,6 +48,9 @@ SHARED_VERBS = {"set_queue": "change queues", "set_limit": "change tag limits",
                 "mark_late_runs": "run the scheduler", "advance_schedule": "run the scheduler",
                 "skip_missed_runs": "run the scheduler"}
 PENDING_STATES = frozenset({"Pending", "Scheduled", "Late"})
+# Verbs checked by the namespace they name (store/variables.py): one of the principal's.
+NAMESPACE_VERBS = {"get_variable": "read variables", "set_variable": "change variables",
+                   "delete_variable": "change variables"}
 
 
 class _Lru(OrderedDict[Any, Any]):
@@ -98,6 +101,9 @@ class Access:
                 self._executing(principal, call[RUN_VERBS[verb]])
         elif verb in DEPLOYMENT_VERBS:
             self._deployment_visible(principal, call[DEPLOYMENT_VERBS[verb]])
+        elif verb in NAMESPACE_VERBS and not principal.sees(call["namespace"]):
+            raise AccessDenied(f"{_who(principal)} may not {NAMESPACE_VERBS[verb]} of "
+                               f"namespace {call['namespace']!r}")
         elif verb in SHARED_VERBS and "*" not in principal.namespaces:
             raise AccessDenied(f"{_who(principal)} may not {SHARED_VERBS[verb]}: that changes "
                                "every namespace, so it needs a key of all namespaces "
@@ -116,7 +122,7 @@ class Access:
             return result
         if verb == "list_deployments":
             return [d for d in result if principal.sees(d.namespace)]
-        if verb == "list_secrets":
+        if verb in ("list_secrets", "list_variables"):
             return [s for s in result if principal.sees(s.namespace)]
         if verb == "list_schedules" and call.get("deployment") is None:
             mine = {d.name for d in self.store.list_deployments() if principal.sees(d.namespace)}
@@ -264,6 +270,15 @@ class Access:
     def _check_list_secrets(self, principal: Principal, call: dict[str, Any]) -> None:
         if call.get("namespace") is not None:  # else after() keeps only its namespaces'
             self._check_reveal_secret(principal, {"namespace": call["namespace"]})
+
+    def _check_list_variables(self, principal: Principal, call: dict[str, Any]) -> None:
+        namespace = call.get("namespace")
+        if namespace is None and len(principal.namespaces) == 1 and principal.namespaces != (
+                "*",):  # its one namespace, so a `limit` counts only what it may see
+            call["namespace"] = principal.namespaces[0]
+        elif namespace is not None and not principal.sees(namespace):  # else: after() cuts
+            raise AccessDenied(f"{_who(principal)} may not read variables of namespace "
+                               f"{namespace!r}")
 
     # -- workers and queues ------------------------------------------------------------------
     def _check_claim_runs(self, principal: Principal, call: dict[str, Any]) -> None:

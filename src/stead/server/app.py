@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stead import __version__
-from stead.server import audit, deployments, runs, store_rpc, system
+from stead.server import audit, deployments, runs, store_rpc, system, variables
 from stead.server.access import Access
 from stead.server.auth import Authenticated
 from stead.server.errors import ERROR_RESPONSES, error_response, install_error_handlers
@@ -68,6 +68,7 @@ def create_app(store: Store, *, require_auth: bool, max_body_bytes: int = 1_000_
     api.include_router(system.router)
     api.include_router(store_rpc.router)  # remote workers and flows (store/http.py)
     api.include_router(audit.router)
+    api.include_router(variables.router)
     app.include_router(api)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Authenticated])

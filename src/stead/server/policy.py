@@ -4,11 +4,13 @@ A request's principal is the API key it carried (or, on a keyless loopback serve
 user, who may do everything). A key has one role:
 
 - `admin`: everything, keys included.
-- `operator`: deploy, create and cancel runs, change queues, limits and schedules; also what a
-  worker does (an operator can already enqueue code, so executing it grants nothing more).
+- `operator`: deploy, create and cancel runs, change queues, limits, schedules and variables;
+  also what a worker does (an operator can already enqueue code, so executing it grants
+  nothing more).
 - `worker`: only what executing runs needs: claim from its queues, heartbeat, and record the
-  steps, logs and transitions of runs it holds the lease of (server/fencing.py checks that).
-- `reader`: read runs, steps, logs, deployments, queues, workers and limits.
+  steps, logs and transitions of runs it holds the lease of (server/fencing.py checks that);
+  read the variables of its namespaces (a flow's configuration), never write them.
+- `reader`: read runs, steps, logs, deployments, queues, workers, limits and variables.
 - `webhook`: post to its own hook, nothing else.
 
 The table below is the whole policy for the store verbs (POST /api/v1/store/{verb}); REST
@@ -44,7 +46,9 @@ DEFAULT_NAMESPACE = "default"
 # verb names a run (server/fencing.py).
 WORKER_READS = frozenset({"get_run", "load_steps", "get_step", "read_cache", "get_deployment",
                           "list_limits", "runs_to_cancel", "expired_runs", "run_history",
-                          "list_runs"})  # list_runs: only enqueued runs of its queues
+                          "list_runs",  # list_runs: only enqueued runs of its queues
+                          # variables: a flow's configuration, read in its namespaces
+                          "get_variable", "list_variables"})
 
 VERB_PERMISSION: dict[str, Permission] = {
     # reading
@@ -56,6 +60,7 @@ VERB_PERMISSION: dict[str, Permission] = {
     "list_workers": Permission.READ, "list_limits": Permission.READ,
     "get_deployment": Permission.READ, "list_deployments": Permission.READ,
     "list_schedules": Permission.READ, "list_secrets": Permission.READ,
+    "get_variable": Permission.READ, "list_variables": Permission.READ,
     # executing claimed runs (the fenced writes are checked against the caller's leases)
     "claim_runs": Permission.EXECUTE, "heartbeat": Permission.EXECUTE,
     "register_worker": Permission.EXECUTE, "record_step": Permission.EXECUTE,
@@ -75,6 +80,7 @@ VERB_PERMISSION: dict[str, Permission] = {
     "skip_missed_runs": Permission.OPERATE,
     "set_queue": Permission.OPERATE, "set_limit": Permission.OPERATE,
     "delete_limit": Permission.OPERATE,
+    "set_variable": Permission.OPERATE, "delete_variable": Permission.OPERATE,
 }
 # Verbs that change nothing: the audit log leaves them out.
 READ_VERBS = frozenset(v for v, p in VERB_PERMISSION.items() if p is Permission.READ) | {

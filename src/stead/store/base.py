@@ -65,7 +65,7 @@ class StepRecord:
     run_id: str
     key: str  # dotted position in call order, e.g. "7" or "7.2" for a task inside task 7
     name: str
-    kind: str  # "task", "flow", "now" or "uuid"
+    kind: str  # "task", "flow", "now", "uuid" or "variable" (stead.Variable in a run)
     state: str
     attempts: int = 0
     started_at: float | None = None

@@ -58,6 +58,7 @@ from stead.store.sql import (
     take_over_run,
     task_done_rows,
 )
+from stead.store.variables import VariableVerbs
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
 Q = statements(POSTGRES)
@@ -105,7 +106,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, s.key, s)
 
 
-class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
+class PostgresStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs, VariableVerbs):
     """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`.
 
     `schema` says who may create or upgrade the schema (store/migrate.py); `connect_wait_s`,

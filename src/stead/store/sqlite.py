@@ -62,6 +62,7 @@ from stead.store.sql import (
     take_over_run,
     task_done_rows,
 )
+from stead.store.variables import VariableVerbs
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
 Q = statements(SQLITE)
@@ -99,7 +100,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
     return step_values(seq, _db_key(s.key), s)
 
 
-class SQLiteStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs):
+class SQLiteStore(QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs, VariableVerbs):
     """Store implementation on one SQLite file. Create with `SQLiteStore(path)`; `schema`
     says who may create or upgrade its schema (store/migrate.py: "auto", "read", "upgrade")."""
 

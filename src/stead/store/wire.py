@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 
 from stead import errors
-from stead.store import base, secrets
+from stead.store import base, secrets, variables
 
 # The parts of the store interface: base.Store, and the protocols of parts in modules of their
 # own. Their members are the verbs; their modules' dataclasses are the records.
-PARTS: tuple[type, ...] = (base.Store, secrets.SecretStore)
+PARTS: tuple[type, ...] = (base.Store, secrets.SecretStore, variables.VariableStore)
 RECORDS: dict[str, type] = {
-    name: cls for module in (base, secrets) for name, cls in vars(module).items()
+    name: cls for module in (base, secrets, variables) for name, cls in vars(module).items()
     if isinstance(cls, type) and dataclasses.is_dataclass(cls)
 }
 # The verbs a remote process (a worker, a flow, the CLI) may call: what executing, enqueueing,
