@@ -55,8 +55,8 @@ def test_public_callables_are_documented_with_an_example() -> None:
     for name in ("flow", "task", "get_logger", "now", "uuid", "step_idempotency_key",
                  "exponential_backoff", "unmapped", "wait", "as_completed", "StepFuture", "secret",
                  "StepFutureList",
-                 "ThreadPoolTaskRunner", "RunHandle", "get_run", "get_run_logger"):
-                 "ThreadPoolTaskRunner", "RunHandle", "get_run", "Variable"):
+                 "ThreadPoolTaskRunner", "RunHandle", "get_run", "get_run_logger",
+                 "Variable", "tags"):
         doc = getattr(stead, name).__doc__ or ""
         assert "Example" in doc, f"stead.{name} has no example in its docstring"
 
