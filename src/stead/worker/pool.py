@@ -86,8 +86,10 @@ class ChildPool:
         child.run = run
         return True
 
-    def poll(self, timeout: float) -> tuple[list[tuple[Child, tuple[Any, ...]]], list[Child]]:
-        """Wait up to `timeout` for messages or deaths: ([(child, message)], [dead children]).
+    def poll(self, timeout: float, wake: Any = None
+             ) -> tuple[list[tuple[Child, tuple[Any, ...]]], list[Child]]:
+        """Wait up to `timeout` for messages or deaths: ([(child, message)], [dead children]),
+        or until `wake` (an object with `fileno()`, e.g. store/wakeups.py) is readable.
 
         Dead children are removed from the pool (call `start()` to replace them); their
         `run` says what they were executing."""
@@ -97,7 +99,9 @@ class ChildPool:
             sources[c.process.sentinel] = c
         messages: list[tuple[Child, tuple[Any, ...]]] = []
         dead: list[Child] = []
-        for ready in wait(list(sources), timeout):
+        for ready in wait([*sources, *([wake] if wake is not None else [])], timeout):
+            if ready is wake:
+                continue
             child = sources[ready]
             if ready is child.conn:
                 try:

@@ -3,6 +3,8 @@
 One loop in the worker's main thread:
 - claims as many Pending runs as it has idle children (`Store.claim_runs`: SKIP LOCKED on
   PostgreSQL, the write lock on SQLite) and hands each to a child;
+- waits for its children's messages, for its poll interval at most: on PostgreSQL it is
+  woken at once when a run becomes claimable (LISTEN/NOTIFY, store/wakeups.py);
 - every lease/3 seconds, heartbeats: reports itself and extends the leases of its runs. A
   run missing from the answer was recovered by someone else while this worker was paused:
   its child is killed (its writes were already refused by the run's fence);
@@ -32,6 +34,7 @@ from stead.core import console
 from stead.core.process import current_owner
 from stead.errors import StoreError
 from stead.store.base import Fence, RunRecord, Store, WorkerRecord
+from stead.store.wakeups import wakeups_for
 from stead.worker.child import CANCELLED_EXIT, LOST_LEASE_EXIT
 from stead.worker.crash_hooks import start_crash_hooks
 from stead.worker.pool import Child, ChildPool
@@ -69,6 +72,9 @@ class Worker:
         self.owner = current_owner()
         self.pool = ChildPool(options.concurrency, store.url, options.lease_s)
         self.reaper = Reaper(store, options.lease_s)
+        self.wakeups = wakeups_for(store.url)  # None: polling only (SQLite, remote mode)
+        self._found_none = False  # the last claim found no run
+        self._next_poll = 0.0  # when an empty queue is asked again without a wake-up
         self._handing_back: dict[str, tuple[RunRecord, str]] = {}  # run id -> (run, why)
         self._outage_seen = store.unreachable_at
         self.signals = 0
@@ -86,6 +92,7 @@ class Worker:
         found += self.reaper.reap(time.time())
         self._say(f"started: queues {', '.join(opts.queues)}, {opts.concurrency} child "
                   f"processes, lease {opts.lease_s:g} s"
+                  + ("; woken by the database when runs arrive" if self.wakeups else "")
                   + (f"; recovered {found} runs left by dead workers" if found else ""))
         self.pool.start()
         self._next_beat = self._next_reap = 0.0
@@ -104,6 +111,8 @@ class Worker:
             self._say(f"stopping on {type(exc).__name__}: {exc}")
             raise
         finally:
+            if self.wakeups is not None:
+                self.wakeups.close()
             self.pool.stop()
             self.record.state = "stopped"
             self.record.running = 0
@@ -150,8 +159,16 @@ class Worker:
             self.pool.start()  # replace dead children
             if self._claim() and self.pool.idle():
                 return True  # more may be waiting: look again at once
-        self._events(self.pool.poll(opts.poll_s))
+        self._events(self.pool.poll(opts.poll_s, self._wake()))
         return True
+
+    def _wake(self) -> Any:
+        """What may end the wait for children before the poll interval: the database's
+        wake-ups, while some child is idle (a busy worker has nothing to claim for)."""
+        wakeups = self.wakeups
+        if wakeups is None or self._drain_deadline is not None or not self.pool.idle():
+            return None
+        return wakeups if wakeups.active() else None
 
     def _install_signals(self) -> None:
         def on_signal(signum: int, frame: Any) -> None:
@@ -166,6 +183,12 @@ class Worker:
     # -- the work ------------------------------------------------------------------------
     def _claim(self) -> int:
         idle = self.pool.idle()
+        if self.wakeups is not None:
+            # Read the wake-ups before the claim: one arriving later wakes the next wait.
+            notified = self.wakeups.take() & set(self.options.queues)
+            if (idle and not notified and self._found_none
+                    and time.monotonic() < self._next_poll):
+                return 0  # nothing new in our queues since a claim found them empty
         want = len(idle)
         if self.options.max_runs is not None:
             want = min(want, self.options.max_runs - self.claimed)
@@ -173,6 +196,8 @@ class Worker:
             return 0
         runs = self.store.claim_runs(self.options.queues, self.record, self.owner, want,
                                      time.time(), self.options.lease_s)
+        self._found_none = not runs
+        self._next_poll = time.monotonic() + self.options.poll_s
         for child, run in zip(idle, runs, strict=False):
             if not self.pool.assign(child, run):
                 self.store.recover_run(run.id, run.lease_epoch, time.time(),
@@ -183,6 +208,8 @@ class Worker:
     def _events(self, polled: tuple[list[tuple[Child, tuple[Any, ...]]], list[Child]]) -> None:
         messages, dead = polled
         for child, message in messages:
+            if message[0] in ("done", "store_error", "lost", "cancelled"):
+                self._found_none = False  # a run ended: a limited queue may have room now
             if message[0] == "done":
                 self.completed += 1
                 _, run_id, state, summary = message
