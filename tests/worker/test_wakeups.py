@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 import queued_flows  # type: ignore[import-not-found]  # tests/scripts
+
 from stead.store.base import Store
 from tests.worker.conftest import Workers, wait_until
 
