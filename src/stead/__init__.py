@@ -61,6 +61,7 @@ _EXPORTS = {
     "TaskTimeout": _ERRORS,
     "UpstreamFailed": _ERRORS,
     "secret": "stead.secrets.reveal",
+    "serve": "stead.deployments.serve",
 }
 
 __all__ = [
@@ -99,6 +100,7 @@ __all__ = [
     "in_flow",
     "now",
     "secret",
+    "serve",
     "step_idempotency_key",
     "task",
     "unmapped",
@@ -135,6 +137,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from stead.core.runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
     from stead.core.states import State
     from stead.core.task import Task, task
+    from stead.deployments.serve import serve
     from stead.errors import (
         ConfigError,
         FlowRunFailed,
