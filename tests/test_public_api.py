@@ -17,7 +17,7 @@ EXPECTED = {
     "INPUTS", "TASK_SOURCE", "CacheKeyFn", "CachePolicy", "Inputs",
     "secret",
     "RunHandle", "get_run", "FlowRunStopped",
-    "serve",
+    "serve", "concurrency", "ConcurrencyTimeout",
 }
 
 
@@ -51,7 +51,8 @@ def test_import_stead_alone_loads_no_engine_module() -> None:
 def test_public_callables_are_documented_with_an_example() -> None:
     for name in ("flow", "task", "get_logger", "now", "uuid", "step_idempotency_key",
                  "exponential_backoff", "unmapped", "wait", "as_completed", "StepFuture", "secret",
-                 "ThreadPoolTaskRunner", "RunHandle", "get_run", "serve"):
+                 "ThreadPoolTaskRunner", "RunHandle", "get_run", "serve",
+                 "concurrency"):
         doc = getattr(stead, name).__doc__ or ""
         assert "Example" in doc, f"stead.{name} has no example in its docstring"
 

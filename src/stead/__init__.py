@@ -62,6 +62,8 @@ _EXPORTS = {
     "UpstreamFailed": _ERRORS,
     "secret": "stead.secrets.reveal",
     "serve": "stead.deployments.serve",
+    "concurrency": "stead.concurrency",
+    "ConcurrencyTimeout": _ERRORS,
 }
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "TASK_SOURCE",
     "CacheKeyFn",
     "CachePolicy",
+    "ConcurrencyTimeout",
     "ConfigError",
     "FakeClock",
     "Flow",
@@ -93,6 +96,7 @@ __all__ = [
     "ThreadPoolTaskRunner",
     "UpstreamFailed",
     "as_completed",
+    "concurrency",
     "exponential_backoff",
     "flow",
     "get_logger",
@@ -125,6 +129,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
+    from stead.concurrency import concurrency
     from stead.core.caching import INPUTS, TASK_SOURCE, CacheKeyFn, CachePolicy, Inputs
     from stead.core.clock import FakeClock, SystemClock
     from stead.core.console import get_logger
@@ -139,6 +144,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from stead.core.task import Task, task
     from stead.deployments.serve import serve
     from stead.errors import (
+        ConcurrencyTimeout,
         ConfigError,
         FlowRunFailed,
         FlowRunStopped,

@@ -144,3 +144,18 @@ class SecretKeyMismatch(SteadError):
 class SecretUnavailable(SteadError):
     """A recorded parameter's secret value was masked, not recorded, so a resume cannot
     supply it again: pass the value again, or pass it from `stead.secret()`."""
+
+
+class ConcurrencyTimeout(SteadError, TimeoutError):
+    """`stead.concurrency(...)` could not take its slots of a limit within `timeout_seconds`
+    (a `TimeoutError`, as Prefect raises); `names` and `occupy` say which and how many."""
+
+    def __init__(self, message: str, *, names: list[str], occupy: int) -> None:
+        super().__init__(message)
+        self.names = names
+        self.occupy = occupy
+
+
+class LimitNotFound(SteadError):
+    """`stead.concurrency(..., strict=True)` names a limit that does not exist (create it
+    with `stead limits set NAME --concurrency N`)."""
