@@ -79,12 +79,12 @@ def runs_of(db: Store, deployment: str) -> list:
 
 
 def test_served_flow_runs_on_its_schedule_and_on_demand_then_stops_on_ctrl_c(
-        stead_home: Path, served: list[Served], tmp_path: Path) -> None:
+        backend: str, stead_home: Path, served: list[Served], tmp_path: Path) -> None:
+    """On SQLite, PostgreSQL, and in remote mode (the served process talks to a server)."""
     out = tmp_path / "effects.txt"
     s = Served(stead_home, "interval", out)
     served.append(s)
-    db_path = stead_home / "stead.db"
-    s.wait(db_path.exists, 60, "the serving process to create its database")
+    s.wait(lambda: "run it now" in s.output(), 60, "the process to say it serves")
     db = store_for(get_settings().database_url)
     s.wait(lambda: sum(r.state == "Completed" for r in runs_of(db, "ticking")) >= 3, 90,
                "three scheduled runs to complete")
@@ -193,6 +193,14 @@ def test_arguments_are_checked_before_anything_is_deployed() -> None:
     assert [s.describe() for s in d.schedules] == ["every 1 h", "every 90 s"]
     # Without a schedule, a flow's required parameters come with each run.
     assert to_deployment(report).schedules == ()
+    # Prefect's options that Stead does not take say what to do instead.
+    with pytest.raises(ConfigError, match="version= is not supported: Stead numbers"):
+        report.serve(version="1.2")
+    with pytest.raises(ConfigError, match="Stead always checks"):
+        report.to_deployment(enforce_parameter_schema=False)
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) crn; known: name, cron"):
+        report.serve(crn="0 2 * * *")
+    assert report.to_deployment(enforce_parameter_schema=True).name == "report"
 
 
 def test_serve_refuses_what_it_cannot_serve() -> None:

@@ -71,7 +71,7 @@ def to_deployment(flow: Flow[Any, Any], name: str | None = None, *,
                   parameters: dict[str, Any] | None = None,
                   tags: Iterable[str] | None = None, description: str | None = None,
                   queue: str | None = None, paused: bool = False, missed: str = "latest",
-                  global_limit: int | None = None) -> ServedDeployment:
+                  global_limit: int | None = None, **other: Any) -> ServedDeployment:
     """Check the arguments of `Flow.serve`/`Flow.to_deployment` and build the deployment.
 
     Example:
@@ -79,8 +79,9 @@ def to_deployment(flow: Flow[Any, Any], name: str | None = None, *,
         >>> d.queue, [s.describe() for s in d.schedules]
         ('nightly', ['cron 0 2 * * * (Europe/Berlin)'])
     """
-    name = flow.name if name is None else name
     what = f"serve of flow '{flow.name}'"
+    _refuse_unsupported(what, other)
+    name = flow.name if name is None else name
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{what}: name must be a deployment name such as 'nightly', "
                           f"got {name!r}")
@@ -122,6 +123,33 @@ def to_deployment(flow: Flow[Any, Any], name: str | None = None, *,
         raise ConfigError(f"{what}: queue must be a non-empty name, got {queue!r}")
     return ServedDeployment(flow, name, built, params, tag_list, description, queue,
                             bool(paused), missed, global_limit)
+
+
+# Options of Prefect's serve() that Stead does not take, and what to do instead.
+_UNSUPPORTED = {
+    "version": "Stead numbers a deployment's versions itself (a new one whenever the flow or "
+               "its options change): drop version=, or say it in description=",
+    "triggers": "served deployments run on schedules and on demand; drop triggers=",
+    "webserver": "the API and web UI are `stead server start`; drop webserver=",
+    "schedule": "pass schedules=[...] (a list), or cron=, interval= or rrule=",
+    "job_variables": "a served run executes in this process's child processes; drop it",
+    "entrypoint_type": "the entrypoint is the flow's module or script; drop it",
+}
+
+
+def _refuse_unsupported(what: str, other: dict[str, Any]) -> None:
+    if other.pop("enforce_parameter_schema", True) is not True:
+        raise ConfigError(f"{what}: enforce_parameter_schema=False: Stead always checks a "
+                          "run's parameters against the flow's signature; drop it")
+    for key in other:
+        advice = _UNSUPPORTED.get(key)
+        if advice is not None:
+            raise ConfigError(f"{what}: {key}= is not supported: {advice}")
+    if other:
+        raise ConfigError(f"{what}: unknown option(s) {', '.join(sorted(other))}; known: name, "
+                          "cron, interval, rrule, schedules, timezone, parameters, tags, "
+                          "description, queue, paused, missed, global_limit, limit, "
+                          "pause_on_shutdown, print_starting_message")
 
 
 def _schedules(what: str, cron: Any, interval: Any, rrule: Any,
