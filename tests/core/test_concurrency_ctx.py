@@ -53,18 +53,25 @@ def test_processes_holding_all_slots_take_turns(backend: str, stead_home: Path,
     assert held(store_for()) == 0  # all given back
 
 
-def test_threads_share_a_limit_and_slots_are_given_back(stead_home: Path) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["own", "shared"])
+def test_threads_share_a_limit_and_slots_are_given_back(shared: bool, stead_home: Path) -> None:
+    """Each thread with its own `concurrency(...)`, or all with one object: either way each
+    block holds its own slot until it ends."""
     store = store_for()
     store.set_limit(Limit("db", concurrency=2))
     inside, peak, lock = 0, 0, threading.Lock()
+    one = concurrency("db")
+    problems: list[str] = []
 
     def work() -> None:
         nonlocal inside, peak
-        with concurrency("db"):
+        with one if shared else concurrency("db"):
             with lock:
                 inside += 1
                 peak = max(peak, inside)
             time.sleep(0.05)
+            if held(store) < 1:
+                problems.append("a block ran without its slot")
             with lock:
                 inside -= 1
 
@@ -73,7 +80,7 @@ def test_threads_share_a_limit_and_slots_are_given_back(stead_home: Path) -> Non
         t.start()
     for t in threads:
         t.join(60)
-    assert 1 <= peak <= 2
+    assert 1 <= peak <= 2 and problems == []
     assert held(store) == 0
 
 

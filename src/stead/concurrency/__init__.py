@@ -30,6 +30,7 @@ import threading
 import time
 import types
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from stead.core.context import current_run, step_idempotency_key
@@ -74,8 +75,10 @@ class ConcurrencySlots:
         self.timeout_seconds = timeout_seconds
         self.strict = strict
         self.mode = mode
-        self._held: list[tuple[Store, list[int]]] = []  # a stack: one entry per `with`
-        self._lock = threading.Lock()
+        # What each `with` holds, per thread and per asyncio task (each has its own
+        # context), so one object shared by threads gives back only its own block's slots.
+        self._held: ContextVar[tuple[tuple[Store, list[int]], ...]] = ContextVar(
+            "stead_concurrency_held", default=())
 
     def __repr__(self) -> str:
         return f"<stead.concurrency {self.names} occupy={self.occupy}>"
@@ -172,12 +175,12 @@ class ConcurrencySlots:
     def _push(self, store: Store, ids: list[int]) -> None:
         if ids:
             hold(store, ids)
-        with self._lock:
-            self._held.append((store, ids))
+        self._held.set((*self._held.get(), (store, ids)))
 
     def _pop(self) -> tuple[Store, list[int]]:
-        with self._lock:
-            return self._held.pop()
+        *rest, last = self._held.get()
+        self._held.set(tuple(rest))
+        return last
 
 
 def _store() -> Store:

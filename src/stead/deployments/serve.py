@@ -259,11 +259,20 @@ def serve(*deployments: ServedDeployment | Flow[Any, Any], limit: int | None = N
         if thread is not None:
             thread.join(TICK_S * 5)
         if pause_on_shutdown and scheduled:
-            now = time.time()
-            for name in scheduled:
-                store.set_schedule_active(name, False, now)
-            console.say("serve", f"paused the schedules of {', '.join(scheduled)} "
-                                 "(serve again to resume them)")
+            _pause(store, scheduled)
+
+
+def _pause(store: Store, names: list[str]) -> None:
+    now = time.time()
+    try:
+        for name in names:
+            store.set_schedule_active(name, False, now)
+    except SteadError as exc:  # stopping must not fail on it: say what is left to do
+        console.say("serve", f"could not pause the schedules ({exc}); pause them with: "
+                             f"stead deployments pause {names[0]}")
+        return
+    console.say("serve", f"paused the schedules of {', '.join(names)} (serve again to "
+                         "resume them)")
 
 
 def _as_deployment(flow: Any) -> ServedDeployment:
