@@ -29,10 +29,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from stead.core import console
-from stead.core.flow import Flow
+from stead.core.flow import LOADING, Flow, ModuleLevelFlowCall
+from stead.core.runtime import configure_console, store_for
+from stead.deployments.registry import deploy
+from stead.deployments.scheduler import tick
 from stead.deployments.schedules import MISSED_POLICIES, Schedule
 from stead.errors import ConfigError, SteadError
+from stead.settings import get_settings
 from stead.store.base import Store
+from stead.worker.worker import Worker, WorkerOptions
 
 TICK_S = 1.0
 """How often a serving process's scheduler runs: a due run waits at most this long."""
@@ -205,8 +210,6 @@ def serve(*deployments: ServedDeployment | Flow[Any, Any], limit: int | None = N
         ...             sync.to_deployment("hourly", interval=3600), limit=2)
     """
     served = [d if isinstance(d, ServedDeployment) else _as_deployment(d) for d in deployments]
-    from stead.core.flow import LOADING, ModuleLevelFlowCall
-
     if LOADING.get() and served:  # a worker's child imports this script to find a flow:
         raise ModuleLevelFlowCall(served[0].flow.name, "a serve")  # serve nothing there
     if not served:
@@ -230,8 +233,6 @@ def serve(*deployments: ServedDeployment | Flow[Any, Any], limit: int | None = N
     if threading.current_thread() is not threading.main_thread():
         raise ConfigError("serve() must be called from the main thread: it handles Ctrl-C "
                           "and SIGTERM to stop cleanly")
-    from stead.core.runtime import configure_console, store_for
-
     configure_console()
     store = store_for(urls.pop())
     versions = _deploy_all(store, served)
@@ -245,9 +246,6 @@ def serve(*deployments: ServedDeployment | Flow[Any, Any], limit: int | None = N
         thread = threading.Thread(target=_schedule_loop, args=(store, scheduled, stop),
                                   name="stead-serve-scheduler", daemon=True)
         thread.start()
-    from stead.settings import get_settings
-    from stead.worker.worker import Worker, WorkerOptions
-
     options = WorkerOptions(
         queues=list(dict.fromkeys(d.queue for d in served)),
         concurrency=limit or DEFAULT_LIMIT, name=f"serve-{names[0]}-{os.getpid()}",
@@ -284,8 +282,6 @@ def _as_deployment(flow: Any) -> ServedDeployment:
 
 def _deploy_all(store: Store, served: list[ServedDeployment]) -> dict[str, int]:
     """Deploy each (a new version only if something changed); their versions by name."""
-    from stead.deployments.registry import deploy
-
     now = time.time()
     versions = {}
     for d in served:
@@ -304,8 +300,6 @@ def _deploy_all(store: Store, served: list[ServedDeployment]) -> dict[str, int]:
 
 def _schedule_loop(store: Store, names: list[str], stop: threading.Event) -> None:
     """The scheduler of a serving process: its deployments' runs, every TICK_S seconds."""
-    from stead.deployments.scheduler import tick
-
     while not stop.is_set():
         try:
             report = tick(store, time.time(), deployments=names)
@@ -320,8 +314,6 @@ def _schedule_loop(store: Store, names: list[str], stop: threading.Event) -> Non
 
 def _starting_message(store: Store, served: list[ServedDeployment], versions: dict[str, int],
                       limit: int, grace_s: float) -> str:
-    from stead.settings import get_settings
-
     default = f"sqlite:///{(get_settings().home / 'stead.db').resolve()}"
     db = "" if store.url == default else f" --db '{_without_password(store.url)}'"
     lines = []
