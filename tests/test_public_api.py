@@ -21,6 +21,7 @@ EXPECTED = {
     "get_run_logger",
     "tags",
     "Variable",
+    "serve", "concurrency", "ConcurrencyTimeout",
 }
 
 
@@ -56,7 +57,8 @@ def test_public_callables_are_documented_with_an_example() -> None:
                  "exponential_backoff", "unmapped", "wait", "as_completed", "StepFuture", "secret",
                  "StepFutureList",
                  "ThreadPoolTaskRunner", "RunHandle", "get_run", "get_run_logger",
-                 "Variable", "tags"):
+                 "Variable", "tags", "serve",
+                 "concurrency"):
         doc = getattr(stead, name).__doc__ or ""
         assert "Example" in doc, f"stead.{name} has no example in its docstring"
 

@@ -65,6 +65,9 @@ _EXPORTS = {
     "UpstreamFailed": _ERRORS,
     "secret": "stead.secrets.reveal",
     "Variable": "stead.variables",
+    "serve": "stead.deployments.serve",
+    "concurrency": "stead.concurrency",
+    "ConcurrencyTimeout": _ERRORS,
 }
 
 __all__ = [
@@ -72,6 +75,7 @@ __all__ = [
     "TASK_SOURCE",
     "CacheKeyFn",
     "CachePolicy",
+    "ConcurrencyTimeout",
     "ConfigError",
     "FakeClock",
     "Flow",
@@ -98,6 +102,7 @@ __all__ = [
     "UpstreamFailed",
     "Variable",
     "as_completed",
+    "concurrency",
     "exponential_backoff",
     "flow",
     "get_logger",
@@ -106,6 +111,7 @@ __all__ = [
     "in_flow",
     "now",
     "secret",
+    "serve",
     "step_idempotency_key",
     "tags",
     "task",
@@ -131,6 +137,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
+    from stead.concurrency import concurrency
     from stead.core.caching import INPUTS, TASK_SOURCE, CacheKeyFn, CachePolicy, Inputs
     from stead.core.clock import FakeClock, SystemClock
     from stead.core.console import get_logger
@@ -144,7 +151,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from stead.core.states import State
     from stead.core.tags import tags
     from stead.core.task import Task, task
+    from stead.deployments.serve import serve
     from stead.errors import (
+        ConcurrencyTimeout,
         ConfigError,
         FlowRunFailed,
         FlowRunStopped,

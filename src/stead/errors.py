@@ -171,3 +171,18 @@ class InvalidVariable(SteadError, ValueError):
 class VariableExists(SteadError, ValueError):
     """A variable of that name exists and the write did not ask to replace it: pass
     `overwrite=True` (`stead variables set NAME VALUE --overwrite`)."""
+
+
+class ConcurrencyTimeout(SteadError, TimeoutError):
+    """`stead.concurrency(...)` could not take its slots of a limit within `timeout_seconds`
+    (a `TimeoutError`, as Prefect raises); `names` and `occupy` say which and how many."""
+
+    def __init__(self, message: str, *, names: list[str], occupy: int) -> None:
+        super().__init__(message)
+        self.names = names
+        self.occupy = occupy
+
+
+class LimitNotFound(SteadError):
+    """`stead.concurrency(..., strict=True)` names a limit that does not exist (create it
+    with `stead limits set NAME --concurrency N`)."""

@@ -309,6 +309,42 @@ class Flow(FlowHookDecorators, Generic[P, R]):
         run = Execution(self, bound, run_id, explicit_resume=True, force=force)
         return run.run_async() if self.is_async else run.run_sync()  # type: ignore[return-value]
 
+    # -- serving (stead/deployments/serve.py) ----------------------------------------------
+    # The engine must not import deployments (schedules, the worker) when it loads: these
+    # thin methods import stead.deployments.serve when called.
+    def to_deployment(self, name: str | None = None, **options: Any) -> Any:
+        """A deployment of this flow for `stead.serve(...)`; the options are those of
+        `serve` except limit, pause_on_shutdown and print_starting_message.
+
+        Example:
+            >>> stead.serve(etl.to_deployment("nightly", cron="0 2 * * *"),
+            ...             etl.to_deployment("hourly-eu", interval=3600,
+            ...                               parameters={"region": "eu"}))
+        """
+        from stead.deployments.serve import to_deployment
+
+        return to_deployment(self, name, **options)
+
+    def serve(self, name: str | None = None, *, limit: int | None = None,
+              pause_on_shutdown: bool = True, print_starting_message: bool = True,
+              **options: Any) -> None:
+        """Deploy this flow as `name` (default: the flow's name) and execute its runs in
+        this process until Ctrl-C or SIGTERM: its scheduled runs and those asked for with
+        `stead deployments run NAME`. Options: cron, interval (seconds or timedelta), rrule
+        (each a value or a list; one kind at a time), schedules (Schedule objects),
+        timezone, parameters, tags, description, queue (default: the name), paused, missed,
+        global_limit; `limit` caps runs at once (default 4). See docs/guide/deployments.md.
+
+        Example:
+            >>> if __name__ == "__main__":
+            ...     report.serve("nightly", cron="0 2 * * *", parameters={"region": "eu"})
+        """
+        from stead.deployments.serve import serve, to_deployment
+
+        _refuse_while_loading(self, "a serve")  # (stead.serve() refuses it too)
+        serve(to_deployment(self, name, **options), limit=limit,
+              pause_on_shutdown=pause_on_shutdown, print_starting_message=print_starting_message)
+
 
 @overload
 def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...

@@ -24,23 +24,55 @@ MAX_POLL_S = 0.5  # longest wait between two asks for a concurrency slot
 def tag_slots(ctx: RunContext, tags: tuple[str, ...], holder: str) -> Iterator[None]:
     """Hold one slot of every limit among `tags` for the duration of the block."""
     store = ctx.store
-    lease = get_settings().lease_seconds
-    delay = 0.01
-    while True:
-        grant = store.take_slots(list(tags), holder, time.time(), lease)
-        if grant.granted:
-            break
-        time.sleep(min(grant.wait, MAX_POLL_S) if grant.wait > 0.05 else delay)
-        delay = min(delay * 2, MAX_POLL_S)
-    if not grant.ids:
+    ids = take_waiting(store, list(tags), holder)
+    assert ids is not None  # no deadline: it waits until granted
+    if not ids:
         yield
         return
-    _KEEPER.hold(store, grant.ids, lease)
+    hold(store, ids)
     try:
         yield
     finally:
-        _KEEPER.drop(grant.ids)
-        store.release_slots(grant.ids)
+        give_back(store, ids)
+
+
+def take_waiting(store: Store, names: list[str], holder: str, occupy: int = 1,
+                 deadline: float | None = None) -> list[int] | None:
+    """Take `occupy` slots of every limit among `names` (all or none), asking again until
+    granted; the slot ids (empty: none of them is limited), or None once `deadline`
+    (`time.monotonic()`) passed first."""
+    lease = get_settings().lease_seconds
+    delay = 0.01
+    while True:
+        grant = store.take_slots(names, holder, time.time(), lease, occupy=occupy)
+        if grant.granted:
+            return grant.ids
+        pause = next_pause(grant.wait, delay)
+        delay = min(delay * 2, MAX_POLL_S)
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            pause = min(pause, left)
+        time.sleep(pause)
+
+
+def next_pause(wait: float, delay: float) -> float:
+    """How long to wait before asking again: the store's hint (a rate slot's expiry), else
+    a backoff of `delay`, never more than MAX_POLL_S."""
+    return min(wait, MAX_POLL_S) if wait > 0.05 else delay
+
+
+def hold(store: Store, ids: list[int]) -> None:
+    """Keep the concurrency slots `ids` renewed (by this process's keeper thread) until
+    `give_back`."""
+    _KEEPER.hold(store, ids, get_settings().lease_seconds)
+
+
+def give_back(store: Store, ids: list[int]) -> None:
+    """Stop renewing the slots `ids` and release them (rate slots run out by themselves)."""
+    _KEEPER.drop(ids)
+    store.release_slots(ids)
 
 
 class _SlotKeeper:

@@ -28,6 +28,7 @@ daylight-saving change and through outages.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -66,8 +67,12 @@ def scheduled_run_id(deployment: str, fire_at: float) -> str:
 
 
 def tick(store: Store, now: float, *, ahead_s: float = AHEAD_S, ahead_runs: int = AHEAD_RUNS,
-         grace_s: float = GRACE_S, missed_after_s: float = MISSED_AFTER_S) -> TickReport:
+         grace_s: float = GRACE_S, missed_after_s: float = MISSED_AFTER_S,
+         deployments: Collection[str] | None = None) -> TickReport:
     """One round of the scheduler at time `now` (Unix seconds).
+
+    `deployments` limits the runs created to those deployments' schedules (a served flow's
+    process schedules only its own); due runs are promoted, skipped and marked Late for all.
 
     Example (the scheduler of `stead scheduler start`, one round):
         >>> report = tick(store, time.time())
@@ -76,6 +81,8 @@ def tick(store: Store, now: float, *, ahead_s: float = AHEAD_S, ahead_runs: int 
     report = TickReport()
     for sched in store.list_schedules():
         if not sched.active or sched.id is None:
+            continue
+        if deployments is not None and sched.deployment not in deployments:
             continue
         try:
             schedule = Schedule.from_json(sched.schedule)

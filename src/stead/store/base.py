@@ -430,9 +430,10 @@ class Store(Protocol):
         ...
 
     def take_slots(self, names: list[str], holder: str, now: float,
-                   lease_s: float) -> SlotGrant:
-        """Take one slot of every limit among `names` at once, or none: returns the slot ids,
-        or how long to wait before asking again. Tags without a limit need no slot.
+                   lease_s: float, occupy: int = 1) -> SlotGrant:
+        """Take `occupy` slots (default one) of every limit among `names` at once, or none:
+        returns the slot ids, or how long to wait before asking again. Tags without a limit
+        need no slot.
         Concurrency slots expire lease_s seconds after they were taken unless renewed (a dead
         holder's slot is freed); rate slots expire one period after they were taken; both on
         the database's clock (`now` stamps acquired_at only)."""

@@ -42,9 +42,9 @@ def list_limits(conn: Any, d: Dialect) -> list[Limit]:
 
 
 def take_slots(conn: Any, d: Dialect, names: list[str], holder: str, now: float,
-               lease_s: float) -> SlotGrant:
+               lease_s: float, occupy: int = 1) -> SlotGrant:
     """See Store.take_slots. Runs inside one write transaction."""
-    if not names:
+    if not names or occupy < 1:
         return SlotGrant([])
     p, marks = d.p, d.marks(len(names))
     # Locking the limit rows makes concurrent takers of the same tags count one at a time.
@@ -65,14 +65,14 @@ def take_slots(conn: Any, d: Dialect, names: list[str], holder: str, now: float,
     for lim in limits:
         if lim.concurrency is not None:
             count, _ = counts.get((lim.name, "concurrency"), (0, None))
-            if count >= lim.concurrency:
+            if count + occupy > lim.concurrency:
                 wait = max(wait, CONCURRENCY_RETRY_S)
-            wanted.append((lim.name, "concurrency", db_now + lease_s))
+            wanted += [(lim.name, "concurrency", db_now + lease_s)] * occupy
         if lim.rate is not None and lim.period:
             count, first = counts.get((lim.name, "rate"), (0, None))
-            if count >= lim.rate:
-                wait = max(wait, first - db_now)
-            wanted.append((lim.name, "rate", db_now + lim.period))
+            if count + occupy > lim.rate:
+                wait = max(wait, CONCURRENCY_RETRY_S if first is None else first - db_now)
+            wanted += [(lim.name, "rate", db_now + lim.period)] * occupy
     if wait > 0:
         return SlotGrant([], wait)
     ids = []

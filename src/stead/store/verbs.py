@@ -79,9 +79,9 @@ class QueueVerbs:
         return self._read(slots.list_limits)  # type: ignore[no-any-return]
 
     def take_slots(self, names: list[str], holder: str, now: float,
-                   lease_s: float) -> SlotGrant:
+                   lease_s: float, occupy: int = 1) -> SlotGrant:
         return self._write(slots.take_slots, names, holder, now,  # type: ignore[no-any-return]
-                           lease_s)
+                           lease_s, occupy)
 
     def renew_slots(self, ids: list[int], lease_s: float) -> None:
         self._write(slots.renew_slots, ids, lease_s)
