@@ -76,3 +76,19 @@ def test_importing_stead_loads_no_web_cli_or_migration_code() -> None:
                               capture_output=True, text=True, check=True).stdout.strip()
     added = set(filter(None, out.split(","))) - set(filter(None, baseline.split(",")))
     assert added == set(), f"import stead pulled in {sorted(added)}"
+
+
+def test_prefects_module_names_are_attributes_of_stead() -> None:
+    """`import stead` then `stead.runtime.flow_run.id`, as Prefect users write it."""
+    import subprocess
+    import sys
+
+    code = ("import stead\n"
+            "assert stead.runtime.flow_run.id is None\n"
+            "assert stead.states.Completed(data=1).result() == 1\n"
+            "assert callable(stead.futures.wait) and stead.task_runners.ThreadPoolTaskRunner\n"
+            "assert stead.cache_policies.INPUTS is stead.INPUTS\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False)
+    assert out.stdout.strip() == "ok", out.stderr

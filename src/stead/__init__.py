@@ -121,12 +121,20 @@ __all__ = [
 ]
 
 
+# Modules named as Prefect's are (`prefect.runtime.flow_run.id`): `import stead` then
+# `stead.runtime.flow_run.id` works, as after `import stead.runtime`.
+_MODULES = frozenset({"cache_policies", "futures", "logging", "runtime", "states",
+                      "task_runners", "variables"})
+
+
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _MODULES:
+        return importlib.import_module(f"stead.{name}")  # it sets the attribute itself
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'stead' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # the next access is a plain attribute
     return value
