@@ -80,9 +80,6 @@ def test_importing_stead_loads_no_web_cli_or_migration_code() -> None:
 
 def test_prefects_module_names_are_attributes_of_stead() -> None:
     """`import stead` then `stead.runtime.flow_run.id`, as Prefect users write it."""
-    import subprocess
-    import sys
-
     code = ("import stead\n"
             "assert stead.runtime.flow_run.id is None\n"
             "assert stead.states.Completed(data=1).result() == 1\n"
