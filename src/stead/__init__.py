@@ -123,8 +123,8 @@ __all__ = [
 
 # Modules named as Prefect's are (`prefect.runtime.flow_run.id`): `import stead` then
 # `stead.runtime.flow_run.id` works, as after `import stead.runtime`.
-_MODULES = frozenset({"cache_policies", "futures", "logging", "runtime", "states",
-                      "task_runners", "variables"})
+_MODULES = frozenset({"cache_policies", "flows", "futures", "logging", "runtime", "states",
+                      "task_runners", "tasks", "variables"})
 
 
 def __getattr__(name: str) -> Any:
