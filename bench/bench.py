@@ -158,7 +158,8 @@ def rss_mb():
 
 from stead.core.runtime import store_for
 
-payload.map([0])                            # warm imports outside any flow
+import stead.core.dispatch                   # warm the imports .map() needs (a task called
+                                            # outside a flow would record a run of its own)
 store_for()                                 # create the database (migrations) beforehand
 if sys.argv[2] == "trace":                  # Python objects still alive after the flow
     tracemalloc.start()
