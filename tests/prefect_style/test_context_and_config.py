@@ -218,9 +218,9 @@ def test_concurrency_timeout() -> None:
     from stead.concurrency.sync import concurrency
 
     store_for().set_limit(Limit("gpu", concurrency=1))
-    with concurrency("gpu", occupy=1), pytest.raises(TimeoutError):
-        with concurrency("gpu", occupy=1, timeout_seconds=0.2):
-            pass
+    with concurrency("gpu", occupy=1), pytest.raises(TimeoutError), \
+            concurrency("gpu", occupy=1, timeout_seconds=0.2):
+        pass
 
 
 @unchanged
