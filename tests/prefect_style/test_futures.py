@@ -127,6 +127,31 @@ def test_future_as_an_argument() -> None:
 
 
 @unchanged
+def test_future_passed_to_a_direct_call_and_a_subflow() -> None:
+    """A future given to a plain task call or to a subflow is waited for: they get its value."""
+    from stead import flow, task
+
+    @task
+    def fetch() -> int:
+        return 20
+
+    @task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @flow
+    def child(n: int) -> int:
+        return n + 2
+
+    @flow
+    def parent() -> tuple[int, int]:
+        fetched = fetch.submit()
+        return add(fetched, 1), child(fetched)
+
+    assert parent() == (21, 22)
+
+
+@unchanged
 def test_wait_returns_done_and_not_done() -> None:
     """prefect.futures.wait(futures, timeout) returns the (done, not_done) pair."""
     from stead import flow, task
