@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stead import flow, task
+from stead import UpstreamFailed, flow, task
 from stead.store.base import RunFilter, Store
 
 ran: list[str] = []
@@ -66,3 +66,42 @@ def test_a_failed_future_raises_at_the_call_and_the_task_does_not_run(store: Sto
 
     with pytest.raises(ValueError, match="negative -3"):
         careless()
+
+
+def test_allow_failure_runs_the_task_with_the_exception_and_replays_the_same(
+        store: Store) -> None:
+    from stead import allow_failure
+
+    ran.clear()
+
+    @task
+    def describe(value: object) -> str:
+        ran.append("describe")
+        return type(value).__name__
+
+    @flow
+    def tolerant() -> list[str]:
+        bad, good = source.submit(-1), source.submit(4)
+        after = double.submit(wait_for=[allow_failure(bad)], x=1)
+        return [describe.submit(allow_failure(bad)).result(), describe(allow_failure(good)),
+                str(after.result())]
+
+    assert tolerant.with_options(run_id="allowed-1")() == ["ValueError", "int", "2"]
+    assert store.get_run("allowed-1").state == "Completed"   # the allowed failure is handled
+    assert sorted(ran) == ["describe", "describe", "double"]
+    # Called again with the same id: every step comes from the record, nothing runs again.
+    assert tolerant.with_options(run_id="allowed-1")() == ["ValueError", "int", "2"]
+    assert sorted(ran) == ["describe", "describe", "double"]
+
+
+def test_allow_failure_outside_a_flow(store: Store) -> None:
+    from stead import allow_failure
+
+    @task
+    def describe(value: object) -> str:
+        return type(value).__name__
+
+    bad = source.submit(-1)
+    assert describe.submit(allow_failure(bad)).result() == "ValueError"
+    with pytest.raises(UpstreamFailed, match="did not run"):
+        describe.submit(bad).result()

@@ -8,16 +8,11 @@ import time
 import pytest
 
 from stead import task
-from tests.prefect_style.registry import Difference, differs, unchanged
+from stead.core.runtime import store_for
+from stead.store.base import RunFilter
+from tests.prefect_style.registry import Difference, unchanged
 
-DIFFERENCES = [
-    Difference("allow_failure",
-               "`from prefect import allow_failure` has no Stead equivalent yet: a task whose "
-               "input (or wait_for) future failed never runs and ends UpstreamFailed",
-               "not yet: a gap to close (it needs replay rules for inputs that failed); "
-               "until then catch the failure with result(raise_on_failure=False) and pass "
-               "the value on"),
-]
+DIFFERENCES: list[Difference] = []
 
 
 @task
@@ -251,32 +246,57 @@ def test_failed_future_result_raises() -> None:
     assert parsing() == [1, "ValueError"]
 
 
-@differs
+@unchanged
 def test_allow_failure() -> None:
-    import stead
-    from stead import UpstreamFailed, flow, task
+    """allow_failure(future): the downstream task runs even though its upstream failed."""
+    from stead import allow_failure, flow, task
 
-    assert not hasattr(stead, "allow_failure")
+    @task
+    def extract() -> list[int]:
+        raise ConnectionError("source down")
+
+    @task
+    def cleanup() -> str:
+        return "cleaned"
+
+    @task
+    def report(data: object) -> str:
+        return f"extract gave {type(data).__name__}"
+
+    @flow
+    def etl() -> tuple[str, str]:
+        data = extract.submit()
+        done = cleanup.submit(wait_for=[allow_failure(data)])
+        seen = report.submit(allow_failure(data))
+        return done.result(), seen.result()
+
+    assert etl() == ("cleaned", "extract gave ConnectionError")
+    [run] = store_for().list_runs(RunFilter(flow_name="etl"))
+    assert run.state == "Completed"   # the failure was allowed, and not returned
+
+
+@unchanged
+def test_without_allow_failure_the_downstream_task_does_not_run() -> None:
+    """A task whose upstream failed does not run (Prefect: NotReady; Stead: UpstreamFailed)."""
+    from stead import flow, task
+
+    cleaned = []
 
     @task
     def extract() -> int:
         raise ConnectionError("source down")
 
-    cleaned = []
-
     @task
-    def cleanup() -> str:
+    def cleanup() -> None:
         cleaned.append(1)
-        return "cleaned"
 
     @flow
     def etl() -> str:
         data = extract.submit()
         done = cleanup.submit(wait_for=[data])
-        data.result(raise_on_failure=False)   # handled: the flow looked at it
-        with pytest.raises(UpstreamFailed):
-            done.result()
-        return "cleanup skipped"
+        done.wait()
+        data.wait()
+        return "failed" if done.state.is_failed() and data.state.is_failed() else "ran"
 
-    assert etl() == "cleanup skipped"
+    assert etl() == "failed"
     assert cleaned == []

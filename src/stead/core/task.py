@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core.context import RunContext, current_frame, current_run
-from stead.core.futures import StepFuture
+from stead.core.futures import StepFuture, allow_failure
 from stead.core.hooks import (
     TASK_HOOKS,
     HookSpec,
@@ -43,7 +43,7 @@ SERIALIZERS = ("json", "pickle")
 def _has_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Whether a call's arguments hold futures (directly, or in a list or tuple)."""
     for value in (*args, *kwargs.values()):
-        if isinstance(value, StepFuture):
+        if isinstance(value, StepFuture | allow_failure):
             return True
         if isinstance(value, list | tuple) and any(isinstance(v, StepFuture) for v in value):
             return True
@@ -217,7 +217,7 @@ class Task(TaskHookDecorators, Generic[P, R]):
                 self, ctx, step, args, kwargs, self.fn, self.timeout))
         return run_attempts(self, ctx, step, args, kwargs, self.fn, self.timeout)
 
-    def submit(self, *args: P.args, wait_for: Iterable[StepFuture[Any]] = (),
+    def submit(self, *args: P.args, wait_for: Iterable[StepFuture[Any] | allow_failure[Any]] = (),
                **kwargs: P.kwargs) -> StepFuture[R]:
         """Start the task concurrently and return a future of its result.
 
@@ -242,7 +242,7 @@ class Task(TaskHookDecorators, Generic[P, R]):
             return future.state  # type: ignore[return-value]
         return submit_call(self, args, kwargs, tuple(wait_for))
 
-    def map(self, *args: Any, wait_for: Iterable[StepFuture[Any]] = (),
+    def map(self, *args: Any, wait_for: Iterable[StepFuture[Any] | allow_failure[Any]] = (),
             **kwargs: Any) -> StepFutureList[R]:
         """Submit one call per item of the iterable arguments; return their futures in order,
         as a list with ``.result()`` (every result) and ``.wait(timeout)``.
