@@ -415,3 +415,52 @@ def test_task_fn_for_unit_tests() -> None:
 
     assert add.fn(1, 2) == 3
     assert runs("add") == []
+
+
+class Forecast(BaseModel):
+    """A task's result type: pydantic models round-trip through the recorded result."""
+
+    city: str
+    highs: list[float]
+
+
+@unchanged
+def test_pydantic_results() -> None:
+    """A task returning a pydantic model: the flow gets the model; a resumed run too."""
+    from stead import flow, task
+
+    @task
+    def fetch(city: str) -> Forecast:
+        return Forecast(city=city, highs=[21.5, 23.0])
+
+    @flow
+    def weather(city: str) -> float:
+        forecast = fetch(city)
+        assert isinstance(forecast, Forecast)
+        return max(forecast.highs)
+
+    assert weather.with_options(run_id="weather-1")("Lisbon") == 23.0
+    assert weather.with_options(run_id="weather-1")("Lisbon") == 23.0   # from the record
+
+
+@unchanged
+def test_retried_flow_with_a_subflow() -> None:
+    """A parent flow retried after its subflow completed: the retry finishes the work."""
+    from stead import flow
+
+    attempts = []
+
+    @flow
+    def load() -> int:
+        return 10
+
+    @flow(retries=1, retry_delay_seconds=0)
+    def parent() -> int:
+        value = load()
+        attempts.append(value)
+        if len(attempts) == 1:
+            raise RuntimeError("flaky after the subflow")
+        return value * 2
+
+    assert parent() == 20
+    assert attempts == [10, 10]

@@ -56,6 +56,41 @@ def test_map_with_unmapped() -> None:
 
 
 @unchanged
+def test_map_with_keyword_iterables() -> None:
+    """map() zips keyword iterables too; unmapped() keeps a keyword constant."""
+    from stead import flow, task, unmapped
+
+    @task
+    def label(item: str, index: int, prefix: str) -> str:
+        return f"{prefix}{index}:{item}"
+
+    @flow
+    def labels() -> list[str]:
+        return label.map(item=["a", "b"], index=[1, 2], prefix=unmapped("#")).result()
+
+    assert labels() == ["#1:a", "#2:b"]
+
+
+@unchanged
+def test_async_task_map_in_an_async_flow() -> None:
+    """An async task's .map() in an async flow: futures whose results are the values."""
+    import asyncio
+
+    from stead import flow, task
+
+    @task
+    async def bump(x: int) -> int:
+        await asyncio.sleep(0)
+        return x + 1
+
+    @flow
+    async def bumps() -> list[int]:
+        return bump.map([1, 2, 3]).result()
+
+    assert asyncio.run(bumps()) == [2, 3, 4]
+
+
+@unchanged
 def test_map_over_futures() -> None:
     """Mapping over the futures of an earlier map waits for each one."""
     from stead import flow, task

@@ -14,6 +14,11 @@ DIFFERENCES = [
                "value is Failed with the task's error",
                "Prefect reports such a run Completed; Stead will not let a failure nobody "
                "handled pass silently (reading the future in any way handles it)"),
+    Difference("cached_state_name",
+               "a cache hit returned with return_state=True is named Completed; Prefect names "
+               "it Cached (type COMPLETED). The step is recorded Cached, which `stead runs "
+               "show` lists",
+               "not yet: the state value of a call does not carry the cache hit (a gap)"),
     Difference("crashed_state_is_final",
                "a Crashed state is not final (state.is_final() is False)",
                "Stead resumes a crashed run from its last finished step, so Crashed is a "
@@ -303,3 +308,23 @@ def test_crashed_state_is_final() -> None:
 
     assert Completed().is_final() and Failed().is_final()
     assert not Crashed().is_final()
+
+
+@differs
+def test_cached_state_name() -> None:
+    from stead import flow, task
+    from stead.cache_policies import INPUTS
+
+    @task(cache_policy=INPUTS)
+    def square(x: int) -> int:
+        return x * x
+
+    @flow
+    def twice() -> list:
+        states = [square(3, return_state=True) for _ in range(2)]
+        return [(s.name, s.is_completed(), s.result()) for s in states]
+
+    assert twice() == [("Completed", True, 9),
+                       ("Completed", True, 9)]       # Prefect: ("Cached", True, 9) second
+    [run] = runs("twice")
+    assert [s.state for s in store_for().load_steps(run.id).values()] == ["Completed", "Cached"]
