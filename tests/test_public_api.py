@@ -22,6 +22,7 @@ EXPECTED = {
     "tags",
     "Variable",
     "serve", "concurrency", "ConcurrencyTimeout",
+    "allow_failure",
 }
 
 

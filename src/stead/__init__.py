@@ -36,6 +36,7 @@ _EXPORTS = {
     "flow": "stead.core.flow",
     "StepFuture": "stead.core.futures",
     "StepFutureList": "stead.core.futures",
+    "allow_failure": "stead.core.futures",
     "as_completed": "stead.core.futures",
     "unmapped": "stead.core.futures",
     "wait": "stead.core.futures",
@@ -101,6 +102,7 @@ __all__ = [
     "ThreadPoolTaskRunner",
     "UpstreamFailed",
     "Variable",
+    "allow_failure",
     "as_completed",
     "concurrency",
     "exponential_backoff",
@@ -151,7 +153,14 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from stead.core.console import get_logger
     from stead.core.context import in_flow, step_idempotency_key
     from stead.core.flow import Flow, flow
-    from stead.core.futures import StepFuture, StepFutureList, as_completed, unmapped, wait
+    from stead.core.futures import (
+        StepFuture,
+        StepFutureList,
+        allow_failure,
+        as_completed,
+        unmapped,
+        wait,
+    )
     from stead.core.handles import RunHandle, get_run
     from stead.core.recorded import now, uuid
     from stead.core.retries import exponential_backoff

@@ -189,7 +189,11 @@ class TaskRunInfo:
     @property
     def parameters(self) -> dict[str, Any]:
         step = self._step()
-        return {} if step is None else _decoded(step.params)
+        if step is None:
+            return {}
+        if isinstance(step.params, dict):  # a call being named: its bound arguments
+            return dict(step.params)
+        return _decoded(step.params)
 
     @property
     def run_count(self) -> int:

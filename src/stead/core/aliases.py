@@ -77,6 +77,13 @@ def stead_names(kind: str, owner: str, options: dict[str, Any],
         elif alias == "persist_result":
             if value is not None and not isinstance(value, bool):
                 raise ConfigError(f"{where}: persist_result must be True or False, got {value!r}")
+            if (value and kind == "task" and current.get("cache_policy") is None
+                    and "cache_key_fn" not in options):
+                # Prefect: persisting a task's results turns on its DEFAULT cache policy
+                # (inputs + source + run id), so a repeated call in one run is Cached.
+                from stead.core.caching import INPUTS, RUN_ID, TASK_SOURCE
+
+                out["cache_policy"] = INPUTS + TASK_SOURCE + RUN_ID
         elif alias == "retry_condition_fn":
             if not callable(value):
                 raise ConfigError(f"{where}: retry_condition_fn must be a function(task, "

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from stead.core import console
 from stead.core.batching import unbatched
 from stead.core.context import RunContext, current_run
-from stead.core.futures import StepFuture, StepFutureList, unmapped
+from stead.core.futures import StepFuture, StepFutureList, allow_failure, unmapped
 from stead.core.naming import task_run_name
 from stead.core.runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from stead.core.serialization import decode
@@ -69,9 +69,10 @@ class Dispatcher:
 
     # -- submission ----------------------------------------------------------------------
     def submit(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-               wait_for: tuple[StepFuture[Any], ...]) -> StepFuture[Any]:
+               wait_for: tuple[Any, ...]) -> StepFuture[Any]:
         ctx = self.ctx
-        deps = [*_futures_in(args), *_futures_in(kwargs.values()), *wait_for]
+        deps = [*_futures_in(args), *_futures_in(kwargs.values()), *_futures_in(wait_for)]
+        allowed = allowed_to_fail([*args, *kwargs.values(), *wait_for])
         shown_args = tuple(_ref(a) for a in args)
         shown_kwargs = {k: _ref(v) for k, v in kwargs.items()}
         step = Step(ctx, task.name, "task",
@@ -102,18 +103,22 @@ class Dispatcher:
             self._outstanding += 1
         context = contextvars.copy_context()
         start = lambda: self.workers.submit(  # noqa: E731 - a deferred start
-            context.run, self._execute, task, step, future, args, kwargs, deps)
+            context.run, self._execute, task, step, future, args, kwargs, deps, allowed)
         _when_all_done(deps, start)
         return future
 
     def _execute(self, task: Task[Any, Any], step: Step, future: StepFuture[Any],
                  args: tuple[Any, ...], kwargs: dict[str, Any],
-                 deps: list[StepFuture[Any]]) -> None:
+                 deps: list[StepFuture[Any]], allowed: set[int]) -> None:
         try:
-            failed = next((d for d in deps if d._error is not None), None)
+            failed = next((d for d in deps if d._error is not None and id(d) not in allowed),
+                          None)
             if failed is not None:
                 self._skip(step, failed)
                 return
+            for dep in deps:
+                if id(dep) in allowed:
+                    dep._used = True  # allow_failure: its failure is handled by this task
             args = tuple(_resolve(a) for a in args)
             kwargs = {k: _resolve(v) for k, v in kwargs.items()}
             if task.task_run_name is not None:  # named from the resolved arguments
@@ -279,7 +284,7 @@ def dispatcher_for(ctx: RunContext) -> Dispatcher:
 
 
 def submit_call(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                wait_for: tuple[StepFuture[Any], ...]) -> StepFuture[Any]:
+                wait_for: tuple[Any, ...]) -> StepFuture[Any]:
     ctx = current_run.get()
     if ctx is None:  # outside a flow: a standalone task run in a background thread
         from stead.core.standalone import submit_standalone
@@ -292,7 +297,7 @@ _NOT_MAPPED = (str, bytes, bytearray, dict, unmapped, StepFuture)
 
 
 def map_calls(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-              wait_for: tuple[StepFuture[Any], ...]) -> StepFutureList[Any]:
+              wait_for: tuple[Any, ...]) -> StepFutureList[Any]:
     def is_mapped(value: Any) -> bool:
         return not isinstance(value, _NOT_MAPPED) and isinstance(value, Iterable)
 
@@ -326,6 +331,8 @@ def map_calls(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any
 def _futures_in(values: Iterable[Any]) -> list[StepFuture[Any]]:
     found = []
     for value in values:
+        if isinstance(value, allow_failure):
+            value = value.value
         if isinstance(value, StepFuture):
             found.append(value)
         elif isinstance(value, list | tuple):
@@ -333,8 +340,15 @@ def _futures_in(values: Iterable[Any]) -> list[StepFuture[Any]]:
     return found
 
 
+def allowed_to_fail(values: Iterable[Any]) -> set[int]:
+    """The ids of the futures among `values` wrapped in `allow_failure`."""
+    return {id(f) for v in values if isinstance(v, allow_failure) for f in _futures_in([v])}
+
+
 def _ref(value: Any) -> Any:
     """How a future argument is recorded in the parameters: a reference to its step."""
+    if isinstance(value, allow_failure):
+        return _ref(value.value)
     if isinstance(value, StepFuture):
         return {"$step": value.key}
     if isinstance(value, list | tuple) and any(isinstance(v, StepFuture) for v in value):
@@ -342,11 +356,13 @@ def _ref(value: Any) -> Any:
     return value
 
 
-def _resolve(value: Any) -> Any:
+def _resolve(value: Any, raise_on_failure: bool = True) -> Any:
+    if isinstance(value, allow_failure):  # a failure is passed on as its exception
+        return _resolve(value.value, raise_on_failure=False)
     if isinstance(value, StepFuture):
-        return value.result()
+        return value.result(raise_on_failure=raise_on_failure)
     if isinstance(value, list | tuple) and any(isinstance(v, StepFuture) for v in value):
-        return _plain_type(value)(_resolve(v) for v in value)
+        return _plain_type(value)(_resolve(v, raise_on_failure) for v in value)
     return value
 
 

@@ -24,7 +24,7 @@ from stead.core.retries import DelaySpec, RetryOn, RetryPolicy
 from stead.core.runners import TaskRunner
 from stead.core.runtime import store_for
 from stead.core.serialization import decode, recorded_module_name
-from stead.core.task import positional_names
+from stead.core.task import _has_futures, positional_names
 from stead.core.typecheck import ParameterTypes
 from stead.errors import ConfigError, ParameterError
 from stead.settings import get_settings
@@ -225,6 +225,12 @@ class Flow(FlowHookDecorators, Generic[P, R]):
             raise ParameterError(f"flow '{self.name}' was called with wrong arguments: {exc}. "
                                  f"It takes {self.name}{self.signature}.") from None
         bound.apply_defaults()
+        if _has_futures(bound.args, bound.kwargs):  # a subflow given futures: their values
+            from stead.core.dispatch import _resolve
+
+            bound.arguments = {k: {kk: _resolve(vv) for kk, vv in v.items()}
+                               if isinstance(v, dict) else _resolve(v)
+                               for k, v in bound.arguments.items()}
         if self.validate_parameters:  # the same pydantic rules as a deployment
             self.parameter_types.check(bound.arguments)
         run = Execution(self, bound, self.run_id, explicit_resume=False)

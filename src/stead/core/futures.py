@@ -163,6 +163,25 @@ class unmapped(Generic[T]):
         self.value = value
 
 
+class allow_failure(Generic[T]):  # Prefect's name, used like a function
+    """Let a task run even if this input (a future, or a list of them) failed.
+
+    Wrap a future passed as an argument, or listed in ``wait_for=``: the task waits for it
+    as usual, but runs when it failed, and the argument is then the failure's exception
+    (the value, when it succeeded). Wrapping a failed future handles its failure: it does
+    not fail the flow by itself.
+
+    Example:
+        >>> data = extract.submit()
+        >>> cleanup.submit(wait_for=[allow_failure(data)])   # runs whatever extract did
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+
 class StepFutureList(list[StepFuture[T]]):
     """The futures of a ``.map()``, in call order: a list, with `result()` and `wait()`.
 

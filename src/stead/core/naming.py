@@ -192,8 +192,30 @@ def task_run_name(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> s
         arguments = task.bind_arguments(args, kwargs)
     except TypeError:  # the call itself is wrong: calling the body raises that, unnamed
         return None
-    rendered: str = task.run_namer.render(arguments)
+    # While the name is made, `stead.runtime.task_run` answers for this call (its task name
+    # and parameters), as Prefect's documented naming functions expect.
+    from stead.core.context import current_frame
+
+    token = current_frame.set(NamingCall(task.name, arguments))  # type: ignore[arg-type]
+    try:
+        rendered: str = task.run_namer.render(arguments)
+    finally:
+        current_frame.reset(token)
     return rendered
+
+
+class NamingCall:
+    """The task call being named: what `stead.runtime.task_run` reads before its step exists
+    (no id, no attempt yet; `params` is the dict of bound arguments)."""
+
+    __slots__ = ("name", "params")
+    key = None
+    run_name = None
+    attempts = 0
+
+    def __init__(self, name: str, params: dict[str, Any]) -> None:
+        self.name = name
+        self.params = params
 
 
 def flow_run_name(flow: Any, arguments: dict[str, Any]) -> str | None:

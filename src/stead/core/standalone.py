@@ -334,7 +334,7 @@ _pool_lock = threading.Lock()
 
 
 def submit_standalone(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                      wait_for: tuple[StepFuture[Any], ...]) -> StepFuture[Any]:
+                      wait_for: tuple[Any, ...]) -> StepFuture[Any]:
     """Start a standalone task run in a background thread; return its future at once
     (with STEAD_TASKS_OUTSIDE_FLOWS=plain the bare function runs in that thread).
 
@@ -354,13 +354,14 @@ def submit_standalone(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[
 
 
 def _execute(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-             wait_for: tuple[StepFuture[Any], ...], future: StepFuture[Any]) -> None:
-    from stead.core.dispatch import _futures_in, _resolve
+             wait_for: tuple[Any, ...], future: StepFuture[Any]) -> None:
+    from stead.core.dispatch import _futures_in, _resolve, allowed_to_fail
 
     future._set_running()
     try:
-        for dep in [*_futures_in(args), *_futures_in(kwargs.values()), *wait_for]:
-            if dep.exception() is not None:
+        allowed = allowed_to_fail([*args, *kwargs.values(), *wait_for])
+        for dep in [*_futures_in(args), *_futures_in(kwargs.values()), *_futures_in(wait_for)]:
+            if dep.exception() is not None and id(dep) not in allowed:
                 raise UpstreamFailed(f"task '{task.name}' did not run: its input from task "
                                      f"'{dep.name}' failed ({type(dep._error).__name__}: "
                                      f"{dep._error})") from dep._error

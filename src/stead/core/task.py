@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from stead.core.context import RunContext, current_frame, current_run
+from stead.core.futures import StepFuture, allow_failure
 from stead.core.hooks import (
     TASK_HOOKS,
     HookSpec,
@@ -32,11 +33,21 @@ from stead.errors import ConfigError, SerializationError
 
 if TYPE_CHECKING:
     from stead.core.caching import CachePolicy
-    from stead.core.futures import StepFuture, StepFutureList
+    from stead.core.futures import StepFutureList
 
 P = ParamSpec("P")
 R = TypeVar("R")
 SERIALIZERS = ("json", "pickle")
+
+
+def _has_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether a call's arguments hold futures (directly, or in a list or tuple)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, StepFuture | allow_failure):
+            return True
+        if isinstance(value, list | tuple) and any(isinstance(v, StepFuture) for v in value):
+            return True
+    return False
 
 
 def positional_names(fn: Callable[..., Any]) -> tuple[str, ...]:
@@ -179,6 +190,13 @@ class Task(TaskHookDecorators, Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if "return_state" in kwargs and "return_state" not in self.arg_names:
             return _call_for_state(self, args, kwargs)
+        if (args or kwargs) and _has_futures(args, kwargs):
+            # A future passed to a direct call: wait for its value, as a submitted call does
+            # (its failure is raised here, at the call, before this call becomes a step).
+            from stead.core.dispatch import _resolve
+
+            args = tuple(_resolve(a) for a in args)  # type: ignore[assignment]
+            kwargs = {k: _resolve(v) for k, v in kwargs.items()}  # type: ignore[assignment]
         ctx = current_run.get()
         if ctx is None:  # a standalone task run (or a plain call: STEAD_TASKS_OUTSIDE_FLOWS)
             from stead.core.standalone import call_outside_flow
@@ -199,7 +217,7 @@ class Task(TaskHookDecorators, Generic[P, R]):
                 self, ctx, step, args, kwargs, self.fn, self.timeout))
         return run_attempts(self, ctx, step, args, kwargs, self.fn, self.timeout)
 
-    def submit(self, *args: P.args, wait_for: Iterable[StepFuture[Any]] = (),
+    def submit(self, *args: P.args, wait_for: Iterable[StepFuture[Any] | allow_failure[Any]] = (),
                **kwargs: P.kwargs) -> StepFuture[R]:
         """Start the task concurrently and return a future of its result.
 
@@ -224,7 +242,7 @@ class Task(TaskHookDecorators, Generic[P, R]):
             return future.state  # type: ignore[return-value]
         return submit_call(self, args, kwargs, tuple(wait_for))
 
-    def map(self, *args: Any, wait_for: Iterable[StepFuture[Any]] = (),
+    def map(self, *args: Any, wait_for: Iterable[StepFuture[Any] | allow_failure[Any]] = (),
             **kwargs: Any) -> StepFutureList[R]:
         """Submit one call per item of the iterable arguments; return their futures in order,
         as a list with ``.result()`` (every result) and ``.wait(timeout)``.
