@@ -117,7 +117,7 @@ def test_hook_options_are_checked() -> None:
         flow(on_failure="notify")(lambda: None)
     with pytest.raises(ConfigError, match="is not callable"):
         task(on_completion=[print, 3])(lambda: None)
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="unknown option on_crashed="):
         task(on_crashed=print)(lambda: None)  # as in Prefect: crash hooks belong to flows
 
 
