@@ -23,6 +23,7 @@ from stead.store.variables import (
     NAME_RULE,
     VariableRecord,
     check_name,
+    check_tags,
     value_to_json,
 )
 
@@ -108,9 +109,11 @@ def set_variable(name: NameParam, body: SetVariable, response: Response, store: 
                  namespace: NamespaceParam = DEFAULT_NAMESPACE) -> Variable:
     now = time.time()
     try:
+        # Checked here too: a store behind a server (remote) refuses bad text as a transport
+        # error, not as the 422 that says which field.
         record = store.set_variable(  # type: ignore[attr-defined]
-            _valid_name(name), namespace, value_to_json(body.value), body.tags, now,
-            body.overwrite)
+            _valid_name(name), namespace, value_to_json(body.value), check_tags(body.tags),
+            now, body.overwrite)
     except VariableExists as exc:
         raise ApiError(409, str(exc), type="VariableExists") from None
     except InvalidVariable as exc:
