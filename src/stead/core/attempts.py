@@ -13,7 +13,7 @@ from stead.core.hooks import has_hooks, running_hooks
 from stead.core.steps import Step
 from stead.core.tags import call_tags
 from stead.core.timeouts import deadline
-from stead.errors import SerializationError
+from stead.errors import SerializationError, TaskTimeout
 
 if TYPE_CHECKING:
     from stead.core.task import Task
@@ -188,7 +188,5 @@ async def call_async(task: Task[Any, Any], args: Any, kwargs: Any, where: str = 
         async with asyncio.timeout(task.timeout):
             return await task.fn(*args, **kwargs)
     except TimeoutError as exc:
-        from stead.errors import TaskTimeout
-
         raise TaskTimeout(f"task '{task.name}'{where} (limit {task.timeout:g} s) "
                           "timed out") from exc
