@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from stead.core.batching import BatchedStore
 from stead.core.context import RunContext, current_frame
-from stead.core.hooks import has_hooks, running_hooks
+from stead.core.hooks import attempts_with_hooks, has_hooks, running_hooks
 from stead.core.steps import Step
 from stead.core.tags import call_tags
 from stead.core.timeouts import deadline
@@ -63,12 +64,9 @@ async def attempts_async(task: Task[Any, R], ctx: RunContext, step: Step, args: 
         await ctx.clock.asleep(delay)
 
 
-
 def _loop_writer(ctx: RunContext, step: Step) -> Any:
     """Route `step`'s records through group commit, awaited on the running loop (the loop
     never blocks on a commit); None for a batched run, whose store already only queues."""
-    from stead.core.batching import BatchedStore
-
     if isinstance(ctx.store, BatchedStore):
         return None
     import asyncio
@@ -97,8 +95,6 @@ def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, k
                  body: Callable[..., Any], timeout: float | None) -> Any:
     """Run `body` as the attempts of `step`: retries, deadline, and recording of the outcome."""
     if has_hooks(task):  # state change hooks around the attempts (core/hooks.py)
-        from stead.core.hooks import attempts_with_hooks
-
         return attempts_with_hooks(task, step, args, kwargs, body, lambda hooked: _run_attempts(
             task, ctx, step, args, kwargs, hooked, timeout))
     return _run_attempts(task, ctx, step, args, kwargs, body, timeout)
