@@ -45,7 +45,6 @@ class Rule(NamedTuple):
     forwardable: bool
 
 
-
 def parse_rrule(text: str, zone: ZoneInfo, anchor: float | None) -> Rule:
     """The rule in `text` (an optional DTSTART line and one RRULE line) starting at its
     DTSTART or at `anchor`; ConfigError if it cannot be read or never fires."""
