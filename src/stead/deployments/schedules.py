@@ -1,5 +1,6 @@
-"""When a deployment's schedule fires: cron, interval and RRULE arithmetic, and which runs to
-create after an outage (`plan`).
+"""When a deployment's schedule fires: cron, interval and RRULE arithmetic (RRULEs are read
+and counted in deployments/rrules.py), and which runs to create after an outage (`plan`, in
+deployments/planning.py, re-exported here).
 
 Pure: no database and no clock. Every time is Unix seconds (a float) passed in, and every
 answer is Unix seconds, so a scheduler and its tests decide what "now" is.
@@ -49,17 +50,18 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from dateutil.rrule import rrule, rrulestr
 
+from stead.deployments.planning import MISSED_POLICIES as MISSED_POLICIES
+from stead.deployments.planning import plan as plan
+from stead.deployments.rrules import Rule, parse_rrule, rrule_times
 from stead.errors import ConfigError
 
 KINDS = ("cron", "interval", "rrule")
-MISSED_POLICIES = ("all", "latest", "skip")
 
 MIN_INTERVAL = 1.0
 """The shortest interval, in seconds: a schedule is for runs, not for a busy loop."""
@@ -70,29 +72,8 @@ _CRON_ALIASES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "
 _CRON_HELP = ("A cron expression has 5 fields, minute hour day-of-month month day-of-week, "
               "e.g. '30 2 * * *' (02:30 every day) or '*/15 9-17 * * MON-FRI'; "
               "@hourly, @daily, @weekly, @monthly and @yearly work too.")
-_RRULE_HELP = ("Write an RFC 5545 rule, e.g. 'FREQ=WEEKLY;BYDAY=MO,WE;BYHOUR=9', optionally "
-               "after a line 'DTSTART;TZID=Europe/Berlin:20240101T090000'.")
 _TIMEZONE_HELP = ("Use an IANA name, e.g. 'UTC', 'Europe/Berlin' or 'America/New_York' "
                   "(and install the 'tzdata' package where the system has no time zone data).")
-
-# Units by which an RRULE's DTSTART can be moved forward without changing its later times.
-_FREQ_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400,
-                 "WEEKLY": 7 * 86400}
-_FREQ_MONTHS = {"MONTHLY": 1, "YEARLY": 12}
-_DTSTART = re.compile(r"DTSTART(?P<params>(?:;[^:]*)?):(?P<date>\d{8})"
-                      r"(?:T(?P<time>\d{6}))?(?P<utc>Z?)", re.IGNORECASE)
-
-
-class _Rule(NamedTuple):
-    """A parsed RRULE: dateutil's rule, its DTSTART (aware, in the schedule's zone), and how
-    it may be moved forward (`freq`, `interval`; `forwardable` is False with COUNT or
-    BYSETPOS, whose times depend on where the rule starts)."""
-
-    rule: rrule
-    dtstart: datetime
-    freq: str
-    interval: int
-    forwardable: bool
 
 
 @dataclass(frozen=True)
@@ -138,7 +119,7 @@ class Schedule:
             parsed = (seconds, 0.0 if anchor is None else anchor)
         else:
             spec = self.spec.strip()
-            parsed = _parse_rrule(spec, zone, anchor)
+            parsed = parse_rrule(spec, zone, anchor)
         object.__setattr__(self, "spec", spec)
         object.__setattr__(self, "anchor", anchor)
         object.__setattr__(self, "_parsed", parsed)
@@ -242,7 +223,7 @@ class Schedule:
                 return text
             local = datetime.fromtimestamp(anchor, _zone(self.timezone))
             return f"{text} from {local:%Y-%m-%d %H:%M:%S} ({self.timezone})"
-        rule: _Rule = self._parsed
+        rule: Rule = self._parsed
         body = " ".join(line.strip() for line in self.spec.splitlines()
                         if not line.strip().upper().startswith("DTSTART"))
         body = re.sub(r"^RRULE:", "", body.strip(), flags=re.IGNORECASE)
@@ -256,76 +237,7 @@ class Schedule:
         if self.kind == "interval":
             seconds, anchor = self._parsed
             return _interval_times(seconds, anchor, after)
-        return _rrule_times(self._parsed, after)
-
-
-def plan(schedule: Schedule, last: float | None, now: float, ahead: float, missed: str,
-         limit: int = 100, ahead_runs: int | None = None) -> list[float]:
-    """The fire times to create runs for now, oldest first, at most `limit`.
-
-    `last` is the latest fire time already created (None: a new schedule, which never creates
-    runs in the past). Future times in (now, now + ahead] are always included (those after
-    `last`), at most `ahead_runs` future times in all, counting those already created (None:
-    no cap). Past times in (last, now] were missed (an outage): missed="all" keeps them all,
-    oldest first; "latest" keeps only the most recent; "skip" keeps none. Raises ConfigError
-    for an unknown policy, a negative `ahead`, or a `limit` or `ahead_runs` below 1.
-
-    A time already past when it is planned counts as missed, so plan at least one planning
-    period ahead; or, until a schedule's first run is created, pass the time it became active
-    as `last` (with None, a time that passes between two plans is never created). With "all",
-    a backlog longer than `limit` comes in batches: plan again with `last` set to the latest
-    time returned.
-
-    Example (an hourly schedule, created runs up to 10:00, back at 13:30 after an outage):
-        >>> hourly = Schedule.interval(3600)
-        >>> [t / 3600 for t in plan(hourly, 10 * 3600, 13.5 * 3600, 3600, "all")]
-        [11.0, 12.0, 13.0, 14.0]
-        >>> [t / 3600 for t in plan(hourly, 10 * 3600, 13.5 * 3600, 3600, "latest")]
-        [13.0, 14.0]
-        >>> [t / 3600 for t in plan(hourly, 10 * 3600, 13.5 * 3600, 3600, "skip")]
-        [14.0]
-    """
-    if missed not in MISSED_POLICIES:
-        raise ConfigError(f"Unknown missed-run policy {missed!r}: use 'all' (create every "
-                          "missed run), 'latest' (only the most recent) or 'skip' (none).")
-    if not ahead >= 0:
-        raise ConfigError(f"plan(ahead={ahead!r}): how far ahead to create runs must be 0 "
-                          "seconds or more, e.g. ahead=3600.")
-    if limit < 1 or (ahead_runs is not None and ahead_runs < 1):
-        raise ConfigError(f"plan(limit={limit!r}, ahead_runs={ahead_runs!r}): the most runs "
-                          "to create at once, and ahead, must be 1 or more, e.g. limit=100.")
-    past: list[float] = []
-    if last is not None and last < now:
-        if missed == "all":
-            past = schedule.between(last, now, limit)
-        elif missed == "latest":
-            latest = _latest(schedule, last, now)
-            past = [] if latest is None else [latest]
-    start = now if last is None else max(now, last)
-    room = limit - len(past)
-    if ahead_runs is not None:
-        room = min(room, ahead_runs - len(schedule.between(now, start, ahead_runs)))
-    return past + schedule.between(start, now + ahead, room)
-
-
-def _latest(schedule: Schedule, start: float, end: float) -> float | None:
-    """The last fire time in (start, end], or None: one scan for a short outage, otherwise a
-    search that halves the interval where it can be (a long outage of a minutely schedule)."""
-    scan = schedule.between(start, end, 1000)
-    if len(scan) < 1000:
-        return scan[-1] if scan else None
-    lo, hi = scan[-1], end   # lo is a fire time; the latest fire time lies in [lo, hi]
-    while True:
-        following = schedule.next_after(lo)
-        if following is None or following > hi:
-            return lo
-        lo = following
-        middle = lo + (hi - lo) / 2
-        probe = schedule.next_after(middle)
-        if probe is not None and probe <= hi:
-            lo = probe
-        else:
-            hi = middle
+        return rrule_times(self._parsed, after)
 
 
 # --- cron ---------------------------------------------------------------------------------
@@ -386,149 +298,6 @@ def _interval_times(seconds: float, anchor: float, after: float) -> Iterator[flo
     while True:
         yield anchor + k * seconds
         k += 1
-
-
-# --- rrule --------------------------------------------------------------------------------
-
-
-def _parse_rrule(text: str, zone: ZoneInfo, anchor: float | None) -> _Rule:
-    """The rule in `text` (an optional DTSTART line and one RRULE line) starting at its
-    DTSTART or at `anchor`; ConfigError if it cannot be read or never fires."""
-    dtstart: datetime | None = None
-    body: str | None = None
-    for line in (line.strip() for line in text.splitlines()):
-        upper = line.upper()
-        if not line:
-            continue
-        if upper.startswith("DTSTART"):
-            if dtstart is not None:
-                raise ConfigError(f"Schedule RRULE {text!r} has two DTSTART lines; keep one, "
-                                  "e.g. DTSTART:20240101T090000.")
-            dtstart = _parse_dtstart(line, zone)
-        elif body is None and (upper.startswith("RRULE:") or ":" not in line):
-            body = line.split(":", 1)[1].strip() if upper.startswith("RRULE:") else line
-        else:
-            raise ConfigError(f"Schedule RRULE {text!r} has a line {line!r} that is not "
-                              f"supported: only one DTSTART and one RRULE line are. {_RRULE_HELP}")
-    if not body:
-        raise ConfigError(f"Schedule RRULE {text!r} has no rule. {_RRULE_HELP}")
-    params = dict(part.split("=", 1) for part in body.upper().split(";") if "=" in part)
-    if "FREQ" not in params:
-        raise ConfigError(f"Schedule RRULE {text!r} has no FREQ (DAILY, WEEKLY, ...). "
-                          + _RRULE_HELP)
-    if dtstart is not None and anchor is not None:
-        raise ConfigError(f"Schedule RRULE {text!r} has a DTSTART and an anchor too: give the "
-                          "start in one place, e.g. Schedule.rrule('FREQ=DAILY', anchor=...).")
-    if dtstart is None:
-        if anchor is None:
-            raise ConfigError(f"Schedule RRULE {text!r} needs a start: pass anchor (Unix "
-                              "seconds) or begin the text with a DTSTART line. " + _RRULE_HELP)
-        dtstart = datetime.fromtimestamp(anchor, zone)
-    try:
-        rule = rrulestr(body, dtstart=dtstart)
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-        hint = ("; with a time zone, write UNTIL in UTC with a trailing Z, e.g. "
-                "UNTIL=20241231T235959Z") if "UNTIL" in str(exc) else ""
-        raise ConfigError(f"Schedule RRULE {text!r} cannot be read: {exc}{hint}. "
-                          + _RRULE_HELP) from None
-    if not isinstance(rule, rrule) or rule.after(dtstart, inc=True) is None:
-        raise ConfigError(f"Schedule RRULE {text!r} never fires (its parts exclude every "
-                          f"date, or it ends before it starts). {_RRULE_HELP}")
-    forwardable = "COUNT" not in params and "BYSETPOS" not in params
-    return _Rule(rule, dtstart, params["FREQ"], int(params.get("INTERVAL", "1")), forwardable)
-
-
-def _parse_dtstart(line: str, zone: ZoneInfo) -> datetime:
-    """DTSTART:20240101T090000 (in the schedule's zone), ...Z (UTC) or ;TZID=<the zone>:..."""
-    match = _DTSTART.fullmatch(line)
-    example = ("e.g. DTSTART;TZID=Europe/Berlin:20240101T090000, DTSTART:20240101T090000 "
-               "(in the schedule's time zone) or DTSTART:20240101T080000Z (UTC)")
-    if match is None:
-        raise ConfigError(f"Schedule RRULE has a DTSTART line {line!r} that cannot be read; "
-                          f"{example}.")
-    for param in filter(None, match["params"].split(";")):
-        key, _, value = param.partition("=")
-        tzid = value.strip('"')
-        if key.upper() == "TZID" and tzid != zone.key:
-            raise ConfigError(f"Schedule RRULE's DTSTART is in {tzid!r} but the schedule's "
-                              f"timezone is {zone.key!r}: give the same zone to both, e.g. "
-                              f"timezone={tzid!r}, or drop the TZID.")
-        if key.upper() not in ("TZID", "VALUE"):
-            raise ConfigError(f"Schedule RRULE's DTSTART has a parameter {param!r} that is "
-                              f"not supported; {example}.")
-    if match["utc"] and "TZID" in match["params"].upper():
-        raise ConfigError(f"Schedule RRULE's DTSTART {line!r} has both a TZID and a trailing "
-                          f"Z (UTC); keep one, {example}.")
-    try:
-        naive = datetime.strptime(match["date"] + (match["time"] or "000000"), "%Y%m%d%H%M%S")
-    except ValueError:
-        raise ConfigError(f"Schedule RRULE's DTSTART {line!r} is not a real date and time; "
-                          f"{example}.") from None
-    if match["utc"]:
-        return naive.replace(tzinfo=UTC).astimezone(zone)
-    return naive.replace(tzinfo=zone)
-
-
-def _rrule_times(parsed: _Rule, after: float) -> Iterator[float]:
-    zone = parsed.dtstart.tzinfo
-    start = datetime.fromtimestamp(after, zone)
-    last = after
-    # The rule yields wall-clock times in order, and _first_instant keeps that order, so the
-    # times after `after` follow the first wall-clock time at or after its own; those between
-    # (the second pass of a repeated hour) fire earlier, at their first pass: skip them.
-    for local in _fast_forward(parsed, start).xafter(start, inc=True):
-        t = _first_instant(local)
-        if t > last:
-            last = t
-            yield t
-
-
-def _fast_forward(parsed: _Rule, start: datetime) -> rrule:
-    """The rule with DTSTART moved forward by whole periods (FREQ times INTERVAL) to shortly
-    before `start`: the same times from there on, without generating years of earlier ones
-    (dateutil always iterates from DTSTART)."""
-    rule, dtstart = parsed.rule, parsed.dtstart
-    if not parsed.forwardable:
-        return rule
-    if parsed.freq in _FREQ_SECONDS:
-        step = parsed.interval * _FREQ_SECONDS[parsed.freq]
-        elapsed = (start.replace(tzinfo=None) - dtstart.replace(tzinfo=None)).total_seconds()
-        periods = math.floor(elapsed / step) - 1
-        if periods <= 0:
-            return rule
-        return rule.replace(dtstart=dtstart + timedelta(seconds=periods * step))
-    step = parsed.interval * _FREQ_MONTHS[parsed.freq]
-    periods = ((start.year - dtstart.year) * 12 + start.month - dtstart.month) // step - 1
-    for k in range(periods, max(periods - 100, 0), -1):
-        months = dtstart.month - 1 + k * step
-        try:   # the 29th to 31st are missing in some months: then try an earlier period
-            moved = dtstart.replace(year=dtstart.year + months // 12, month=months % 12 + 1)
-        except ValueError:
-            continue
-        return rule.replace(dtstart=moved)
-    return rule
-
-
-def _first_instant(local: datetime) -> float:
-    """The first instant at which the clock in `local`'s zone shows `local` or a later time:
-    `local` itself, at its first occurrence if it happens twice, or the end of the gap if it
-    does not exist."""
-    zone = local.tzinfo
-    wall = local.replace(tzinfo=None)
-    t = local.replace(fold=0).timestamp()
-    if datetime.fromtimestamp(t, zone).replace(tzinfo=None) == wall:
-        return t
-    # In a gap, fold=1 reads the time with the offset after the change (an instant before the
-    # change) and fold=0 with the one before it (an instant after): the change lies between.
-    lo, hi = sorted((local.replace(fold=1).timestamp(), t))
-    lo, hi = math.floor(lo), math.ceil(hi)
-    while hi - lo > 1:
-        middle = (lo + hi) // 2
-        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= wall:
-            hi = middle
-        else:
-            lo = middle
-    return float(hi)
 
 
 # --- small helpers ------------------------------------------------------------------------

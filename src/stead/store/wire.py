@@ -2,8 +2,9 @@
 `Store` verbs as JSON, so a process that only has the server's URL and an API key can use the
 engine unchanged (`store/http.py` on the client, `server/store_rpc.py` on the server).
 
-Records (the dataclasses of store/base.py) travel as objects tagged with their class name;
-tuples as tagged lists; errors as their class name in stead.errors and their message.
+Records (the dataclasses of the store's parts: store/parts/, secrets.py, variables.py) travel
+as objects tagged with their class name; tuples as tagged lists; errors as their class name in
+stead.errors and their message.
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ import orjson
 
 from stead import errors
 from stead.store import base, secrets, variables
+from stead.store.parts import deployments, keys, limits, queues, retention, runs
 
-# The parts of the store interface: base.Store, and the protocols of parts in modules of their
-# own. Their members are the verbs; their modules' dataclasses are the records.
-PARTS: tuple[type, ...] = (base.Store, secrets.SecretStore, variables.VariableStore)
+# The parts of the store interface: those `base.Store` is made of (store/parts/), `Store`
+# itself (its own verb: close), and the protocols of parts in modules of their own. Their
+# members are the verbs; their modules' dataclasses are the records.
+PARTS: tuple[type, ...] = (*base.STORE_PARTS, base.Store, secrets.SecretStore,
+                           variables.VariableStore)
 RECORDS: dict[str, type] = {
-    name: cls for module in (base, secrets, variables) for name, cls in vars(module).items()
+    name: cls for module in (runs, queues, limits, deployments, retention, keys, secrets,
+                             variables)
+    for name, cls in vars(module).items()
     if isinstance(cls, type) and dataclasses.is_dataclass(cls)
 }
 # The verbs a remote process (a worker, a flow, the CLI) may call: what executing, enqueueing,
