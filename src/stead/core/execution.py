@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sys
 from typing import Any
 
 from stead.core import console, masking
@@ -22,6 +21,7 @@ from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.naming import flow_run_name
 from stead.core.outcomes import RunOutcomes
 from stead.core.process import current_owner
+from stead.core.runlog import start_print_capture, stop_print_capture
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import PARAMETER_ADVICE, encode
 from stead.core.states import State
@@ -201,7 +201,7 @@ class Execution(RunTakeover, RunOutcomes):
             return self.value
         flow, ctx = self.flow, self.ctx
         assert ctx is not None
-        capture = _start_print_capture() if flow.log_prints else None
+        capture = start_print_capture() if flow.log_prints else None
         try:
             while True:
                 self._hook("on_running")
@@ -229,7 +229,7 @@ class Execution(RunTakeover, RunOutcomes):
                     self._leave(tokens)
                 return self._completed(result)
         finally:
-            _stop_print_capture(capture)
+            stop_print_capture(capture)
             ACTIVE_RUNS.discard(ctx)
             self._close_dispatcher()
 
@@ -241,7 +241,7 @@ class Execution(RunTakeover, RunOutcomes):
             return self.value
         flow, ctx = self.flow, self.ctx
         assert ctx is not None
-        capture = _start_print_capture() if flow.log_prints else None
+        capture = start_print_capture() if flow.log_prints else None
         try:
             while True:
                 self._hook("on_running")
@@ -272,7 +272,7 @@ class Execution(RunTakeover, RunOutcomes):
                     self._leave(tokens)
                 return self._completed(result)
         finally:
-            _stop_print_capture(capture)
+            stop_print_capture(capture)
             ACTIVE_RUNS.discard(ctx)
             self._close_dispatcher()
 
@@ -307,18 +307,3 @@ def _unstorable(params: dict[str, Any]) -> str:
         except SerializationError:
             return name
     return "?"
-
-
-def _start_print_capture() -> Any:
-    from stead.core.runlog import PrintCapture
-
-    if isinstance(sys.stdout, PrintCapture):
-        return None
-    original = sys.stdout
-    sys.stdout = PrintCapture(original)
-    return original
-
-
-def _stop_print_capture(original: Any) -> None:
-    if original is not None:
-        sys.stdout = original

@@ -8,8 +8,9 @@ step or a run that was already finished calls nothing. A hook that raises is log
 run's log with its traceback and never changes the run's outcome.
 
 Hooks run outside the run's context: a task called inside a hook is not a step of the run.
-on_crashed hooks run where the crash is recorded (core/execution.py for an interrupt or a
-takeover, worker/crash_hooks.py after a worker's run was recovered). See docs/guide/hooks.md.
+on_crashed hooks run where the crash is recorded (core/outcomes.py for an interrupt,
+core/takeover.py for a takeover, worker/crash_hooks.py after a worker's run was
+recovered). See docs/guide/hooks.md.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -191,3 +192,17 @@ class PrintCapture:
         return getattr(self.stream, name)
 
 
+def start_print_capture() -> Any:
+    """Record this process's print() output as log lines of the run in context (a flow's or
+    a task's `log_prints`); return what to give `stop_print_capture` (None: already on)."""
+    if isinstance(sys.stdout, PrintCapture):
+        return None
+    original = sys.stdout
+    sys.stdout = PrintCapture(original)
+    return original
+
+
+def stop_print_capture(original: Any) -> None:
+    """Undo `start_print_capture` (given its return value)."""
+    if original is not None:
+        sys.stdout = original

@@ -24,6 +24,7 @@ from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.masking import mask_text
 from stead.core.process import current_owner
 from stead.core.results import ResultFiles
+from stead.core.runlog import start_print_capture, stop_print_capture
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import recorded_module_name
 from stead.core.states import State, check_transition
@@ -125,7 +126,7 @@ class _TaskRun:
         self.ctx = RunContext(run=run, store=store,  # type: ignore[arg-type]
                               clock=clock, results=_results(real.url),
                               param_max=settings.param_max, console_tasks=False)
-        self.capture = _start_print_capture() if getattr(task, "log_prints", False) else None
+        self.capture = start_print_capture() if getattr(task, "log_prints", False) else None
         ACTIVE_RUNS.add(self.ctx)
         start_watcher(settings.slow_step_ms / 1000)
 
@@ -136,7 +137,7 @@ class _TaskRun:
         current_frame.reset(tokens[1])
         current_run.reset(tokens[0])
         ACTIVE_RUNS.discard(self.ctx)
-        _stop_print_capture(self.capture)
+        stop_print_capture(self.capture)
 
     def ended(self, exc: BaseException | None) -> None:
         """Record the run's outcome: Completed or Cached (as its step), Failed with the task's
@@ -311,21 +312,6 @@ def _results(url: str) -> ResultFiles:
     files = result_files(url)
     _results_of[url] = (settings, files)
     return files
-
-
-def _start_print_capture() -> Any:
-    from stead.core.runlog import PrintCapture
-
-    if isinstance(sys.stdout, PrintCapture):
-        return None
-    original = sys.stdout
-    sys.stdout = PrintCapture(original)
-    return original
-
-
-def _stop_print_capture(original: Any) -> None:
-    if original is not None:
-        sys.stdout = original
 
 
 # -- .submit() and .map() outside a flow ------------------------------------------------------

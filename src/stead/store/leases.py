@@ -91,7 +91,7 @@ def claim_runs(conn: Any, d: Dialect, queues: list[str], worker: WorkerRecord, o
     if not chosen:
         return []
     # The error stays: a failed run handed back by hand names in it the failure that ended
-    # it, the step its executor runs again (core/execution.py rerun_after); the executor's next
+    # it, the step its executor runs again (core/takeover.py rerun_after); the executor's next
     # transition clears it.
     rows = conn.execute(
         f"UPDATE runs SET state = 'Running', lease_epoch = lease_epoch + 1, worker_id = {p}, "
