@@ -159,6 +159,9 @@ class Execution(RunTakeover, RunOutcomes):
         # A claim counts attempts: the first one finds no steps (one round trip saved).
         first = run.attempts == 1 and run.resumes == 0 and not run.error
         recorded = {} if first else store.load_steps(run.id)
+        executing = getattr(store, "executing", None)  # PostgreSQL: saves a round trip
+        if executing is not None:
+            executing(run)
         done = sum(1 for s in recorded.values() if s.state in ("Completed", "Cached"))
         reuse = f"; {done} finished steps will be reused" if done else ""
         console.say(console.run_label(run.flow_name, run.id),

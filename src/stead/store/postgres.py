@@ -55,6 +55,11 @@ from stead.store.variables import VariableVerbs
 from stead.store.verbs import QueueVerbs, RetentionVerbs
 
 Q = statements(POSTGRES)
+# The fenced step writes naming their run by id (its seq looked up in the statement), for a
+# run whose seq this process has not read: a claimed run's first steps need no round trip.
+_BY_ID = "(SELECT seq FROM runs WHERE id = %s)"
+FENCED_TASK_DONE_BY_ID = Q.fenced_task_done.replace("%s", _BY_ID, 1)
+FENCED_STEP_UPSERT_BY_ID = Q.fenced_step_upsert.replace("%s", _BY_ID, 1)
 # How long claims from a set of queues with a concurrency limit take the counting path before
 # trying the one-statement claim again (store/leases.py claim_runs_at_once).
 LIMITED_RECHECK_S = 5.0
@@ -191,19 +196,24 @@ class PostgresStore(PostgresConnections, QueueVerbs, RetentionVerbs, AuditVerbs,
     @survives_restarts
     def record_step(self, step: StepRecord, logs: list[LogRecord] | None = None,
                     fence: Fence | None = None) -> None:
-        seq = self._seqs.get(step.run_id) or self._seq(step.run_id)
+        seq = self._seqs.get(step.run_id)
         if fence is not None and not logs:  # one statement: the write checks its fence
+            # With the seq unknown (a claimed run's own steps), the statement looks it up.
+            done_sql, upsert_sql = ((Q.fenced_task_done, Q.fenced_step_upsert) if seq
+                                    else (FENCED_TASK_DONE_BY_ID, FENCED_STEP_UPSERT_BY_ID))
+            key = seq or step.run_id
             with self._conn(step.run_id) as conn:
                 if is_plain_task_done(step):
-                    written = conn.execute(Q.fenced_task_done, (
-                        seq, step.key, step.name, step.started_at, step.ended_at, step.params,
+                    written = conn.execute(done_sql, (
+                        key, step.key, step.name, step.started_at, step.ended_at, step.params,
                         step.result, fence.run_id, fence.epoch)).rowcount
                 else:
-                    written = conn.execute(Q.fenced_step_upsert, (
-                        *_step_values(seq, step), fence.run_id, fence.epoch)).rowcount
+                    written = conn.execute(upsert_sql, (
+                        *step_values(key, step.key, step), fence.run_id, fence.epoch)).rowcount
                 if written != 1:
                     raise lease_lost(conn, POSTGRES, fence)
             return
+        seq = seq or self._seq(step.run_id)
         if fence is not None:
             self.record_steps([(step, logs)], fence)
             return
@@ -281,6 +291,16 @@ class PostgresStore(PostgresConnections, QueueVerbs, RetentionVerbs, AuditVerbs,
         with self._conn() as conn:
             rows = conn.execute(Q.log_select, (run_id, after_id, limit)).fetchall()
         return [LogRecord(*row) for row in rows]
+
+    def executing(self, run: RunRecord) -> None:
+        """This process executes `run`, which a worker claimed: remember the level of its
+        commits (its durability), so its first step write needs no round trip to read it.
+
+        Example:
+            >>> store.executing(claimed)   # core/execution.py, before the run's first step
+        """
+        self._levels.setdefault(run.id, POSTGRES_SYNCHRONOUS_COMMIT.get(run.durability,
+                                                                       self._sync))
 
     # -- queues, workers, leases (SQL in store/leases.py and store/slots.py) -------------
     def claim_runs(self, queues: list[str], worker: WorkerRecord, owner: str, n: int,
