@@ -432,6 +432,20 @@ def test_resume_of_a_run_that_fails_again_exits_1_with_the_error(stead_cli,
     assert store_for().get_run("doomed-run").resumes == 1
 
 
+def test_resume_of_a_standalone_task_run_says_what_it_is(stead_cli, tmp_path: Path) -> None:
+    script = tmp_path / "lonely.py"
+    script.write_text("from stead import task\n\n@task\ndef lonely() -> None:\n"
+                      "    raise RuntimeError('broken')\n\nlonely()\n")
+    subprocess.run([sys.executable, str(script)], capture_output=True, timeout=60)
+    runs = store_for().list_runs(RunFilter(limit=10))
+    assert [(r.flow_name, r.state) for r in runs] == [("lonely", "Failed")]
+
+    done = stead_cli("runs", "resume", runs[0].id)
+    assert done.returncode == 2  # refused, as for a child run
+    assert "is a standalone task run (task 'lonely' called outside a flow)" in done.stderr
+    assert store_for().get_run(runs[0].id).resumes == 0  # nothing was attempted
+
+
 MODULE_FLOW = """
 import os
 from pathlib import Path

@@ -198,6 +198,10 @@ def resume_run(
         console.print(f"Run {escape(run.id)} is already {run.state}; result: "
                       f"{escape(value_summary(run.result, run.result_ref))}")
         return
+    if _is_task_run(run):
+        fail(f"run {run.id} is a standalone task run (task '{run.flow_name}' called outside a "
+             "flow): it has no flow to resume. Call the task again; to make its work "
+             "resumable step by step, call it from a @flow.")
     if run.parent_id:
         root = run.parent_id.partition(":")[0]
         fail(f"run {run.id} is a child run of {run.parent_id}; resume the top-level run "
@@ -312,3 +316,13 @@ def cancel_run(run_id: RunIdArg, db: DbOption = None) -> None:
 
 
 app.command("prune", help=prune.HELP)(prune.prune_runs)
+
+
+def _is_task_run(run: RunRecord) -> bool:
+    """Whether `run` is a standalone task run (core/standalone.py tags it `task-run`)."""
+    import json
+
+    try:
+        return "task-run" in json.loads(run.tags or "[]")
+    except ValueError:
+        return False
