@@ -30,6 +30,9 @@ class RunWakeups:
         self.url = url
         self._conn: Any = None
         self._retry_at = 0.0
+        # When the listening connection was made (time.monotonic()), None while there is
+        # none: a claim made before it may have missed a notification sent before it.
+        self.since: float | None = None
 
     def active(self) -> bool:
         """Whether it listens now (connecting again RETRY_S after a failure)."""
@@ -39,6 +42,7 @@ class RunWakeups:
 
                 self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=2)
                 self._conn.execute(f"LISTEN {CHANNEL}")
+                self.since = time.monotonic()
             except Exception:  # the database is down: the worker's polls carry on
                 self._drop()
         return self._conn is not None
@@ -63,6 +67,7 @@ class RunWakeups:
             except Exception:
                 pass
         self._conn = None
+        self.since = None
         self._retry_at = time.monotonic() + RETRY_S
 
     def close(self) -> None:

@@ -75,6 +75,7 @@ class Worker:
         self.wakeups = wakeups_for(store.url)  # None: polling only (SQLite, remote mode)
         self._found_none = False  # the last claim found no run
         self._next_poll = 0.0  # when an empty queue is asked again without a wake-up
+        self._claimed_at = 0.0  # time.monotonic() of the last claim
         self._handing_back: dict[str, tuple[RunRecord, str]] = {}  # run id -> (run, why)
         self._outage_seen = store.unreachable_at
         self.signals = 0
@@ -94,6 +95,8 @@ class Worker:
                   f"processes, lease {opts.lease_s:g} s"
                   + ("; woken by the database when runs arrive" if self.wakeups else "")
                   + (f"; recovered {found} runs left by dead workers" if found else ""))
+        if self.wakeups is not None:
+            self.wakeups.active()  # listen before the first claim
         self.pool.start()
         self._next_beat = self._next_reap = 0.0
         self._drain_deadline: float | None = None
@@ -186,14 +189,16 @@ class Worker:
         if self.wakeups is not None:
             # Read the wake-ups before the claim: one arriving later wakes the next wait.
             notified = self.wakeups.take() & set(self.options.queues)
-            if (idle and not notified and self._found_none
-                    and time.monotonic() < self._next_poll):
+            since = self.wakeups.since  # listening from before the last claim: none missed
+            if (idle and not notified and self._found_none and since is not None
+                    and since < self._claimed_at and time.monotonic() < self._next_poll):
                 return 0  # nothing new in our queues since a claim found them empty
         want = len(idle)
         if self.options.max_runs is not None:
             want = min(want, self.options.max_runs - self.claimed)
         if want <= 0:
             return 0
+        self._claimed_at = time.monotonic()
         runs = self.store.claim_runs(self.options.queues, self.record, self.owner, want,
                                      time.time(), self.options.lease_s)
         self._found_none = not runs
