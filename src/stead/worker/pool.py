@@ -99,18 +99,22 @@ class ChildPool:
             sources[c.process.sentinel] = c
         messages: list[tuple[Child, tuple[Any, ...]]] = []
         dead: list[Child] = []
+        exited: set[int] = set()  # ids of the children whose sentinel fired
         for ready in wait([*sources, *([wake] if wake is not None else [])], timeout):
             if ready is wake:
                 continue
             child = sources[ready]
-            if ready is child.conn:
+            if ready is child.conn:  # one message; another one makes the next wait return
                 try:
-                    while child.conn.poll():
-                        messages.append((child, child.conn.recv()))
+                    messages.append((child, child.conn.recv()))
                 except (EOFError, OSError):
-                    pass  # it died: its sentinel says so
+                    exited.add(id(child))  # it died: its sentinel says so too
+            else:
+                exited.add(id(child))
         for child in list(self.children):
-            if not child.process.is_alive():
+            # Only a child whose sentinel fired, or one not serving (starting, killed), may
+            # have exited: the others need no system call to find out.
+            if (id(child) in exited or not child.ready) and not child.process.is_alive():
                 child.process.join(0)
                 try:  # a last message sent before it exited (a lost lease) still counts
                     while child.conn.poll():
