@@ -21,7 +21,6 @@ from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.naming import flow_run_name
 from stead.core.outcomes import RunOutcomes
 from stead.core.process import current_owner
-from stead.core.runlog import start_print_capture, stop_print_capture
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import PARAMETER_ADVICE, encode
 from stead.core.states import State
@@ -204,7 +203,7 @@ class Execution(RunTakeover, RunOutcomes):
             return self.value
         flow, ctx = self.flow, self.ctx
         assert ctx is not None
-        capture = start_print_capture() if flow.log_prints else None
+        capture = _start_print_capture() if flow.log_prints else None
         try:
             while True:
                 self._hook("on_running")
@@ -232,7 +231,7 @@ class Execution(RunTakeover, RunOutcomes):
                     self._leave(tokens)
                 return self._completed(result)
         finally:
-            stop_print_capture(capture)
+            _stop_print_capture(capture)
             ACTIVE_RUNS.discard(ctx)
             self._close_dispatcher()
 
@@ -244,7 +243,7 @@ class Execution(RunTakeover, RunOutcomes):
             return self.value
         flow, ctx = self.flow, self.ctx
         assert ctx is not None
-        capture = start_print_capture() if flow.log_prints else None
+        capture = _start_print_capture() if flow.log_prints else None
         try:
             while True:
                 self._hook("on_running")
@@ -275,7 +274,7 @@ class Execution(RunTakeover, RunOutcomes):
                     self._leave(tokens)
                 return self._completed(result)
         finally:
-            stop_print_capture(capture)
+            _stop_print_capture(capture)
             ACTIVE_RUNS.discard(ctx)
             self._close_dispatcher()
 
@@ -310,3 +309,15 @@ def _unstorable(params: dict[str, Any]) -> str:
         except SerializationError:
             return name
     return "?"
+
+
+def _start_print_capture() -> Any:
+    from stead.core.runlog import start_print_capture  # logging: loaded only when used
+
+    return start_print_capture()
+
+
+def _stop_print_capture(original: Any) -> None:
+    from stead.core.runlog import stop_print_capture
+
+    stop_print_capture(original)

@@ -24,7 +24,6 @@ from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.masking import mask_text
 from stead.core.process import current_owner
 from stead.core.results import ResultFiles
-from stead.core.runlog import start_print_capture, stop_print_capture
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import recorded_module_name
 from stead.core.states import State, check_transition
@@ -126,7 +125,9 @@ class _TaskRun:
         self.ctx = RunContext(run=run, store=store,  # type: ignore[arg-type]
                               clock=clock, results=_results(real.url),
                               param_max=settings.param_max, console_tasks=False)
-        self.capture = start_print_capture() if getattr(task, "log_prints", False) else None
+        from stead.core.execution import _start_print_capture  # logging: only when used
+
+        self.capture = _start_print_capture() if getattr(task, "log_prints", False) else None
         ACTIVE_RUNS.add(self.ctx)
         start_watcher(settings.slow_step_ms / 1000)
 
@@ -137,7 +138,9 @@ class _TaskRun:
         current_frame.reset(tokens[1])
         current_run.reset(tokens[0])
         ACTIVE_RUNS.discard(self.ctx)
-        stop_print_capture(self.capture)
+        from stead.core.execution import _stop_print_capture
+
+        _stop_print_capture(self.capture)
 
     def ended(self, exc: BaseException | None) -> None:
         """Record the run's outcome: Completed or Cached (as its step), Failed with the task's
@@ -384,5 +387,3 @@ def _thread_pool() -> Any:
                 _pool = ThreadPoolExecutor(ThreadPoolTaskRunner().max_workers,
                                            thread_name_prefix="stead-standalone")
     return _pool
-
-

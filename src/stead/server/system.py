@@ -8,7 +8,7 @@ import anyio
 from fastapi import APIRouter, Request
 
 from stead.server.deps import StoreDep
-from stead.server.errors import ApiError
+from stead.server.errors import ERROR_RESPONSES, ApiError
 from stead.server.schemas import (
     ErrorBody,
     Health,
@@ -31,6 +31,7 @@ router = APIRouter(tags=["system"])
 
 
 @health_router.get("/health", summary="Is the server up", response_model=Health,
+                   responses={421: ERROR_RESPONSES[421]},
                    description="Always answers 200 while the server runs; needs no API key.")
 def health() -> Health:
     return Health()
@@ -38,7 +39,8 @@ def health() -> Health:
 
 @ready_router.get("/ready", summary="Can the server answer requests", response_model=Ready,
                   responses={503: {"model": ErrorBody,
-                                   "description": "The database does not answer"}},
+                                   "description": "The database does not answer"},
+                             421: ERROR_RESPONSES[421]},
                   description=(
                       "200 when the database answers a query within "
                       f"{READY_TIMEOUT_S:g} s, else 503 with the reason."))
