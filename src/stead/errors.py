@@ -186,3 +186,33 @@ class ConcurrencyTimeout(SteadError, TimeoutError):
 class LimitNotFound(SteadError):
     """`stead.concurrency(..., strict=True)` names a limit that does not exist (create it
     with `stead limits set NAME --concurrency N`)."""
+
+
+class WaitError(SteadError, ValueError):
+    """A durable wait or a message cannot be done as asked: the run is unknown or finished,
+    a payload is not JSON, a duration is negative, a message cannot be decoded into the type
+    `receive` asked for. The message names the run, the topic or the field; nothing stored
+    changes."""
+
+
+class InvalidInput(WaitError):
+    """Input sent to a run waiting in `stead.wait_for_input` does not fit the model's JSON
+    Schema: `field` is the JSON path of the first value that does not fit ("" for the whole
+    input) and `reason` why. The run keeps waiting."""
+
+    def __init__(self, message: str, *, run_id: str = "", field: str = "",
+                 reason: str = "") -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.field = field
+        self.reason = reason
+
+
+class WaitTimeout(SteadError, TimeoutError):
+    """A wait ran out of time: `stead.receive(..., raise_on_timeout=True)`, or
+    `stead.request(...)`/`stead.get_status(..., wait=...)` with no answer in time."""
+
+
+class RequestRejected(SteadError):
+    """The flow's `validate=` callable refused a `stead.request(...)` before accepting it;
+    the message is the flow's reason."""

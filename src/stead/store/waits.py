@@ -1,0 +1,204 @@
+"""Waits and messages: the part of the store interface behind durable sleeps, messages to
+runs, human input, published status and parked runs. Its records, the verbs' protocol, the
+check of input against a recorded JSON Schema, and the SQL both backends share (conventions
+in store/leases.py).
+
+A run waits for one thing at a time (a timer, a message on a topic, input, a child run, a
+retry delay): its `WaitRecord`. While its process waits in place the record only shows the
+wait (`runs ls`, `runs show`); a run *parked* by `park_run` has no process at all: it is
+Paused with no lease, and it becomes Pending again (any worker claims it) when its wait is
+satisfied — `wake_due_runs` for timers, `send_message` for a message on its topic or input,
+`notify_finished` for the child it waits for.
+
+Messages are kept in send order per run (`MessageRecord.id` grows); one with an idempotency
+key already stored for the run is stored once. Consuming a message and recording the
+receive step happen in one transaction (`consume_message`), so a resumed run replays the
+message from its step and never takes a second one.
+
+    >>> WaitRecord("r1", "timer", "3", wake_at=1_700_000_000.0).kind
+    'timer'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from stead.store.parts.runs import Fence, RunRecord, StepRecord
+
+INPUT_TOPIC = "stead.input"  # the topic human input travels on (`stead runs input`)
+WAIT_KINDS = ("timer", "message", "input", "child", "retry")
+TOPIC_MAX = 255  # characters of a topic
+PAYLOAD_MAX_BYTES = 1024 * 1024  # of a message payload's JSON text
+KEY_MAX = 255  # characters of an idempotency key or a status key
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """A message sent to a run. `payload` and `reply` are JSON text.
+
+    `state`: "pending" (not yet received), "consumed" (a receive step took it: `step_key`),
+    "rejected" (the flow's validator refused it: `reply_error` says why). A request's sender
+    waits for `replied_at` (`reply`, or `reply_error` for a rejection or a failed handler).
+    """
+
+    id: int
+    run_id: str
+    topic: str
+    payload: str
+    sent_at: float
+    idempotency_key: str | None = None
+    sender: str | None = None  # who sent it (an API key "ROLE:KEY_ID", "cli", ...)
+    expects_reply: bool = False  # sent by `stead.request`
+    state: str = "pending"
+    step_key: str | None = None  # the receive step that consumed it
+    consumed_at: float | None = None
+    reply: str | None = None
+    reply_error: str | None = None
+    replied_at: float | None = None
+
+
+@dataclass(slots=True)
+class WaitRecord:
+    """What a run waits for now.
+
+    kind: "timer" (until `wake_at`), "message" (on `topic`, until `wake_at` if a timeout was
+    given), "input" (on INPUT_TOPIC; `detail` holds {"schema": ..., "description": ...}),
+    "child" (`topic` is the child run's id), "retry" (a retry delay until `wake_at`).
+    `detail` is JSON text. `parked`: the run has no process (Paused, no lease) and is woken
+    by the store; False while the run's process waits in place.
+    """
+
+    run_id: str
+    kind: str
+    step_key: str
+    topic: str | None = None
+    wake_at: float | None = None
+    detail: str = "{}"
+    since: float = 0.0
+    parked: bool = False
+
+
+@dataclass(slots=True)
+class StatusRecord:
+    """A value a run published with `stead.set_status(key, value)` (JSON text)."""
+
+    run_id: str
+    key: str
+    value: str
+    updated_at: float
+    step_key: str | None = None
+
+
+class WaitStore(Protocol):
+    """Waits, messages and published status: the part of the store interface that durable
+    waits need, implemented by every backend (SQLite, PostgreSQL, and the HTTP client of
+    remote processes).
+
+    Example:
+        >>> msg, created = store.send_message("r1", "payment", '{"ref": "tx-81"}',
+        ...                                   "tx-81", time.time())
+        >>> store.next_message("r1", "payment").id == msg.id
+        True
+    """
+
+    # -- messages ------------------------------------------------------------------------
+    def send_message(self, run_id: str, topic: str, payload: str,
+                     idempotency_key: str | None, now: float, sender: str | None = None,
+                     expects_reply: bool = False) -> tuple[MessageRecord, bool]:
+        """Store a message for run `run_id` (its exact id) and return it, with True if this
+        call stored it (False: a message with this idempotency key was stored before, and is
+        returned as it is). Wakes the run, in the same transaction, if it is parked waiting
+        for this topic (Paused -> Pending, with a history entry). RunNotFound for an unknown
+        run; WaitError for a finished run (Completed, Failed, Cancelled, Crashed), a topic
+        that is empty or too long, or a payload that is not JSON text. Input (INPUT_TOPIC)
+        is checked against the schema of the run's input wait (`check_input`): InvalidInput
+        if it does not fit, WaitError if the run does not wait for input."""
+        ...
+
+    def next_message(self, run_id: str, topic: str) -> MessageRecord | None:
+        """The oldest pending message of the run on `topic`, or None."""
+        ...
+
+    def consume_message(self, message_id: int, step: StepRecord,
+                        fence: Fence | None = None) -> MessageRecord:
+        """Mark the message consumed by `step` and record `step` (its outcome: the message
+        as the receive returns it) in one transaction. RunConflict if the message is no
+        longer pending (nothing is written); LeaseLost if the fence no longer holds."""
+        ...
+
+    def reject_message(self, message_id: int, reason: str, now: float,
+                       fence: Fence | None = None) -> None:
+        """Mark a pending message rejected (the flow's validator refused it): its sender's
+        `stead.request` raises RequestRejected(reason). It is never received."""
+        ...
+
+    def reply_message(self, message_id: int, reply: str | None, error: str | None,
+                      now: float, fence: Fence | None = None) -> None:
+        """Record the reply (JSON text) or the error text to a consumed request. A second
+        reply to the same message is ignored (the first one stands: a resumed flow that
+        replies again changes nothing)."""
+        ...
+
+    def get_message(self, message_id: int) -> MessageRecord:
+        """One message by id; WaitError if there is none."""
+        ...
+
+    def list_messages(self, run_id: str, topic: str | None = None,
+                      limit: int = 100) -> list[MessageRecord]:
+        """The run's messages (of `topic`, or all), in send order, at most `limit`."""
+        ...
+
+    # -- waits ---------------------------------------------------------------------------
+    def record_wait(self, wait: WaitRecord, fence: Fence | None = None) -> None:
+        """Record (or replace) what the run waits for while its process waits in place
+        (`wait.parked` is stored False)."""
+        ...
+
+    def clear_wait(self, run_id: str, fence: Fence | None = None) -> None:
+        """The run waits for nothing any more (its wait row is deleted)."""
+        ...
+
+    def get_wait(self, run_id: str) -> WaitRecord | None:
+        """What the run waits for now, or None."""
+        ...
+
+    def list_waits(self, run_ids: list[str]) -> dict[str, WaitRecord]:
+        """The waits of these runs (for listings), by run id; runs that wait for nothing
+        are left out."""
+        ...
+
+    def park_run(self, run: RunRecord, wait: WaitRecord, now: float,
+                 fence: Fence | None = None) -> str:
+        """Park a leased run in one transaction, fenced: record `wait` as parked, release the
+        run's lease (lease_expires_at and worker_id NULL, lease_epoch bumped so its former
+        executor can write nothing more) and its tag slots, and move it to Paused with a
+        history entry saying what it waits for — or straight to Pending when the wait is
+        already satisfied (a timer due at `now`, a pending message on its topic, a finished
+        child). Returns the state it moved to. The run's other fields are written as
+        `transition_run` writes them."""
+        ...
+
+    def wake_due_runs(self, now: float, limit: int = 1000) -> tuple[int, float | None]:
+        """Move parked runs whose wake time has come (timers, retry delays, timeouts of
+        message and input waits) to Pending; at most `limit` per call. Returns how many it
+        woke and the earliest wake time still ahead (None: no parked run has one), so a
+        caller sleeps until then instead of polling."""
+        ...
+
+    def notify_finished(self, run_id: str, now: float) -> int:
+        """Wake the parked run waiting for child run `run_id` (which has finished), if any;
+        how many runs were woken (0 or 1)."""
+        ...
+
+    # -- status --------------------------------------------------------------------------
+    def set_status(self, status: StatusRecord, step: StepRecord | None = None,
+                   fence: Fence | None = None) -> None:
+        """Record a published value (replacing the key's previous one) and, in the same
+        transaction, the step that published it."""
+        ...
+
+    def get_status(self, run_id: str, key: str | None = None) -> list[StatusRecord]:
+        """The run's published values (all, ordered by key, or the one of `key`: a list of
+        zero or one). RunNotFound for an unknown run."""
+        ...
