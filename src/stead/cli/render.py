@@ -18,6 +18,7 @@ from stead.core.runtime import result_files
 from stead.core.serialization import decode
 from stead.errors import SteadError
 from stead.store.base import RunRecord, StepRecord
+from stead.store.waits import WaitRecord
 
 FINAL_STATES = frozenset({"Completed", "Cached", "Failed", "Cancelled"})
 LIVE_STATES = frozenset({"Running", "Retrying", "Pending", "Cancelling"})
@@ -252,3 +253,90 @@ def error_summary(data: dict[str, Any] | None, limit: int = 100) -> str:
     if not data:
         return "no error recorded"
     return clip(f"{error_type(data)}: {data.get('message', '')}", limit)
+
+
+# -- waits ---------------------------------------------------------------------------------
+def _at(at: float, now: float, *, seconds: bool = False) -> str:
+    """A wake-up time, as short as it stays clear: ``10:00`` today, ``12-07 10:00`` this
+    year, ``2027-01-05 10:00`` later; with seconds (``10:00:05``) when asked or when it is
+    less than ten minutes away."""
+    when, today = time.localtime(at), time.localtime(now)
+    clock = "%H:%M:%S" if seconds or abs(at - now) < 600 else "%H:%M"
+    if when[:3] == today[:3]:
+        return time.strftime(clock, when)
+    if when.tm_year == today.tm_year:
+        return time.strftime(f"%m-%d {clock}", when)
+    return time.strftime(f"%Y-%m-%d {clock}", when)
+
+
+def wait_detail(wait: WaitRecord) -> dict[str, Any]:
+    """The wait's `detail` JSON as a dict ({} when it holds none, or something else)."""
+    try:
+        detail = json.loads(wait.detail or "{}")
+    except ValueError:
+        return {}
+    return detail if isinstance(detail, dict) else {}
+
+
+def wait_text(wait: WaitRecord, now: float) -> str:
+    """What a run waits for, in one line (`runs ls`, `runs show`).
+
+    >>> wait_text(WaitRecord("r1", "message", "3", topic="payment"), time.time())
+    "message 'payment'"
+    """
+    until = f" (until {_at(wait.wake_at, now)})" if wait.wake_at is not None else ""
+    if wait.kind == "timer":
+        return f"sleep until {_at(wait.wake_at, now)}" if wait.wake_at is not None else "sleep"
+    if wait.kind == "retry":
+        return (f"retry at {_at(wait.wake_at, now, seconds=True)}" if wait.wake_at is not None
+                else "retry")
+    if wait.kind == "message":
+        return f"message {wait.topic!r}{until}"
+    if wait.kind == "input":
+        description = str(wait_detail(wait).get("description") or "")
+        return f"input: {clip(description, 60)}{until}" if description else f"input{until}"
+    if wait.kind == "child":
+        return f"child {wait.topic}"
+    return f"{wait.kind}{until}"
+
+
+def _field_type(spec: dict[str, Any]) -> str:
+    if "enum" in spec:
+        return "one of " + ", ".join(json.dumps(v) for v in spec["enum"])
+    if "$ref" in spec:
+        return str(spec["$ref"]).rpartition("/")[2]
+    if isinstance(spec.get("anyOf"), list):
+        return " or ".join(_field_type(s) for s in spec["anyOf"] if isinstance(s, dict))
+    kind = spec.get("type", "any")
+    if kind == "array" and isinstance(spec.get("items"), dict):
+        return f"list of {_field_type(spec['items'])}"
+    return " or ".join(kind) if isinstance(kind, list) else str(kind)
+
+
+def input_fields(wait: WaitRecord) -> list[str]:
+    """The fields of the form an input wait asks for, from its JSON Schema, one a line:
+    ``approved: boolean (required)``, ``note: string = ""``.
+
+    >>> input_fields(WaitRecord("r1", "input", "4", detail=json.dumps({"schema": {
+    ...     "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}})))
+    ['ok: boolean (required)']
+    """
+    schema = wait_detail(wait).get("schema")
+    if not isinstance(schema, dict):
+        return []
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return [f"(a value of type {_field_type(schema)})"]
+    required = schema.get("required") or []
+    lines = []
+    for name, spec in properties.items():
+        spec = spec if isinstance(spec, dict) else {}
+        line = f"{name}: {_field_type(spec)}"
+        if name in required:
+            line += " (required)"
+        elif "default" in spec:
+            line += f" = {json.dumps(spec['default'])}"
+        if spec.get("description"):
+            line += f"  {spec['description']}"
+        lines.append(line)
+    return lines
