@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from stead.cli import prune
+from stead.cli import prune, waits
 from stead.cli.common import (
     DbOption,
     database_url,
@@ -22,6 +22,7 @@ from stead.cli.common import (
     resolve_run,
 )
 from stead.cli.render import (
+    FINAL_STATES,
     LIVE_STATES,
     add_id_column,
     error_summary,
@@ -32,6 +33,7 @@ from stead.cli.render import (
     span,
     table,
     value_summary,
+    wait_text,
 )
 from stead.cli.show import render_run
 from stead.core.process import describe_owner
@@ -40,7 +42,8 @@ from stead.store.base import RunFilter, RunRecord, Store
 
 app = typer.Typer(
     name="runs", no_args_is_help=True,
-    help="List, inspect, resume and prune flow runs.\n\n"
+    help="List, inspect, resume and prune flow runs; send them messages and input, and read "
+         "the status they publish.\n\n"
          "Example: [bold]stead runs ls --state Failed[/]")
 
 RunIdArg = Annotated[str, typer.Argument(
@@ -53,8 +56,10 @@ LS_HELP = (
     "A run still marked Running whose process is gone is shown as [bold red]Crashed?[/]; "
     "resume it with `stead runs resume RUN_ID`. --state Crashed includes those runs. "
     "Scheduled runs whose time has not come are hidden (the footer counts them); "
-    "--upcoming shows them.\n\n"
-    "Example: [bold]stead runs ls --flow etl --state Failed --limit 5[/]")
+    "--upcoming shows them. Runs that wait (a durable sleep, a message, input, a child run, "
+    "a retry delay) say for what, and until when, in the column Wait.\n\n"
+    "Example: [bold]stead runs ls --flow etl --state Failed --limit 5[/], "
+    "[bold]stead runs ls --state Paused[/]")
 SHOW_HELP = (
     "Show one run: parameters, state timeline, steps in call order with their results, "
     "child runs, and, if the run failed, the failing step with its exception and traceback."
@@ -123,6 +128,7 @@ def list_runs(
         return
     rows = []
     counts = store.count_steps([r.id for r in runs])
+    waits_of = store.list_waits([r.id for r in runs])  # type: ignore[attr-defined]
     for run in runs:
         status = run_status(run)
         live = status.state in ("Running", "Retrying") and not status.gone
@@ -130,16 +136,19 @@ def list_runs(
                      fmt_time(run.created_at),
                      span(run.started_at, run.ended_at, live),
                      str(counts[run.id]), run.queue or "",
-                     run.parent_id if run.parent_id else ""))
+                     run.parent_id if run.parent_id else "",
+                     wait_text(waits_of[run.id], now)
+                     if run.id in waits_of and run.state not in FINAL_STATES else ""))
     # (name, justify, kind): "id" columns are never cut (they fold onto a second line on a
     # very narrow screen), "fixed" ones (states, durations, counts) do not wrap, "text" ones
     # (flow and queue names, the start time: date above time) wrap first.
     columns = [("Run", "left", "id"), ("Flow", "left", "text"), ("Name", "left", "text"),
                ("State", "left", "fixed"), ("Started", "left", "text"),
                ("Duration", "right", "fixed"), ("Steps", "right", "fixed"),
-               ("Queue", "left", "text"), ("Parent", "left", "id")]
-    # Columns that no listed run uses (a name, a queue, a parent) are left out.
-    optional = {"Name", "Queue", "Parent"}
+               ("Queue", "left", "text"), ("Parent", "left", "id"),
+               ("Wait", "left", "text")]
+    # Columns that no listed run uses (a name, a queue, a parent, a wait) are left out.
+    optional = {"Name", "Queue", "Parent", "Wait"}
     keep = [i for i, (name, _, _) in enumerate(columns)
             if name not in optional or any(row[i] for row in rows)]
     columns = [columns[i] for i in keep]
@@ -316,6 +325,10 @@ def cancel_run(run_id: RunIdArg, db: DbOption = None) -> None:
 
 
 app.command("prune", help=prune.HELP)(prune.prune_runs)
+app.command("send", help=waits.SEND_HELP)(waits.send_message)
+app.command("input", help=waits.INPUT_HELP)(waits.send_input)
+app.command("status", help=waits.STATUS_HELP)(waits.show_status)
+app.command("messages", help=waits.MESSAGES_HELP)(waits.list_messages)
 
 
 def _is_task_run(run: RunRecord) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -11,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stead.cli.render import (
+    FINAL_STATES,
     RunStatus,
     add_id_column,
     clip,
@@ -18,6 +20,7 @@ from stead.cli.render import (
     error_type,
     fmt_duration,
     fmt_time,
+    input_fields,
     kv_grid,
     params_summary,
     parse_error,
@@ -28,17 +31,21 @@ from stead.cli.render import (
     step_order,
     table,
     value_summary,
+    wait_text,
 )
 from stead.core.process import describe_owner
 from stead.store.base import RunFilter, RunRecord, StepRecord, Store
 from stead.store.durability import SURVIVES
+from stead.store.waits import WaitRecord
 
 
 def render_run(store: Store, run: RunRecord) -> list[RenderableType]:
     status = run_status(run)
     steps = sorted(store.load_steps(run.id).values(), key=lambda s: step_order(s.key))
     children = store.list_runs(RunFilter(parent_id=run.id, limit=1000))
-    parts: list[RenderableType] = [header(run, status, len(steps)), timeline(store, run)]
+    wait = store.get_wait(run.id) if run.state not in FINAL_STATES else None  # type: ignore[attr-defined]
+    parts: list[RenderableType] = [header(run, status, len(steps), wait),
+                                   timeline(store, run)]
     parts.append(steps_table(steps, status) if steps else Text("No steps recorded.", "dim"))
     retried = [s for s in steps if s.history and s.history != "[]"]
     if retried:
@@ -55,7 +62,8 @@ def render_run(store: Store, run: RunRecord) -> list[RenderableType]:
     return parts
 
 
-def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
+def header(run: RunRecord, status: RunStatus, n_steps: int,
+           wait: WaitRecord | None = None) -> Panel:
     grid = kv_grid()
     grid.add_row("Run", run.id)
     grid.add_row("Flow", run.flow_name)
@@ -64,6 +72,8 @@ def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
     if run.version:
         grid.add_row("Version", run.version)
     grid.add_row("State", status.text(short=False))
+    if wait is not None:
+        grid.add_row("Waiting for", waiting_for(run, wait))
     entry = run.entrypoint or "-"
     if run.script_path:
         entry += f"  (script {run.script_path})"
@@ -97,6 +107,27 @@ def header(run: RunRecord, status: RunStatus, n_steps: int) -> Panel:
         grid.add_row("Tags", _tags(run.tags))
     return Panel(grid, title=Text(f"Run {run.id}"), title_align="left",
                  border_style=status.text().style or "none")
+
+
+def waiting_for(run: RunRecord, wait: WaitRecord, now: float | None = None) -> Text:
+    """The "Waiting for" row: the wait in one line, since when, whether the run is parked,
+    the time left, and for input the form's fields and the command that answers it."""
+    now = time.time() if now is None else now
+    text = Text(wait_text(wait, now), style="magenta")
+    if wait.wake_at is not None:
+        left = wait.wake_at - now
+        text.append(f" (in {fmt_duration(left)})" if left > 0 else " (due)", "dim")
+    where = ("parked: no process holds it; it is woken when its wait is satisfied"
+             if wait.parked else "its process waits in place")
+    text.append(f"\nsince {fmt_time(wait.since)}; {where}", "dim")
+    if wait.kind == "input":
+        fields = input_fields(wait)
+        if fields:
+            text.append("\nfields:\n" + "\n".join(f"  {f}" for f in fields))
+        text.append(f"\nanswer with: stead runs input {run.id} JSON", "dim")
+    elif wait.kind == "message":
+        text.append(f"\nsend with: stead runs send {run.id} {wait.topic} PAYLOAD", "dim")
+    return text
 
 
 def _tags(recorded: str) -> str:
