@@ -27,12 +27,14 @@ from typing import Any
 
 from stead.errors import AccessDenied, DeploymentNotFound, RunNotFound
 from stead.server.policy import (
+    HOOK_VERBS,
     VERB_PERMISSION,
     WORKER_READS,
     Permission,
     Principal,
 )
 from stead.store.base import Fence, RunFilter, RunRecord, Store
+from stead.store.waits import INPUT_TOPIC
 from stead.store.wire import PARTS
 
 CACHE_MAX = 20_000  # remembered (key, run, epoch) leases and run namespaces, per server
@@ -40,7 +42,8 @@ CACHE_MAX = 20_000  # remembered (key, run, epoch) leases and run namespaces, pe
 # change what every namespace shares (a key of all namespaces only), with what they do.
 RUN_VERBS = {"get_run": "run_id", "run_history": "run_id", "load_steps": "run_id",
              "get_step": "run_id", "read_logs": "run_id", "cancel_run": "run_id",
-             "requeue_run": "run_id"}
+             "requeue_run": "run_id", "get_wait": "run_id", "list_messages": "run_id",
+             "get_status": "run_id", "next_message": "run_id", "notify_finished": "run_id"}
 DEPLOYMENT_VERBS = {"get_deployment": "name", "set_schedules": "deployment",
                     "set_schedule_active": "deployment"}
 SHARED_VERBS = {"set_queue": "change queues", "set_limit": "change tag limits",
@@ -79,6 +82,8 @@ class Access:
         if needed is None:
             raise AccessDenied(f"the store verb {verb!r} is not open to API keys")
         limited = not principal.may(needed)
+        if limited and verb in HOOK_VERBS and principal.may(Permission.HOOK):
+            return True  # a webhook key sending a message (checked in _check_send_message)
         if limited and not (needed is Permission.READ and verb in WORKER_READS
                             and principal.may(Permission.EXECUTE)):
             raise AccessDenied(f"{_who(principal)} may not call {verb}: the {principal.role} "
@@ -129,6 +134,8 @@ class Access:
             return [s for s in result if s.deployment in mine]
         if verb == "resolve_run_id":
             self._run_visible(principal, result)
+        if verb == "get_message":
+            self._run_visible(principal, result.run_id)
         if verb == "expired_runs":
             return [r for r in result if principal.sees(r.namespace)]
         if verb == "create_run":
@@ -260,6 +267,46 @@ class Access:
 
     def _check_write_cache(self, principal: Principal, call: dict[str, Any]) -> None:
         self._run_visible(principal, call["entry"].run_id)
+
+    # -- waits and messages (store/waits.py) -------------------------------------------------
+    def _check_send_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._run_visible(principal, call["run_id"])
+        if not principal.may(Permission.OPERATE) and call["topic"] == INPUT_TOPIC:
+            raise AccessDenied(f"{_who(principal)} may send messages, not input: answering a "
+                               "run waiting for input needs an operator key")
+        sender = _creator(principal)
+        if sender is not None:  # who sent it is the key's, never the caller's word
+            call["sender"] = sender
+
+    def _check_list_waits(self, principal: Principal, call: dict[str, Any]) -> None:
+        for run_id in call["run_ids"]:
+            self._run_visible(principal, run_id)
+
+    def _message_run(self, message_id: int) -> str:
+        return str(self.store.get_message(message_id).run_id)  # type: ignore[attr-defined]
+
+    def _check_consume_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._fenced(principal, call, {call["step"].run_id,
+                                       self._message_run(call["message_id"])})
+
+    def _check_reject_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._fenced(principal, call, {self._message_run(call["message_id"])})
+
+    _check_reply_message = _check_reject_message
+
+    def _check_record_wait(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._fenced(principal, call, {call["wait"].run_id})
+
+    def _check_clear_wait(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._fenced(principal, call, {call["run_id"]})
+
+    def _check_park_run(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._fenced(principal, call, {call["run"].id, call["wait"].run_id})
+
+    def _check_set_status(self, principal: Principal, call: dict[str, Any]) -> None:
+        step = call.get("step")
+        self._fenced(principal, call, {call["status"].run_id}
+                     | ({step.run_id} if step is not None else set()))
 
     # -- secrets ---------------------------------------------------------------------------
     def _check_reveal_secret(self, principal: Principal, call: dict[str, Any]) -> None:

@@ -1,8 +1,8 @@
 """The HTTP API: `create_app(store, require_auth=...)` builds the FastAPI application.
 
-Routes live by concept in runs.py, deployments.py and system.py; API keys in auth.py; the one
-error body in errors.py. Everything under /api/v1 and /ready (and the OpenAPI document) needs
-an API key when `require_auth` is set; /health never does.
+Routes live by concept in runs.py, waits.py, deployments.py, variables.py and system.py; API
+keys in auth.py; the one error body in errors.py. Everything under /api/v1 and /ready (and
+the OpenAPI document) needs an API key when `require_auth` is set; /health never does.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stead import __version__
-from stead.server import audit, deployments, runs, store_rpc, system, variables
+from stead.server import audit, deployments, runs, store_rpc, system, variables, waits
 from stead.server.access import Access
 from stead.server.auth import Authenticated
 from stead.server.errors import ERROR_RESPONSES, error_response, install_error_handlers
@@ -69,6 +69,7 @@ def create_app(store: Store, *, require_auth: bool, max_body_bytes: int = 1_000_
     api.include_router(store_rpc.router)  # remote workers and flows (store/http.py)
     api.include_router(audit.router)
     api.include_router(variables.router)
+    api.include_router(waits.router)
     app.include_router(api)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Authenticated])

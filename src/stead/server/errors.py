@@ -32,6 +32,7 @@ STEAD_STATUS: list[tuple[type[errors.SteadError], int]] = [
     (errors.ParameterError, 422),
     (errors.SerializationError, 422),
     (errors.RunConflict, 409),
+    (errors.WaitError, 422),  # InvalidInput too; routes answer 409 for a finished run
     (errors.AccessDenied, 403),
     (errors.ConfigError, 400),
     (errors.StoreError, 503),
@@ -42,18 +43,21 @@ class ApiError(Exception):
     """An error a route answers with: its status, type and message."""
 
     def __init__(self, status: int, message: str, type: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 extra: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.type = type or HTTP_TYPES.get(status, "Error")
         self.message = message
         self.headers = headers
+        self.extra = extra  # more fields of the error body (InvalidInput: field, reason)
 
 
 def error_response(status: int, type: str, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"type": type, "message": message}}, status_code=status,
-                        headers=headers)
+                   headers: dict[str, str] | None = None,
+                   extra: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"type": type, "message": message, **(extra or {})}},
+                        status_code=status, headers=headers)
 
 
 # What every route may answer besides its own success: documented in the OpenAPI document.
@@ -149,7 +153,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.type,
                               clean_message(exc.message, store_locations(request.app)),
-                              exc.headers)
+                              exc.headers, exc.extra)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -169,8 +173,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.error("%s %s: %s: %s", request.method, request.url.path,
                       type(exc).__name__, exc)
+        extra = ({"field": exc.field, "reason": exc.reason}
+                 if isinstance(exc, errors.InvalidInput) else None)
         return error_response(status, type(exc).__name__,
-                              clean_message(str(exc), store_locations(request.app)))
+                              clean_message(str(exc), store_locations(request.app)),
+                              extra=extra)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -4,14 +4,16 @@ A request's principal is the API key it carried (or, on a keyless loopback serve
 user, who may do everything). A key has one role:
 
 - `admin`: everything, keys included.
-- `operator`: deploy, create and cancel runs, change queues, limits, schedules and variables;
+- `operator`: deploy, create and cancel runs, send them messages and input, change queues,
+  limits, schedules and variables;
   also what a worker does (an operator can already enqueue code, so executing it grants
   nothing more).
 - `worker`: only what executing runs needs: claim from its queues, heartbeat, and record the
   steps, logs and transitions of runs it holds the lease of (server/fencing.py checks that);
   read the variables of its namespaces (a flow's configuration), never write them.
 - `reader`: read runs, steps, logs, deployments, queues, workers, limits and variables.
-- `webhook`: post to its own hook, nothing else.
+- `webhook`: post to its own hook, and send messages to runs (an inbound webhook's event
+  for a flow waiting in `stead.receive`): not input, and nothing to read.
 
 The table below is the whole policy for the store verbs (POST /api/v1/store/{verb}); REST
 routes name their permission with `Allow(...)` (server/auth.py). A verb missing from the table
@@ -48,7 +50,10 @@ WORKER_READS = frozenset({"get_run", "load_steps", "get_step", "read_cache", "ge
                           "list_limits", "runs_to_cancel", "expired_runs", "run_history",
                           "list_runs",  # list_runs: only enqueued runs of its queues
                           # variables: a flow's configuration, read in its namespaces
-                          "get_variable", "list_variables"})
+                          "get_variable", "list_variables",
+                          "get_wait"})  # what the run it resumes waits for
+# Verbs the webhook role may call besides its hook (server/access.py refuses input).
+HOOK_VERBS = frozenset({"send_message"})
 
 VERB_PERMISSION: dict[str, Permission] = {
     # reading
@@ -61,6 +66,9 @@ VERB_PERMISSION: dict[str, Permission] = {
     "get_deployment": Permission.READ, "list_deployments": Permission.READ,
     "list_schedules": Permission.READ, "list_secrets": Permission.READ,
     "get_variable": Permission.READ, "list_variables": Permission.READ,
+    "get_wait": Permission.READ, "list_waits": Permission.READ,
+    "list_messages": Permission.READ, "get_message": Permission.READ,
+    "get_status": Permission.READ,
     # executing claimed runs (the fenced writes are checked against the caller's leases)
     "claim_runs": Permission.EXECUTE, "heartbeat": Permission.EXECUTE,
     "register_worker": Permission.EXECUTE, "record_step": Permission.EXECUTE,
@@ -72,6 +80,12 @@ VERB_PERMISSION: dict[str, Permission] = {
     "expired_runs": Permission.EXECUTE, "runs_to_cancel": Permission.EXECUTE,
     "create_run": Permission.EXECUTE,  # a child run under a held lease; else OPERATE
     "reveal_secret": Permission.EXECUTE,  # a flow reading stead.secret() through the server
+    # durable waits of the runs it executes (store/waits.py); waking due runs (a reaper's)
+    "next_message": Permission.EXECUTE, "consume_message": Permission.EXECUTE,
+    "reject_message": Permission.EXECUTE, "reply_message": Permission.EXECUTE,
+    "record_wait": Permission.EXECUTE, "clear_wait": Permission.EXECUTE,
+    "park_run": Permission.EXECUTE, "set_status": Permission.EXECUTE,
+    "wake_due_runs": Permission.EXECUTE, "notify_finished": Permission.EXECUTE,
     # operating
     "cancel_run": Permission.OPERATE, "requeue_run": Permission.OPERATE,
     "save_deployment": Permission.OPERATE, "set_schedules": Permission.OPERATE,
@@ -81,6 +95,7 @@ VERB_PERMISSION: dict[str, Permission] = {
     "set_queue": Permission.OPERATE, "set_limit": Permission.OPERATE,
     "delete_limit": Permission.OPERATE,
     "set_variable": Permission.OPERATE, "delete_variable": Permission.OPERATE,
+    "send_message": Permission.OPERATE,  # also the webhook role's: HOOK_VERBS
 }
 # Verbs that change nothing: the audit log leaves them out.
 READ_VERBS = frozenset(v for v, p in VERB_PERMISSION.items() if p is Permission.READ) | {

@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from stead.core.states import FINAL_STATES
+from stead.errors import AccessDenied
 from stead.server.deps import StoreDep
 from stead.server.errors import NOT_FOUND, ApiError, clean_message, store_locations
 from stead.server.schemas import (
@@ -37,6 +38,7 @@ from stead.server.schemas import (
     StepList,
 )
 from stead.store.base import RunFilter, RunRecord, Store
+from stead.store.waits import WaitRecord
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 FOLLOW_POLL_S = 0.5  # how often a followed run's new log lines are looked for
@@ -65,6 +67,18 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 
 def _run(store: Store, run_id: str) -> RunRecord:
     return store.get_run(run_id)  # RunNotFound: 404
+
+
+def _waits(store: Store, runs: list[RunRecord]) -> dict[str, WaitRecord]:
+    """The waits of the runs that wait (one store call for a page). A worker key lists the
+    runs of its queues but may not read waits: its runs come without them."""
+    live = [r.id for r in runs if r.state not in ENDED_STATES]
+    if not live:
+        return {}
+    try:
+        return store.list_waits(live)  # type: ignore[attr-defined,no-any-return]
+    except AccessDenied:
+        return {}
 
 
 @router.get("", summary="List runs", response_model=RunPage, description=(
@@ -96,14 +110,17 @@ def list_runs(
     runs = store.list_runs(flt)
     page = runs[:limit]
     more = len(runs) > limit
-    return RunPage(items=[Run.of(r) for r in page],
+    waits = _waits(store, page)
+    return RunPage(items=[Run.of(r, waits.get(r.id)) for r in page],
                    next_cursor=encode_cursor(page[-1]) if more else None)
 
 
 @router.get("/{run_id}", summary="Get a run", response_model=Run, responses=NOT_FOUND,
-            description="One run by its full id (a child run's id is `ROOT_ID:STEP_KEY`).")
+            description="One run by its full id (a child run's id is `ROOT_ID:STEP_KEY`), "
+                        "with what it waits for (`wait`), if anything.")
 def get_run(run_id: str, store: StoreDep) -> Run:
-    return Run.of(_run(store, run_id))
+    run = _run(store, run_id)
+    return Run.of(run, _waits(store, [run]).get(run.id))
 
 
 @router.get("/{run_id}/steps", summary="List a run's steps", response_model=StepList,

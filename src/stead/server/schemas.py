@@ -14,8 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stead.core.console import level_name
 from stead.store import base
+from stead.store.waits import WaitRecord
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$"
+# A run in these states waits for nothing (a wait row it left behind is not shown).
+_ENDED = frozenset({"Completed", "Cached", "Failed", "Cancelled", "Crashed"})
 
 
 def _json(text: str | None, default: Any = None) -> Any:
@@ -32,6 +35,10 @@ class ErrorDetail(BaseModel):
     type: str = Field(description="What kind of error: RunNotFound, ValidationError, "
                                   "Unauthorized, BodyTooLarge, InternalError, ...")
     message: str = Field(description="What was wrong, and what to do about it.")
+    field: str | None = Field(None, description="InvalidInput only: the JSON path of the "
+                                                "first value of the input that does not fit "
+                                                "the schema (\"\" for the whole input)")
+    reason: str | None = Field(None, description="InvalidInput only: why it does not fit")
 
 
 class ErrorBody(BaseModel):
@@ -46,6 +53,38 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     status: Literal["ready"] = "ready"
+
+
+class Wait(BaseModel):
+    """What a run waits for now (a durable sleep, a message, input, a child run, a retry)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    kind: str = Field(
+        description="timer (a durable sleep), message (on `topic`), input (a person's answer "
+                    "to `description`, checked against `schema`), child (the run `topic`), "
+                    "retry (a retry delay)")
+    topic: str | None = Field(description="The message topic, or the child run's id")
+    wake_at: float | None = Field(description="When the wait ends (the timer, or the "
+                                              "timeout of a message or input wait); null: "
+                                              "none")
+    description: str | None = Field(description="The question of an input wait")
+    input_schema: Any = Field(alias="schema", description="The JSON Schema input must fit "
+                                                          "(input waits; else null)")
+    parked: bool = Field(description="True: no process holds the run (Paused, no lease); "
+                                     "the store wakes it when the wait is satisfied")
+    since: float = Field(description="When the run began to wait")
+    step_key: str = Field(description="The step of the wait (sleep, receive, ...)")
+
+    @classmethod
+    def of(cls, w: WaitRecord) -> Wait:
+        detail = _json(w.detail, {})
+        detail = detail if isinstance(detail, dict) else {}
+        description = detail.get("description")
+        return cls(kind=w.kind, topic=w.topic, wake_at=w.wake_at,
+                   description=None if description is None else str(description),
+                   input_schema=detail.get("schema"), parked=w.parked, since=w.since,
+                   step_key=w.step_key)
 
 
 class Run(BaseModel):
@@ -84,10 +123,11 @@ class Run(BaseModel):
                                         "loss), process (a killed process) or batched (steps "
                                         "committed in groups; a crash re-runs at most the "
                                         "last group)")
+    wait: Wait | None = Field(None, description="What the run waits for now; null: nothing")
 
     @classmethod
-    def of(cls, r: base.RunRecord) -> Run:
-        return cls(
+    def of(cls, r: base.RunRecord, wait: WaitRecord | None = None) -> Run:
+        return cls(wait=None if wait is None or r.state in _ENDED else Wait.of(wait),
             id=r.id, flow_name=r.flow_name, name=r.name, version=r.version, state=r.state,
             entrypoint=r.entrypoint,
             script_path=r.script_path, params=_json(r.params, {}), parent_id=r.parent_id,
