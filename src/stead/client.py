@@ -1,5 +1,6 @@
 """A Python client of the Stead server's REST API (docs/openapi.json): list and inspect runs,
-run deployments, cancel runs, from anywhere with the server's URL and an API key.
+run deployments, cancel runs, send runs messages and input and read their status, from
+anywhere with the server's URL and an API key.
 
 Answers are the API's JSON objects (dicts). Errors raise `ApiError`, which carries the HTTP
 status and the error body's type and message. Not imported by `import stead`.
@@ -109,6 +110,81 @@ class Client:
         # No body, but the JSON content type: the server refuses any other (server/guard.py).
         return self._request("POST", f"/api/v1/runs/{run_id}/cancel",  # type: ignore[no-any-return]
                              headers={"Content-Type": "application/json"})
+
+    # -- messages, input and status (durable waits) -----------------------------------------
+    def send_message(self, run_id: str, topic: str, payload: Any,
+                     idempotency_key: str | None = None) -> dict[str, Any]:
+        """Send `payload` (any JSON value) to the run on `topic`; the flow takes it with
+        `stead.receive(topic)`. Returns the message; with an `idempotency_key` sent before,
+        the first message (nothing new is stored). ApiError 404 (no such run), 409 (the run
+        has ended), 422 (a bad topic or payload).
+
+        Example:
+            >>> api.send_message(run_id, "payment", {"ref": "tx-81"}, "tx-81")["state"]
+            'pending'
+        """
+        body: dict[str, Any] = {"topic": topic, "payload": payload}
+        if idempotency_key is not None:
+            body["idempotency_key"] = idempotency_key
+        return self._request("POST", f"/api/v1/runs/{run_id}/messages",  # type: ignore[no-any-return]
+                             json=body)
+
+    def send_input(self, run_id: str, value: Any,
+                   idempotency_key: str | None = None) -> dict[str, Any]:
+        """Answer a run waiting in `stead.wait_for_input(Model, ...)` with `value` (a dict
+        of the model's fields). Input that does not fit the model's schema raises ApiError
+        422 (type InvalidInput) and the run keeps waiting; ApiError 409 when the run does
+        not wait for input.
+
+        Example:
+            >>> api.send_input(run_id, {"approved": True, "approver": "ana"})["topic"]
+            'stead.input'
+        """
+        body: dict[str, Any] = {"value": value}
+        if idempotency_key is not None:
+            body["idempotency_key"] = idempotency_key
+        return self._request("POST", f"/api/v1/runs/{run_id}/input",  # type: ignore[no-any-return]
+                             json=body)
+
+    def get_status(self, run_id: str, key: str | None = None) -> Any:
+        """What the run published with `stead.set_status`: with `key`, that value (ApiError
+        404 when it is not set); without, a dict of every key and value.
+
+        Example:
+            >>> api.get_status(run_id, "stage")
+            'approved'
+            >>> api.get_status(run_id)
+            {'stage': 'approved', 'progress': 0.5}
+        """
+        if key is not None:
+            return self._request("GET", f"/api/v1/runs/{run_id}/status/{key}")["value"]
+        items = self._request("GET", f"/api/v1/runs/{run_id}/status")["items"]
+        return {item["key"]: item["value"] for item in items}
+
+    def list_messages(self, run_id: str, topic: str | None = None,
+                      limit: int = 100) -> list[dict[str, Any]]:
+        """The messages sent to the run (of `topic`, or all), in send order, with their
+        state (pending, consumed, rejected) and replies.
+
+        Example:
+            >>> [m["state"] for m in api.list_messages(run_id, topic="payment")]
+            ['consumed', 'pending']
+        """
+        params: dict[str, Any] = {"limit": limit}
+        if topic is not None:
+            params["topic"] = topic
+        return self._request("GET", f"/api/v1/runs/{run_id}/messages",  # type: ignore[no-any-return]
+                             params=params)["items"]
+
+    def get_message(self, run_id: str, message_id: int) -> dict[str, Any]:
+        """One message of the run as it is now (a request's sender polls its `reply`).
+
+        Example:
+            >>> api.get_message(run_id, 7)["reply"]
+            {'accepted': True}
+        """
+        return self._request(  # type: ignore[no-any-return]
+            "GET", f"/api/v1/runs/{run_id}/messages/{message_id}")
 
     # -- deployments -------------------------------------------------------------------------
     def deployments(self) -> list[dict[str, Any]]:
