@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -157,7 +158,8 @@ class Client:
             {'stage': 'approved', 'progress': 0.5}
         """
         if key is not None:
-            return self._request("GET", f"/api/v1/runs/{run_id}/status/{key}")["value"]
+            path = f"/api/v1/runs/{run_id}/status/{quote(key, safe='')}"
+            return self._request("GET", path)["value"]
         items = self._request("GET", f"/api/v1/runs/{run_id}/status")["items"]
         return {item["key"]: item["value"] for item in items}
 
