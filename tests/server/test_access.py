@@ -35,7 +35,8 @@ from tests.server.conftest import Server
 READER = {"get_run", "list_runs", "resolve_run_id", "run_history", "load_steps", "get_step",
           "count_steps", "read_logs", "read_cache", "list_queues", "list_workers",
           "list_limits", "get_deployment", "list_deployments", "list_schedules",
-          "list_secrets", "get_variable", "list_variables"}
+          "list_secrets", "get_variable", "list_variables",
+          "get_wait", "list_waits", "list_messages", "get_message", "get_status"}
 WORKER = {"claim_runs", "heartbeat", "register_worker", "record_step", "record_steps",
           "mark_steps_running", "append_logs", "transition_run", "write_cache", "take_slots",
           "renew_slots", "release_slots", "finish_cancel", "recover_run", "expired_runs",
@@ -44,9 +45,14 @@ WORKER = {"claim_runs", "heartbeat", "register_worker", "record_step", "record_s
           "get_run", "load_steps", "get_step", "read_cache", "get_deployment", "list_limits",
           "run_history", "list_runs",
           # the variables of its namespaces: configuration of the flows it executes
-          "get_variable", "list_variables"}
+          "get_variable", "list_variables",
+          # durable waits of the runs it executes, and waking due runs (a reaper's)
+          "next_message", "consume_message", "reject_message", "reply_message",
+          "record_wait", "clear_wait", "park_run", "set_status", "wake_due_runs",
+          "notify_finished", "get_wait"}
+# A webhook key may send messages to runs (an inbound event for a flow's receive).
 ALLOWED = {"admin": set(wire.VERBS), "operator": set(wire.VERBS), "worker": WORKER,
-           "reader": READER, "webhook": set()}
+           "reader": READER, "webhook": {"send_message"}}
 
 
 # API keys are made where the database is, not through a server: SQLite and PostgreSQL only.
