@@ -269,10 +269,11 @@ def list_status(run_id: str, store: StoreDep) -> StatusList:
     return StatusList(items=[StatusValue.of(s) for s in found])
 
 
-@router.get("/{run_id}/status/{key}", summary="One published status value",
+@router.get("/{run_id}/status/{key:path}", summary="One published status value",
             response_model=StatusValue, responses={404: {"model": ErrorBody, "description": (
                 "No such run, or it has not set `key`")}}, description=(
-                "The value the run published under `key` with `stead.set_status`."))
+                "The value the run published under `key` with `stead.set_status` (a key may "
+                "contain `/`)."))
 def get_status(run_id: str, store: StoreDep,
                key: Annotated[str, Path(min_length=1, max_length=KEY_MAX)]) -> StatusValue:
     found = store.get_status(run_id, key)  # type: ignore[attr-defined]
