@@ -35,7 +35,9 @@ from tests.server.conftest import Server
 READER = {"get_run", "list_runs", "resolve_run_id", "run_history", "load_steps", "get_step",
           "count_steps", "read_logs", "read_cache", "list_queues", "list_workers",
           "list_limits", "get_deployment", "list_deployments", "list_schedules",
-          "list_secrets", "get_variable", "list_variables"}
+          "list_secrets", "get_variable", "list_variables",
+          # runs' messages, waits and published status
+          "get_message", "list_messages", "get_wait", "list_waits", "get_status"}
 WORKER = {"claim_runs", "heartbeat", "register_worker", "record_step", "record_steps",
           "mark_steps_running", "append_logs", "transition_run", "write_cache", "take_slots",
           "renew_slots", "release_slots", "finish_cancel", "recover_run", "expired_runs",
@@ -44,7 +46,12 @@ WORKER = {"claim_runs", "heartbeat", "register_worker", "record_step", "record_s
           "get_run", "load_steps", "get_step", "read_cache", "get_deployment", "list_limits",
           "run_history", "list_runs",
           # the variables of its namespaces: configuration of the flows it executes
-          "get_variable", "list_variables"}
+          "get_variable", "list_variables",
+          # durable waits: messages, replies, waits, parking, wake-ups, published status
+          "send_message", "next_message", "consume_message", "reject_message",
+          "reply_message", "get_message", "list_messages", "record_wait", "clear_wait",
+          "get_wait", "park_run", "wake_due_runs", "notify_finished", "set_status",
+          "get_status"}
 ALLOWED = {"admin": set(wire.VERBS), "operator": set(wire.VERBS), "worker": WORKER,
            "reader": READER, "webhook": set()}
 

@@ -33,6 +33,7 @@ from stead.server.policy import (
     Principal,
 )
 from stead.store.base import Fence, RunFilter, RunRecord, Store
+from stead.store.waits import INPUT_TOPIC
 from stead.store.wire import PARTS
 
 CACHE_MAX = 20_000  # remembered (key, run, epoch) leases and run namespaces, per server
@@ -260,6 +261,71 @@ class Access:
 
     def _check_write_cache(self, principal: Principal, call: dict[str, Any]) -> None:
         self._run_visible(principal, call["entry"].run_id)
+
+    # -- waits and messages (store/waits.py) -------------------------------------------------
+    def _check_send_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._run_visible(principal, call["run_id"])
+        if call["topic"] == INPUT_TOPIC and not principal.may(Permission.OPERATE):
+            raise AccessDenied(f"{_who(principal)} may not answer a run's wait for input: "
+                               "that needs an operator key")
+        if principal.key_id is not None:  # who sent it is the server's to say
+            call["sender"] = _creator(principal)
+
+    def _own_run(self, principal: Principal, run_id: str) -> None:
+        """A run the principal sees and, for a worker, one of a tree it executes."""
+        self._run_visible(principal, run_id)
+        if not principal.may(Permission.OPERATE) and not principal.may(Permission.READ):
+            self._executing(principal, run_id)
+
+    def _check_next_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._own_run(principal, call["run_id"])
+
+    def _check_list_messages(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._own_run(principal, call["run_id"])
+
+    def _check_get_wait(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._own_run(principal, call["run_id"])
+
+    def _check_list_waits(self, principal: Principal, call: dict[str, Any]) -> None:
+        for run_id in call["run_ids"]:
+            self._run_visible(principal, run_id)
+
+    def _check_get_status(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._run_visible(principal, call["run_id"])  # published: any run it may see
+
+    def _check_get_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        msg = self.store.get_message(call["message_id"])
+        self._run_visible(principal, msg.run_id)
+        # A worker reads its own runs' messages, and the replies to the requests it sent.
+        if msg.sender is None or msg.sender != _creator(principal):
+            self._own_run(principal, msg.run_id)
+
+    def _check_consume_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        # The store refuses a message of another run than the step's.
+        self._fenced(principal, call, {call["step"].run_id})
+
+    def _check_reject_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._fenced(principal, call, {self.store.get_message(call["message_id"]).run_id})
+
+    def _check_reply_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._check_reject_message(principal, call)
+
+    def _check_record_wait(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._fenced(principal, call, {call["wait"].run_id})
+
+    def _check_clear_wait(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._fenced(principal, call, {call["run_id"]})
+
+    def _check_park_run(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._fenced(principal, call, {call["run"].id, call["wait"].run_id})
+
+    def _check_set_status(self, principal: Principal, call: dict[str, Any]) -> None:
+        step = call.get("step")
+        self._fenced(principal, call, {call["status"].run_id} | (
+            {step.run_id} if step is not None else set()))
+
+    def _check_notify_finished(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._run_visible(principal, call["run_id"])  # the store wakes only for a finished run
 
     # -- secrets ---------------------------------------------------------------------------
     def _check_reveal_secret(self, principal: Principal, call: dict[str, Any]) -> None:

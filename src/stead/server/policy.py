@@ -9,8 +9,11 @@ user, who may do everything). A key has one role:
   nothing more).
 - `worker`: only what executing runs needs: claim from its queues, heartbeat, and record the
   steps, logs and transitions of runs it holds the lease of (server/fencing.py checks that);
-  read the variables of its namespaces (a flow's configuration), never write them.
-- `reader`: read runs, steps, logs, deployments, queues, workers, limits and variables.
+  read the variables of its namespaces (a flow's configuration), never write them; receive,
+  reply, wait, park and publish status for runs it holds, send messages to runs of its
+  namespaces and read their published status.
+- `reader`: read runs, steps, logs, deployments, queues, workers, limits, variables, and
+  runs' messages, waits and published status.
 - `webhook`: post to its own hook, nothing else.
 
 The table below is the whole policy for the store verbs (POST /api/v1/store/{verb}); REST
@@ -48,7 +51,10 @@ WORKER_READS = frozenset({"get_run", "load_steps", "get_step", "read_cache", "ge
                           "list_limits", "runs_to_cancel", "expired_runs", "run_history",
                           "list_runs",  # list_runs: only enqueued runs of its queues
                           # variables: a flow's configuration, read in its namespaces
-                          "get_variable", "list_variables"})
+                          "get_variable", "list_variables",
+                          # waits and messages: a flow's own messages and wait, the replies
+                          # to requests it sent, and any run's published status
+                          "get_message", "list_messages", "get_wait", "get_status"})
 
 VERB_PERMISSION: dict[str, Permission] = {
     # reading
@@ -61,6 +67,9 @@ VERB_PERMISSION: dict[str, Permission] = {
     "get_deployment": Permission.READ, "list_deployments": Permission.READ,
     "list_schedules": Permission.READ, "list_secrets": Permission.READ,
     "get_variable": Permission.READ, "list_variables": Permission.READ,
+    "get_message": Permission.READ, "list_messages": Permission.READ,
+    "get_wait": Permission.READ, "list_waits": Permission.READ,
+    "get_status": Permission.READ,
     # executing claimed runs (the fenced writes are checked against the caller's leases)
     "claim_runs": Permission.EXECUTE, "heartbeat": Permission.EXECUTE,
     "register_worker": Permission.EXECUTE, "record_step": Permission.EXECUTE,
@@ -72,6 +81,16 @@ VERB_PERMISSION: dict[str, Permission] = {
     "expired_runs": Permission.EXECUTE, "runs_to_cancel": Permission.EXECUTE,
     "create_run": Permission.EXECUTE,  # a child run under a held lease; else OPERATE
     "reveal_secret": Permission.EXECUTE,  # a flow reading stead.secret() through the server
+    # durable waits: a flow receiving, replying, waiting, parking and publishing its status
+    # (fenced, of runs it holds); waking parked runs whose time or child has come
+    "next_message": Permission.EXECUTE, "consume_message": Permission.EXECUTE,
+    "reject_message": Permission.EXECUTE, "reply_message": Permission.EXECUTE,
+    "record_wait": Permission.EXECUTE, "clear_wait": Permission.EXECUTE,
+    "park_run": Permission.EXECUTE, "wake_due_runs": Permission.EXECUTE,
+    "notify_finished": Permission.EXECUTE, "set_status": Permission.EXECUTE,
+    # a message to a run of its namespaces: from a flow (a worker) or a person (an
+    # operator); input (stead.input topic) needs OPERATE (server/access.py)
+    "send_message": Permission.EXECUTE,
     # operating
     "cancel_run": Permission.OPERATE, "requeue_run": Permission.OPERATE,
     "save_deployment": Permission.OPERATE, "set_schedules": Permission.OPERATE,
@@ -84,7 +103,7 @@ VERB_PERMISSION: dict[str, Permission] = {
 }
 # Verbs that change nothing: the audit log leaves them out.
 READ_VERBS = frozenset(v for v, p in VERB_PERMISSION.items() if p is Permission.READ) | {
-    "expired_runs", "runs_to_cancel"}
+    "expired_runs", "runs_to_cancel", "next_message"}
 
 
 @dataclass(frozen=True, slots=True)
