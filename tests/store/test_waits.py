@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -498,6 +500,57 @@ def test_waking_a_parked_run_notifies_workers_on_postgres(store: Store, backend:
         complete(store, runs[0].id)
         store.notify_finished(runs[0].id, T0 + 61)
         assert heard() == [("stead_runs", runs[2].queue)]
+
+
+# -- concurrent parks, sends and wakes ------------------------------------------------------------
+
+
+def _together(*calls: Callable[[], object]) -> None:
+    """Run the calls in threads released at once; re-raise the first error."""
+    start, errors = threading.Barrier(len(calls)), []
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            start.wait()
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    if errors:
+        raise errors[0]
+
+
+def test_a_message_sent_while_its_run_parks_always_wakes_it(store: Store) -> None:
+    for _ in range(15):
+        run = leased(store)
+        _together(lambda: park(store, run, "message", topic="payment"),  # noqa: B023
+                  lambda: store.send_message(run.id, "payment", "{}", None, T0))  # noqa: B023
+        assert store.get_run(run.id).state == "Pending", history(store, run.id)
+
+
+def test_concurrent_wakers_wake_each_due_run_once(store: Store) -> None:
+    runs = [leased(store) for _ in range(30)]
+    for i, run in enumerate(runs):
+        park(store, run, "timer", wake_at=T0 + 1 + i)
+    woken: list[int] = []
+
+    def waker() -> None:
+        while True:
+            count, _ = store.wake_due_runs(T0 + 100, limit=4)
+            woken.append(count)
+            if not count and store.wake_due_runs(T0 + 100, limit=0)[1] is None:
+                return
+
+    _together(waker, waker, waker)
+    assert sum(woken) == 30
+    for run in runs:
+        assert [s for s, m in history(store, run.id) if m and m.startswith("woken")] == [
+            "Pending"]
 
 
 # -- exactly once, in order, whatever the interleaving --------------------------------------------
