@@ -23,10 +23,13 @@ from stead.store.base import (
     Limit,
     RunFilter,
     RunRecord,
+    StatusRecord,
     Store,
+    WaitRecord,
     WorkerRecord,
 )
 from stead.store.http import HttpStore
+from stead.store.waits import INPUT_TOPIC
 from stead.worker.entrypoints import check_entrypoint
 from tests.server.conftest import Server
 
@@ -36,7 +39,8 @@ READER = {"get_run", "list_runs", "resolve_run_id", "run_history", "load_steps",
           "count_steps", "read_logs", "read_cache", "list_queues", "list_workers",
           "list_limits", "get_deployment", "list_deployments", "list_schedules",
           "list_secrets", "get_variable", "list_variables",
-          "get_wait", "list_waits", "list_messages", "get_message", "get_status"}
+          # runs' messages, waits and published status
+          "get_message", "list_messages", "get_wait", "list_waits", "get_status"}
 WORKER = {"claim_runs", "heartbeat", "register_worker", "record_step", "record_steps",
           "mark_steps_running", "append_logs", "transition_run", "write_cache", "take_slots",
           "renew_slots", "release_slots", "finish_cancel", "recover_run", "expired_runs",
@@ -46,10 +50,11 @@ WORKER = {"claim_runs", "heartbeat", "register_worker", "record_step", "record_s
           "run_history", "list_runs",
           # the variables of its namespaces: configuration of the flows it executes
           "get_variable", "list_variables",
-          # durable waits of the runs it executes, and waking due runs (a reaper's)
-          "next_message", "consume_message", "reject_message", "reply_message",
-          "record_wait", "clear_wait", "park_run", "set_status", "wake_due_runs",
-          "notify_finished", "get_wait"}
+          # durable waits: messages, replies, waits, parking, wake-ups, published status
+          "send_message", "next_message", "consume_message", "reject_message",
+          "reply_message", "get_message", "list_messages", "record_wait", "clear_wait",
+          "get_wait", "park_run", "wake_due_runs", "notify_finished", "set_status",
+          "get_status"}
 # A webhook key may send messages to runs (an inbound event for a flow's receive).
 ALLOWED = {"admin": set(wire.VERBS), "operator": set(wire.VERBS), "worker": WORKER,
            "reader": READER, "webhook": {"send_message"}}
@@ -300,3 +305,43 @@ def test_a_key_sent_to_a_keyless_loopback_server_is_checked(
         assert http.get("/api/v1/runs/run-a").status_code == 200
         assert http.post("/api/v1/runs/run-a/cancel", json={}).status_code == 403
     assert httpx.get(f"{server.url}/api/v1/runs/run-b").status_code == 200  # the local user
+
+
+def test_waits_and_messages_by_role_and_lease(remote: Callable[[str], HttpStore], db: Store,
+                                              runs: dict[str, str]) -> None:
+    worker, reader, operator = remote("worker"), remote("reader"), remote("operator")
+    ids = {k.name: k.id for k in db.list_api_keys()}
+    me = WorkerRecord("w1", "w1", "host", 1, '["etl"]', 1, "running", time.time(), time.time())
+    worker.register_worker(me)
+    [mine] = worker.claim_runs(["etl"], me, "owner", 5, time.time(), 30.0)
+    # A flow on the worker sends to runs of its namespaces; who sent it is the server's word.
+    msg, _ = worker.send_message(mine.id, "payment", "{}", None, time.time(), sender="forged")
+    assert msg.sender == f"worker:{ids['worker']}"
+    with pytest.raises(RunNotFound):  # another namespace's run
+        worker.send_message(runs["b"], "payment", "{}", None, time.time())
+    with pytest.raises(AccessDenied, match="operator key"):  # a person's answer, not a flow's
+        worker.send_message(mine.id, INPUT_TOPIC, "{}", None, time.time())
+    assert worker.get_message(msg.id) == msg  # its own request's reply, later
+    assert worker.get_status(runs["done"]) == []  # published: any run of its namespaces
+    with pytest.raises(AccessDenied, match="does not hold the lease"):  # not its run
+        worker.get_wait(runs["done"])
+    done = db.get_run(runs["done"])
+    with pytest.raises(AccessDenied, match="does not hold the lease"):  # a forged fence
+        worker.park_run(done, WaitRecord(done.id, "timer", "1", wake_at=time.time() + 60),
+                        time.time(), Fence(done.id, done.lease_epoch))
+    with pytest.raises(AccessDenied, match="no fence"):
+        worker.set_status(StatusRecord(mine.id, "stage", '"x"', time.time()))
+    wait = WaitRecord(mine.id, "message", "2", topic="resize")
+    assert worker.park_run(mine, wait, time.time(), Fence(mine.id, mine.lease_epoch)) == "Paused"
+    assert db.get_run(mine.id).lease_expires_at is None
+    # Readers read messages, waits and status; operators send, and are named as the sender.
+    assert reader.get_wait(mine.id).parked is True  # type: ignore[union-attr]
+    assert [m.id for m in reader.list_messages(mine.id)] == [msg.id]
+    assert set(reader.list_waits([mine.id])) == {mine.id}
+    with pytest.raises(AccessDenied):
+        reader.send_message(mine.id, "resize", "{}", None, time.time())
+    sent, _ = operator.send_message(mine.id, "resize", "{}", None, time.time(), sender="x")
+    assert sent.sender == f"operator:{ids['operator']}"
+    assert db.get_run(mine.id).state == "Pending"  # woken
+    with pytest.raises(RunNotFound):
+        remote("operator-b").get_status(mine.id)

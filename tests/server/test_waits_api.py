@@ -161,8 +161,10 @@ def test_permissions_per_role(serve: Callable[..., Server], db: Store,
                      ("GET", "/status"): 200, ("GET", "/status/stage"): 200},
         "reader": {("POST", "/messages"): 403, ("GET", "/messages"): 200,
                    ("GET", "/status"): 200, ("GET", "/status/stage"): 200},
-        "worker": {("POST", "/messages"): 403, ("GET", "/messages"): 403,
-                   ("GET", "/status"): 403},
+        # A worker's flows send messages and read any run's published status; messages
+        # it reads only of the runs it executes.
+        "worker": {("POST", "/messages"): 201, ("GET", "/messages"): 403,
+                   ("GET", "/status"): 200},
         "webhook": {("POST", "/messages"): 201, ("GET", "/messages"): 403,
                     ("GET", "/status"): 403},
         "operator-b": {("POST", "/messages"): 404, ("GET", "/messages"): 404,
@@ -184,7 +186,8 @@ def test_permissions_per_role(serve: Callable[..., Server], db: Store,
                                                                                   refused.text)
     senders = {m.sender for m in db.list_messages("a-1")}  # type: ignore[attr-defined]
     ids = {k.name: k.id for k in db.list_api_keys()}
-    assert senders == {f"operator:{ids['operator']}", f"webhook:{ids['webhook']}"}
+    assert senders == {f"operator:{ids['operator']}", f"webhook:{ids['webhook']}",
+                       f"worker:{ids['worker']}"}
     assert db.get_run("a-ask").state == "Paused"
     with server.client(keys["operator"]) as http:
         assert http.post(runs_path("a-ask", "/input"), json=answer).status_code == 201

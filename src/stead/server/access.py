@@ -42,8 +42,7 @@ CACHE_MAX = 20_000  # remembered (key, run, epoch) leases and run namespaces, pe
 # change what every namespace shares (a key of all namespaces only), with what they do.
 RUN_VERBS = {"get_run": "run_id", "run_history": "run_id", "load_steps": "run_id",
              "get_step": "run_id", "read_logs": "run_id", "cancel_run": "run_id",
-             "requeue_run": "run_id", "get_wait": "run_id", "list_messages": "run_id",
-             "get_status": "run_id", "next_message": "run_id", "notify_finished": "run_id"}
+             "requeue_run": "run_id"}
 DEPLOYMENT_VERBS = {"get_deployment": "name", "set_schedules": "deployment",
                     "set_schedule_active": "deployment"}
 SHARED_VERBS = {"set_queue": "change queues", "set_limit": "change tag limits",
@@ -134,8 +133,6 @@ class Access:
             return [s for s in result if s.deployment in mine]
         if verb == "resolve_run_id":
             self._run_visible(principal, result)
-        if verb == "get_message":
-            self._run_visible(principal, result.run_id)
         if verb == "expired_runs":
             return [r for r in result if principal.sees(r.namespace)]
         if verb == "create_run":
@@ -271,28 +268,50 @@ class Access:
     # -- waits and messages (store/waits.py) -------------------------------------------------
     def _check_send_message(self, principal: Principal, call: dict[str, Any]) -> None:
         self._run_visible(principal, call["run_id"])
-        if not principal.may(Permission.OPERATE) and call["topic"] == INPUT_TOPIC:
-            raise AccessDenied(f"{_who(principal)} may send messages, not input: answering a "
-                               "run waiting for input needs an operator key")
-        sender = _creator(principal)
-        if sender is not None:  # who sent it is the key's, never the caller's word
-            call["sender"] = sender
+        if call["topic"] == INPUT_TOPIC and not principal.may(Permission.OPERATE):
+            raise AccessDenied(f"{_who(principal)} may not answer a run's wait for input: "
+                               "that needs an operator key")
+        if principal.key_id is not None:  # who sent it is the server's to say
+            call["sender"] = _creator(principal)
+
+    def _own_run(self, principal: Principal, run_id: str) -> None:
+        """A run the principal sees and, for a worker, one of a tree it executes."""
+        self._run_visible(principal, run_id)
+        if not principal.may(Permission.OPERATE) and not principal.may(Permission.READ):
+            self._executing(principal, run_id)
+
+    def _check_next_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._own_run(principal, call["run_id"])
+
+    def _check_list_messages(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._own_run(principal, call["run_id"])
+
+    def _check_get_wait(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._own_run(principal, call["run_id"])
 
     def _check_list_waits(self, principal: Principal, call: dict[str, Any]) -> None:
         for run_id in call["run_ids"]:
             self._run_visible(principal, run_id)
 
-    def _message_run(self, message_id: int) -> str:
-        return str(self.store.get_message(message_id).run_id)  # type: ignore[attr-defined]
+    def _check_get_status(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._run_visible(principal, call["run_id"])  # published: any run it may see
+
+    def _check_get_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        msg = self.store.get_message(call["message_id"])
+        self._run_visible(principal, msg.run_id)
+        # A worker reads its own runs' messages, and the replies to the requests it sent.
+        if msg.sender is None or msg.sender != _creator(principal):
+            self._own_run(principal, msg.run_id)
 
     def _check_consume_message(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._fenced(principal, call, {call["step"].run_id,
-                                       self._message_run(call["message_id"])})
+        # The store refuses a message of another run than the step's.
+        self._fenced(principal, call, {call["step"].run_id})
 
     def _check_reject_message(self, principal: Principal, call: dict[str, Any]) -> None:
-        self._fenced(principal, call, {self._message_run(call["message_id"])})
+        self._fenced(principal, call, {self.store.get_message(call["message_id"]).run_id})
 
-    _check_reply_message = _check_reject_message
+    def _check_reply_message(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._check_reject_message(principal, call)
 
     def _check_record_wait(self, principal: Principal, call: dict[str, Any]) -> None:
         self._fenced(principal, call, {call["wait"].run_id})
@@ -305,8 +324,11 @@ class Access:
 
     def _check_set_status(self, principal: Principal, call: dict[str, Any]) -> None:
         step = call.get("step")
-        self._fenced(principal, call, {call["status"].run_id}
-                     | ({step.run_id} if step is not None else set()))
+        self._fenced(principal, call, {call["status"].run_id} | (
+            {step.run_id} if step is not None else set()))
+
+    def _check_notify_finished(self, principal: Principal, call: dict[str, Any]) -> None:
+        self._run_visible(principal, call["run_id"])  # the store wakes only for a finished run
 
     # -- secrets ---------------------------------------------------------------------------
     def _check_reveal_secret(self, principal: Principal, call: dict[str, Any]) -> None:

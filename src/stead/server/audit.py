@@ -40,10 +40,12 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 STORE_PREFIX = "/api/v1/store/"
 DENIED = frozenset({401, 403})
 # What workers do while executing runs; each is already recorded in the run's history (or the
-# worker's row), so by default only their failures and refusals are audited. create_run is
-# not among them: making a run is an action someone answers for.
+# worker's row), so by default only their failures and refusals are audited. create_run and
+# send_message are not among them: making a run, or sending it a message (input, an approval),
+# is an action someone answers for.
 EXECUTION_VERBS = frozenset(v for v, p in VERB_PERMISSION.items()
-                            if p is Permission.EXECUTE and v != "create_run") - READ_VERBS
+                            if p is Permission.EXECUTE
+                            and v not in ("create_run", "send_message")) - READ_VERBS
 BODY_PEEK = 64 * 1024  # a store call's body is kept (to find its target) up to this size
 ERROR_PEEK = 4096  # an error answer's body is kept (to find its type) up to this size
 TARGET_MAX = 200

@@ -10,10 +10,13 @@ user, who may do everything). A key has one role:
   nothing more).
 - `worker`: only what executing runs needs: claim from its queues, heartbeat, and record the
   steps, logs and transitions of runs it holds the lease of (server/fencing.py checks that);
-  read the variables of its namespaces (a flow's configuration), never write them.
-- `reader`: read runs, steps, logs, deployments, queues, workers, limits and variables.
-- `webhook`: post to its own hook, and send messages to runs (an inbound webhook's event
-  for a flow waiting in `stead.receive`): not input, and nothing to read.
+  read the variables of its namespaces (a flow's configuration), never write them; receive,
+  reply, wait, park and publish status for runs it holds, send messages to runs of its
+  namespaces and read their published status.
+- `reader`: read runs, steps, logs, deployments, queues, workers, limits, variables, and
+  runs' messages, waits and published status.
+- `webhook`: post to its own hook, and send messages to runs of its namespaces (an inbound
+  webhook's event for a flow waiting in `stead.receive`): not input, and nothing to read.
 
 The table below is the whole policy for the store verbs (POST /api/v1/store/{verb}); REST
 routes name their permission with `Allow(...)` (server/auth.py). A verb missing from the table
@@ -51,7 +54,10 @@ WORKER_READS = frozenset({"get_run", "load_steps", "get_step", "read_cache", "ge
                           "list_runs",  # list_runs: only enqueued runs of its queues
                           # variables: a flow's configuration, read in its namespaces
                           "get_variable", "list_variables",
-                          "get_wait"})  # what the run it resumes waits for
+                          # waits and messages: a flow's own messages and wait, the replies
+                          # to requests it sent, and any run's published status
+                          "get_message", "list_messages", "get_wait", "get_status"})
+
 # Verbs the webhook role may call besides its hook (server/access.py refuses input).
 HOOK_VERBS = frozenset({"send_message"})
 
@@ -66,8 +72,8 @@ VERB_PERMISSION: dict[str, Permission] = {
     "get_deployment": Permission.READ, "list_deployments": Permission.READ,
     "list_schedules": Permission.READ, "list_secrets": Permission.READ,
     "get_variable": Permission.READ, "list_variables": Permission.READ,
+    "get_message": Permission.READ, "list_messages": Permission.READ,
     "get_wait": Permission.READ, "list_waits": Permission.READ,
-    "list_messages": Permission.READ, "get_message": Permission.READ,
     "get_status": Permission.READ,
     # executing claimed runs (the fenced writes are checked against the caller's leases)
     "claim_runs": Permission.EXECUTE, "heartbeat": Permission.EXECUTE,
@@ -80,12 +86,16 @@ VERB_PERMISSION: dict[str, Permission] = {
     "expired_runs": Permission.EXECUTE, "runs_to_cancel": Permission.EXECUTE,
     "create_run": Permission.EXECUTE,  # a child run under a held lease; else OPERATE
     "reveal_secret": Permission.EXECUTE,  # a flow reading stead.secret() through the server
-    # durable waits of the runs it executes (store/waits.py); waking due runs (a reaper's)
+    # durable waits: a flow receiving, replying, waiting, parking and publishing its status
+    # (fenced, of runs it holds); waking parked runs whose time or child has come
     "next_message": Permission.EXECUTE, "consume_message": Permission.EXECUTE,
     "reject_message": Permission.EXECUTE, "reply_message": Permission.EXECUTE,
     "record_wait": Permission.EXECUTE, "clear_wait": Permission.EXECUTE,
-    "park_run": Permission.EXECUTE, "set_status": Permission.EXECUTE,
-    "wake_due_runs": Permission.EXECUTE, "notify_finished": Permission.EXECUTE,
+    "park_run": Permission.EXECUTE, "wake_due_runs": Permission.EXECUTE,
+    "notify_finished": Permission.EXECUTE, "set_status": Permission.EXECUTE,
+    # a message to a run of its namespaces: from a flow (a worker) or a person (an
+    # operator); input (stead.input topic) needs OPERATE (server/access.py)
+    "send_message": Permission.EXECUTE,
     # operating
     "cancel_run": Permission.OPERATE, "requeue_run": Permission.OPERATE,
     "save_deployment": Permission.OPERATE, "set_schedules": Permission.OPERATE,
@@ -95,11 +105,10 @@ VERB_PERMISSION: dict[str, Permission] = {
     "set_queue": Permission.OPERATE, "set_limit": Permission.OPERATE,
     "delete_limit": Permission.OPERATE,
     "set_variable": Permission.OPERATE, "delete_variable": Permission.OPERATE,
-    "send_message": Permission.OPERATE,  # also the webhook role's: HOOK_VERBS
 }
 # Verbs that change nothing: the audit log leaves them out.
 READ_VERBS = frozenset(v for v, p in VERB_PERMISSION.items() if p is Permission.READ) | {
-    "expired_runs", "runs_to_cancel"}
+    "expired_runs", "runs_to_cancel", "next_message"}
 
 
 @dataclass(frozen=True, slots=True)

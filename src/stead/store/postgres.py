@@ -52,8 +52,7 @@ from stead.store.sql import (
     task_done_rows,
 )
 from stead.store.variables import VariableVerbs
-from stead.store.verbs import QueueVerbs, RetentionVerbs
-from stead.store.waits_sql import WaitVerbs
+from stead.store.verbs import QueueVerbs, RetentionVerbs, WaitVerbs
 
 Q = statements(POSTGRES)
 # The fenced step writes naming their run by id (its seq looked up in the statement), for a

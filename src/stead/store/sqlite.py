@@ -48,8 +48,7 @@ from stead.store.sql import (
 )
 from stead.store.sqlite_conn import SQLiteConnections, store_error, write_transaction
 from stead.store.variables import VariableVerbs
-from stead.store.verbs import QueueVerbs, RetentionVerbs
-from stead.store.waits_sql import WaitVerbs
+from stead.store.verbs import QueueVerbs, RetentionVerbs, WaitVerbs
 
 Q = statements(SQLITE)
 

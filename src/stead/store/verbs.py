@@ -1,29 +1,35 @@
-"""The queue, lease, worker, limit and retention verbs of the Store, written once for both
-backends.
+"""The queue, lease, worker, limit, retention and waits verbs of the Store, written once for
+both backends.
 
-A backend mixes `QueueVerbs` and `RetentionVerbs` in and provides `_write(fn, *args)` (run
-fn(conn, dialect, *args) in a write transaction) and `_read(fn, *args)` (the same on a plain
-connection).
-The SQL itself is in store/leases.py, store/slots.py and store/retention.py.
+A backend mixes `QueueVerbs`, `RetentionVerbs` and `WaitVerbs` in and provides
+`_write(fn, *args)` (run fn(conn, dialect, *args) in a write transaction) and
+`_read(fn, *args)` (the same on a plain connection).
+The SQL itself is in store/leases.py, store/slots.py, store/retention.py and
+store/waits_sql.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from stead.store import cancel, deployments, keys, leases, resume, retention, slots
+from stead.store import cancel, deployments, keys, leases, resume, retention, slots, waits_sql
 from stead.store.base import (
     ApiKeyRecord,
     DeploymentRecord,
     Fence,
     Limit,
+    MessageRecord,
     PruneResult,
     QueueInfo,
     RunRecord,
     ScheduleRecord,
     SlotGrant,
+    StatusRecord,
+    StepRecord,
+    WaitRecord,
     WorkerRecord,
 )
+from stead.store.waits import after_park
 
 
 class QueueVerbs:
@@ -184,3 +190,80 @@ class RetentionVerbs:
 
     def results_in_use(self, refs: list[str]) -> list[str]:
         return self._read(retention.results_in_use, refs)  # type: ignore[no-any-return]
+
+
+class WaitVerbs:
+    """The waits, messages and status verbs (SQL in store/waits_sql.py), over the same
+    `_write`/`_read`.
+
+    Example:
+        >>> store.send_message(run_id, "payment", '{"ref": "tx-81"}', "tx-81", now)[1]
+        True
+    """
+
+    def _write(self, fn: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _read(self, fn: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def send_message(self, run_id: str, topic: str, payload: str,
+                     idempotency_key: str | None, now: float, sender: str | None = None,
+                     expects_reply: bool = False) -> tuple[MessageRecord, bool]:
+        return self._write(waits_sql.send_message, run_id, topic,  # type: ignore[no-any-return]
+                           payload, idempotency_key, now, sender, expects_reply)
+
+    def next_message(self, run_id: str, topic: str) -> MessageRecord | None:
+        return self._read(waits_sql.next_message, run_id, topic)  # type: ignore[no-any-return]
+
+    def consume_message(self, message_id: int, step: StepRecord,
+                        fence: Fence | None = None) -> MessageRecord:
+        return self._write(waits_sql.consume_message, message_id,  # type: ignore[no-any-return]
+                           step, fence)
+
+    def reject_message(self, message_id: int, reason: str, now: float,
+                       fence: Fence | None = None) -> None:
+        self._write(waits_sql.reject_message, message_id, reason, now, fence)
+
+    def reply_message(self, message_id: int, reply: str | None, error: str | None,
+                      now: float, fence: Fence | None = None) -> None:
+        self._write(waits_sql.reply_message, message_id, reply, error, now, fence)
+
+    def get_message(self, message_id: int) -> MessageRecord:
+        return self._read(waits_sql.get_message, message_id)  # type: ignore[no-any-return]
+
+    def list_messages(self, run_id: str, topic: str | None = None,
+                      limit: int = 100) -> list[MessageRecord]:
+        return self._read(waits_sql.list_messages, run_id, topic,  # type: ignore[no-any-return]
+                          limit)
+
+    def record_wait(self, wait: WaitRecord, fence: Fence | None = None) -> None:
+        self._write(waits_sql.record_wait, wait, fence)
+
+    def clear_wait(self, run_id: str, fence: Fence | None = None) -> None:
+        self._write(waits_sql.clear_wait, run_id, fence)
+
+    def get_wait(self, run_id: str) -> WaitRecord | None:
+        return self._read(waits_sql.get_wait, run_id)  # type: ignore[no-any-return]
+
+    def list_waits(self, run_ids: list[str]) -> dict[str, WaitRecord]:
+        return self._read(waits_sql.list_waits, run_ids)  # type: ignore[no-any-return]
+
+    def park_run(self, run: RunRecord, wait: WaitRecord, now: float,
+                 fence: Fence | None = None) -> str:
+        state: str = self._write(waits_sql.park_run, run, wait, now, fence)
+        after_park(run, state)  # the caller's copy, once the transaction committed
+        return state
+
+    def wake_due_runs(self, now: float, limit: int = 1000) -> tuple[int, float | None]:
+        return self._write(waits_sql.wake_due_runs, now, limit)  # type: ignore[no-any-return]
+
+    def notify_finished(self, run_id: str, now: float) -> int:
+        return self._write(waits_sql.notify_finished, run_id, now)  # type: ignore[no-any-return]
+
+    def set_status(self, status: StatusRecord, step: StepRecord | None = None,
+                   fence: Fence | None = None) -> None:
+        self._write(waits_sql.set_status, status, step, fence)
+
+    def get_status(self, run_id: str, key: str | None = None) -> list[StatusRecord]:
+        return self._read(waits_sql.get_status, run_id, key)  # type: ignore[no-any-return]

@@ -1,6 +1,6 @@
 """Waits, messages and published status (store/waits.py): the SQL both backends share, each
-function running inside the backend's transaction (conventions in store/leases.py), and
-`WaitVerbs`, the verbs over a backend's `_write`/`_read` (see store/verbs.py).
+function running inside the backend's transaction (conventions in store/leases.py); the
+verbs over it are `WaitVerbs` in store/verbs.py.
 
 Locks, on PostgreSQL (SQLite's one write lock covers everything): a verb that changes
 whether a run is parked or woken locks the run's row first, then touches its wait row, so
@@ -39,7 +39,6 @@ from stead.store.waits import (
     MessageRecord,
     StatusRecord,
     WaitRecord,
-    after_park,
     check_input,
     check_json,
     check_key,
@@ -445,78 +444,3 @@ def delete_for_runs(conn: Any, d: Dialect, run_ids: list[str]) -> None:
         for table in ("messages", "waits", "run_status"):
             conn.execute(f"DELETE FROM {table} WHERE run_id IN ({d.marks(len(chunk))})", chunk)
 
-
-class WaitVerbs:
-    """The waits-and-messages verbs over a backend's `_write`/`_read` (see store/verbs.py).
-
-    Example:
-        >>> store.send_message(run_id, "payment", '{"ref": "tx-81"}', "tx-81", now)[1]
-        True
-    """
-
-    def _write(self, fn: Any, *args: Any) -> Any:
-        raise NotImplementedError
-
-    def _read(self, fn: Any, *args: Any) -> Any:
-        raise NotImplementedError
-
-    def send_message(self, run_id: str, topic: str, payload: str,
-                     idempotency_key: str | None, now: float, sender: str | None = None,
-                     expects_reply: bool = False) -> tuple[MessageRecord, bool]:
-        return self._write(send_message, run_id, topic,  # type: ignore[no-any-return]
-                           payload, idempotency_key, now, sender, expects_reply)
-
-    def next_message(self, run_id: str, topic: str) -> MessageRecord | None:
-        return self._read(next_message, run_id, topic)  # type: ignore[no-any-return]
-
-    def consume_message(self, message_id: int, step: StepRecord,
-                        fence: Fence | None = None) -> MessageRecord:
-        return self._write(consume_message, message_id,  # type: ignore[no-any-return]
-                           step, fence)
-
-    def reject_message(self, message_id: int, reason: str, now: float,
-                       fence: Fence | None = None) -> None:
-        self._write(reject_message, message_id, reason, now, fence)
-
-    def reply_message(self, message_id: int, reply: str | None, error: str | None,
-                      now: float, fence: Fence | None = None) -> None:
-        self._write(reply_message, message_id, reply, error, now, fence)
-
-    def get_message(self, message_id: int) -> MessageRecord:
-        return self._read(get_message, message_id)  # type: ignore[no-any-return]
-
-    def list_messages(self, run_id: str, topic: str | None = None,
-                      limit: int = 100) -> list[MessageRecord]:
-        return self._read(list_messages, run_id, topic,  # type: ignore[no-any-return]
-                          limit)
-
-    def record_wait(self, wait: WaitRecord, fence: Fence | None = None) -> None:
-        self._write(record_wait, wait, fence)
-
-    def clear_wait(self, run_id: str, fence: Fence | None = None) -> None:
-        self._write(clear_wait, run_id, fence)
-
-    def get_wait(self, run_id: str) -> WaitRecord | None:
-        return self._read(get_wait, run_id)  # type: ignore[no-any-return]
-
-    def list_waits(self, run_ids: list[str]) -> dict[str, WaitRecord]:
-        return self._read(list_waits, run_ids)  # type: ignore[no-any-return]
-
-    def park_run(self, run: RunRecord, wait: WaitRecord, now: float,
-                 fence: Fence | None = None) -> str:
-        state: str = self._write(park_run, run, wait, now, fence)
-        after_park(run, state)  # once committed (a retried transaction writes the same)
-        return state
-
-    def wake_due_runs(self, now: float, limit: int = 1000) -> tuple[int, float | None]:
-        return self._write(wake_due_runs, now, limit)  # type: ignore[no-any-return]
-
-    def notify_finished(self, run_id: str, now: float) -> int:
-        return self._write(notify_finished, run_id, now)  # type: ignore[no-any-return]
-
-    def set_status(self, status: StatusRecord, step: StepRecord | None = None,
-                   fence: Fence | None = None) -> None:
-        self._write(set_status, status, step, fence)
-
-    def get_status(self, run_id: str, key: str | None = None) -> list[StatusRecord]:
-        return self._read(get_status, run_id, key)  # type: ignore[no-any-return]
