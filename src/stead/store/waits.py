@@ -117,7 +117,9 @@ class WaitStore(Protocol):
         run; WaitError for a finished run (Completed, Failed, Cancelled, Crashed), a topic
         that is empty or too long, or a payload that is not JSON text. Input (INPUT_TOPIC)
         is checked against the schema of the run's input wait (`check_input`): InvalidInput
-        if it does not fit, WaitError if the run does not wait for input."""
+        if it does not fit, WaitError if the run does not wait for input. A key stored before
+        returns its message even if the run finished or stopped waiting since (a retried
+        send). Through a server, `sender` is the calling key's "ROLE:KEY_ID"."""
         ...
 
     def next_message(self, run_id: str, topic: str) -> MessageRecord | None:
@@ -128,20 +130,23 @@ class WaitStore(Protocol):
                         fence: Fence | None = None) -> MessageRecord:
         """Mark the message consumed by `step` and record `step` (its outcome: the message
         as the receive returns it) in one transaction. RunConflict if the message is no
-        longer pending (nothing is written); LeaseLost if the fence no longer holds."""
+        longer pending (nothing is written), unless this very step consumed it (a retried
+        call: the message is returned as it is); WaitError if it is another run's message
+        or there is none; LeaseLost if the fence no longer holds."""
         ...
 
     def reject_message(self, message_id: int, reason: str, now: float,
                        fence: Fence | None = None) -> None:
         """Mark a pending message rejected (the flow's validator refused it): its sender's
-        `stead.request` raises RequestRejected(reason). It is never received."""
+        `stead.request` raises RequestRejected(reason). It is never received. Rejecting it
+        again changes nothing; RunConflict if it was consumed."""
         ...
 
     def reply_message(self, message_id: int, reply: str | None, error: str | None,
                       now: float, fence: Fence | None = None) -> None:
         """Record the reply (JSON text) or the error text to a consumed request. A second
         reply to the same message is ignored (the first one stands: a resumed flow that
-        replies again changes nothing)."""
+        replies again changes nothing); WaitError for a message not consumed."""
         ...
 
     def get_message(self, message_id: int) -> MessageRecord:
@@ -156,7 +161,9 @@ class WaitStore(Protocol):
     # -- waits ---------------------------------------------------------------------------
     def record_wait(self, wait: WaitRecord, fence: Fence | None = None) -> None:
         """Record (or replace) what the run waits for while its process waits in place
-        (`wait.parked` is stored False)."""
+        (`wait.parked` is stored False; an input wait's topic is stored as INPUT_TOPIC).
+        RunNotFound for an unknown run; WaitError for an unknown kind, a timer or retry
+        without `wake_at`, a message or child wait without its topic."""
         ...
 
     def clear_wait(self, run_id: str, fence: Fence | None = None) -> None:
@@ -179,27 +186,33 @@ class WaitStore(Protocol):
         executor can write nothing more) and its tag slots, and move it to Paused with a
         history entry saying what it waits for — or straight to Pending when the wait is
         already satisfied (a timer due at `now`, a pending message on its topic, a finished
-        child). Returns the state it moved to. The run's other fields are written as
-        `transition_run` writes them."""
+        child, or `wake_at` come). Returns the state it moved to, and changes `run` as it
+        was stored (state, no lease, the bumped epoch). The run's other fields are written
+        as `transition_run` writes them. RunConflict unless the run is Running, Retrying or
+        Paused (in its process); RunNotFound for a child wait on an unknown run. A Pending
+        run keeps its wait row, no longer parked."""
         ...
 
     def wake_due_runs(self, now: float, limit: int = 1000) -> tuple[int, float | None]:
         """Move parked runs whose wake time has come (timers, retry delays, timeouts of
         message and input waits) to Pending; at most `limit` per call. Returns how many it
-        woke and the earliest wake time still ahead (None: no parked run has one), so a
-        caller sleeps until then instead of polling."""
+        woke and the earliest wake time of the runs still parked (None: no parked run has
+        one), so a caller sleeps until then instead of polling (a time at or before `now`:
+        more were due than `limit`, call again)."""
         ...
 
     def notify_finished(self, run_id: str, now: float) -> int:
-        """Wake the parked run waiting for child run `run_id` (which has finished), if any;
-        how many runs were woken (0 or 1)."""
+        """Wake the parked run waiting for child run `run_id`, if any and if that child has
+        finished (Completed, Failed, Cancelled, Crashed: else nothing changes); how many
+        runs were woken (0 or 1)."""
         ...
 
     # -- status --------------------------------------------------------------------------
     def set_status(self, status: StatusRecord, step: StepRecord | None = None,
                    fence: Fence | None = None) -> None:
         """Record a published value (replacing the key's previous one) and, in the same
-        transaction, the step that published it."""
+        transaction, the step that published it. RunNotFound for an unknown run; WaitError
+        for a key that is empty or too long, or a value that is not JSON text."""
         ...
 
     def get_status(self, run_id: str, key: str | None = None) -> list[StatusRecord]:
