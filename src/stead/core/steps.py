@@ -113,6 +113,7 @@ class Step:
         "__weakref__",
         "attempts",
         "base_attempts",
+        "begun",
         "cache_key",
         "continuing",
         "counter",
@@ -160,6 +161,9 @@ class Step:
         # Whether this step's first attempt here continues one a crash interrupted (its inner
         # steps' handled failures replay) rather than starting a new one (they run again).
         self.continuing = True
+        # The params of a step recorded Running by an earlier execution (a durable wait
+        # records its due time before it waits: core/waits.py), else None.
+        self.begun: str | None = None
         # Popped: a replayed step's record is not needed again (a flow retry reloads them).
         rec = ctx.recorded.pop(self.key, None)
         if rec is None:
@@ -180,6 +184,8 @@ class Step:
             self.replayed = True
             ctx.failures[id(self.failure)] = (self.failure, [self.key])
             return
+        if rec.state == RUNNING:
+            self.begun = rec.params
         if rec.history != "[]":
             self.history = json.loads(rec.history)
         if rec.state == RETRYING:  # the retry budget carries over; a Failed step starts afresh
