@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 
 from stead.core.context import Frame, RunContext, current_frame
 from stead.settings import get_settings
@@ -37,10 +38,13 @@ class Park(BaseException):
 
 def can_park(ctx: RunContext) -> bool:
     """Whether this run may be parked now: it is a root run a worker claimed (it has a queue
-    and a lease), the wait is in the flow's own body (not inside a task or a child flow run
-    in this process), and no submitted task is still in flight."""
+    and a lease), the wait is in the flow's own body, on its own thread (not inside a task,
+    a submitted task's thread or a child flow run in this process), and no submitted task is
+    still in flight."""
     if ctx.fence is None or ctx.run.queue is None or ctx.fence.run_id != ctx.run.id:
         return False
+    if threading.current_thread() is not threading.main_thread():
+        return False  # a submitted task's thread: only the flow's own thread can let go
     frame = current_frame.get(None)
     if not isinstance(frame, Frame) or frame.step is not None:
         return False

@@ -129,6 +129,7 @@ class Step:
         "params",
         "pickle_ok",
         "replayed",
+        "retry_at",
         "run_name",
         "started",
         "step",
@@ -164,6 +165,9 @@ class Step:
         # The params of a step recorded Running by an earlier execution (a durable wait
         # records its due time before it waits: core/waits.py), else None.
         self.begun: str | None = None
+        # When the next attempt of a step recorded Retrying is due (its delay survives a
+        # crash: core/attempts.py waits what remains), else None.
+        self.retry_at: float | None = None
         # Popped: a replayed step's record is not needed again (a flow retry reloads them).
         rec = ctx.recorded.pop(self.key, None)
         if rec is None:
@@ -191,6 +195,9 @@ class Step:
         if rec.state == RETRYING:  # the retry budget carries over; a Failed step starts afresh
             self.attempts = self.base_attempts = rec.attempts
             self.continuing = False
+            last = self.history[-1] if self.history else None
+            if last is not None and len(last) > 3 and last[3] is not None:
+                self.retry_at = float(last[3])
         elif rec.state == FAILED:
             self.continuing = False
 
@@ -283,7 +290,9 @@ class Step:
                 exc.__stead_step__ = (self.name, self.key, self.attempts)  # type: ignore[attr-defined]
                 exc.add_note(f"stead: {self.kind} '{self.name}' (step {self.key}) failed after "
                              f"{self.attempts} attempt(s) in run {ctx.run.id}")
-        self.history.append([state, ended, note])
+        # A retry's entry holds when the next attempt is due: a resume waits what remains.
+        self.history.append([state, ended, note, ended + delay] if retry else
+                            [state, ended, note])
         rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, state, self.attempts,
                          self.started, ended, self.params, None, None,
                          error_json(exc, self.key, self.attempts), json.dumps(self.history),
