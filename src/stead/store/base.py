@@ -7,9 +7,10 @@ interprets them, so it knows nothing about the engine above it.
 `Store` is made of concept-sized parts, each a protocol in a module of its own under
 store/parts/ with the records its verbs carry: runs and steps (`RunStore`), queues and leases
 (`QueueStore`), limits and slots (`LimitStore`), deployments and schedules
-(`DeploymentStore`), retention (`RetentionStore`) and API keys (`KeyStore`). Secrets, variables
-and the audit log are parts of their own too (store/secrets.py, store/variables.py,
-store/audit.py). Every record and part is importable from here.
+(`DeploymentStore`), retention (`RetentionStore`), API keys (`KeyStore`), and waits, messages
+and published status (`WaitStore`, in store/waits.py). Secrets, variables and the audit log
+are parts of their own too (store/secrets.py, store/variables.py, store/audit.py). Every
+record and part of `Store` is importable from here.
 
     >>> from stead.store.base import RunFilter, Store
     >>> RunFilter(state="Failed", limit=10).limit
@@ -35,22 +36,24 @@ from stead.store.parts.runs import (
     StateChange,
     StepRecord,
 )
+from stead.store.waits import MessageRecord, StatusRecord, WaitRecord, WaitStore
 
 __all__ = [
     "PRUNABLE_STATES", "STORE_PARTS", "ApiKeyRecord", "CacheEntry", "DeploymentRecord",
-    "DeploymentStore", "Fence", "KeyStore", "Limit", "LimitStore", "LogRecord", "PruneResult",
-    "QueueInfo", "QueueStore", "RetentionStore", "RunFilter", "RunRecord", "RunStore",
-    "ScheduleRecord", "SlotGrant", "StateChange", "StepRecord", "Store", "WorkerRecord",
+    "DeploymentStore", "Fence", "KeyStore", "Limit", "LimitStore", "LogRecord",
+    "MessageRecord", "PruneResult", "QueueInfo", "QueueStore", "RetentionStore", "RunFilter",
+    "RunRecord", "RunStore", "ScheduleRecord", "SlotGrant", "StateChange", "StatusRecord",
+    "StepRecord", "Store", "WaitRecord", "WaitStore", "WorkerRecord",
 ]
 
 # The parts `Store` is made of, in the order of its verbs (store/wire.py lists them all).
 STORE_PARTS: tuple[type, ...] = (RunStore, QueueStore, LimitStore, DeploymentStore,
-                                 RetentionStore, KeyStore)
+                                 RetentionStore, KeyStore, WaitStore)
 
 
 @runtime_checkable
 class Store(RunStore, QueueStore, LimitStore, DeploymentStore, RetentionStore, KeyStore,
-            Protocol):
+            WaitStore, Protocol):
     """What the engine needs from persistence. Implementations must be safe across processes."""
 
     url: str

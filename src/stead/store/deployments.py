@@ -11,6 +11,7 @@ from typing import Any
 from stead.errors import ConfigError, DeploymentNotFound
 from stead.store.base import DeploymentRecord, ScheduleRecord
 from stead.store.sql import Dialect
+from stead.store.waits_sql import delete_for_runs
 
 DEPLOYMENT_COLUMNS = ("name, version, flow_name, entrypoint, script_path, params, "
                       "param_schema, queue, tags, description, created_at, namespace")
@@ -116,6 +117,7 @@ def _remove_scheduled(conn: Any, d: Dialect, where: str, args: tuple[Any, ...]) 
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         conn.execute(f"DELETE FROM run_history WHERE run_id IN ({d.marks(len(chunk))})", chunk)
+    delete_for_runs(conn, d, ids)  # a message may have been sent to a run not yet started
     return len(ids)
 
 

@@ -34,6 +34,7 @@ import orjson
 from stead.errors import ConfigError, StoreError
 from stead.settings import get_settings
 from stead.store import wire
+from stead.store.waits import after_park
 
 RETRY_CAP_S = 0.5  # the longest pause between two attempts of a request during an outage
 PATH = "/api/v1/store/"
@@ -240,6 +241,11 @@ class HttpStore:
         run.state = state
         if take_over:
             run.lease_epoch += 1
+
+    def park_run(self, run: Any, wait: Any, now: float, fence: Any = None) -> str:
+        state: str = self._call("park_run", run, wait, now, fence=fence)
+        after_park(run, state)
+        return state
 
     def heartbeat(self, worker: Any, held: list[Any], now: float, lease_s: float) -> Any:
         still = self._call("heartbeat", worker, held, now, lease_s)

@@ -23,7 +23,7 @@ from typing import Any
 
 from stead.errors import ConfigError, SchemaMismatch
 
-SCHEMA_HEAD = "0015"  # newest revision in migrations/versions; a test pins it to Alembic's head
+SCHEMA_HEAD = "0016"  # newest revision in migrations/versions; a test pins it to Alembic's head
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 POLICIES = ("auto", "read", "upgrade")
 UPGRADE_HINT = "run `stead db upgrade` with the same --db or STEAD_DATABASE_URL"

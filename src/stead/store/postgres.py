@@ -53,6 +53,7 @@ from stead.store.sql import (
 )
 from stead.store.variables import VariableVerbs
 from stead.store.verbs import QueueVerbs, RetentionVerbs
+from stead.store.waits_sql import WaitVerbs
 
 Q = statements(POSTGRES)
 # The fenced step writes naming their run by id (its seq looked up in the statement), for a
@@ -70,7 +71,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
 
 
 class PostgresStore(PostgresConnections, QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs,
-                    VariableVerbs):
+                    VariableVerbs, WaitVerbs):
     """Store implementation on PostgreSQL. Create with `PostgresStore("postgresql://...")`.
 
     `schema` says who may create or upgrade the schema (store/migrate.py); `connect_wait_s`,

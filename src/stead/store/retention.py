@@ -3,9 +3,9 @@ backends share, run inside the backend's transaction like store/leases.py.
 
 A top-level run goes with its whole tree of child runs (found through `parent_id`, which also
 finds child runs that were given ids of their own), their steps, state history and log lines,
-and the cache entries they produced. Result files are not the store's: these functions
-return the files' references, and say which ones rows still refer to (core/retention.py
-deletes the others).
+their messages, waits and published status, and the cache entries they produced. Result
+files are not the store's: these functions return the files' references, and say which ones
+rows still refer to (core/retention.py deletes the others).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from stead.errors import ConfigError
 from stead.store.base import PRUNABLE_STATES, PruneResult
 from stead.store.sql import SQLITE, Dialect
+from stead.store.waits_sql import delete_for_runs
 
 CHUNK = 500  # values per IN (...) list: far below SQLite's and PostgreSQL's limits
 REF_CHUNK = 10_000  # result references checked per query (SQLite binds at most 32,766)
@@ -90,6 +91,7 @@ def prune_runs(conn: Any, d: Dialect, before: float, states: Sequence[str],
         result.logs += conn.execute(f"DELETE FROM logs WHERE run_id IN ({marks})",
                                     chunk).rowcount
         conn.execute(f"DELETE FROM run_history WHERE run_id IN ({marks})", chunk)
+        delete_for_runs(conn, d, list(chunk))  # their messages, waits and published status
     for chunk in _chunks(seqs):
         result.runs += conn.execute(f"DELETE FROM runs WHERE seq IN ({d.marks(len(chunk))})",
                                     chunk).rowcount

@@ -49,6 +49,7 @@ from stead.store.sql import (
 from stead.store.sqlite_conn import SQLiteConnections, store_error, write_transaction
 from stead.store.variables import VariableVerbs
 from stead.store.verbs import QueueVerbs, RetentionVerbs
+from stead.store.waits_sql import WaitVerbs
 
 Q = statements(SQLITE)
 
@@ -63,7 +64,7 @@ def _step_values(seq: int, s: StepRecord) -> tuple:
 
 
 class SQLiteStore(SQLiteConnections, QueueVerbs, RetentionVerbs, AuditVerbs, SecretVerbs,
-                  VariableVerbs):
+                  VariableVerbs, WaitVerbs):
     """Store implementation on one SQLite file. Create with `SQLiteStore(path)`; `schema`
     says who may create or upgrade its schema (store/migrate.py: "auto", "read", "upgrade")."""
 

@@ -1,7 +1,7 @@
 """Waits and messages: the part of the store interface behind durable sleeps, messages to
 runs, human input, published status and parked runs. Its records, the verbs' protocol, the
-check of input against a recorded JSON Schema, and the SQL both backends share (conventions
-in store/leases.py).
+rules of what a verb stores (topics, keys, payloads) and the check of input against a
+recorded JSON Schema; the SQL both backends share is in store/waits_sql.py.
 
 A run waits for one thing at a time (a timer, a message on a topic, input, a child run, a
 retry delay): its `WaitRecord`. While its process waits in place the record only shows the
@@ -21,9 +21,13 @@ message from its step and never takes a second one.
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from stead.errors import InvalidInput, WaitError
 from stead.store.parts.runs import Fence, RunRecord, StepRecord
 
 INPUT_TOPIC = "stead.input"  # the topic human input travels on (`stead runs input`)
@@ -202,3 +206,170 @@ class WaitStore(Protocol):
         """The run's published values (all, ordered by key, or the one of `key`: a list of
         zero or one). RunNotFound for an unknown run."""
         ...
+
+
+# -- the rules of what the verbs store -------------------------------------------------------
+FINISHED_STATES = ("Completed", "Failed", "Cancelled", "Crashed")  # no more messages, no waits
+
+
+def check_topic(run_id: str, topic: object) -> str:
+    """`topic` if it is one a message can travel on, else WaitError naming the run.
+
+    >>> check_topic("r1", "payment")
+    'payment'
+    """
+    if not isinstance(topic, str) or not topic:
+        raise WaitError(f"a message to run {run_id} needs a topic: a non-empty string of at "
+                        f"most {TOPIC_MAX} characters, not {topic!r}")
+    if len(topic) > TOPIC_MAX or "\x00" in topic:
+        raise WaitError(f"topic {topic[:60]!r}... of a message to run {run_id} is not valid: a "
+                        f"topic has at most {TOPIC_MAX} characters and no NUL")
+    return topic
+
+
+def check_key(run_id: str, key: object, what: str = "idempotency key") -> str | None:
+    """`key` (None: no key) if it is a valid idempotency or status key, else WaitError.
+
+    >>> check_key("r1", "tx-81")
+    'tx-81'
+    """
+    if key is None and what == "idempotency key":
+        return None
+    if not isinstance(key, str) or not key or len(key) > KEY_MAX or "\x00" in key:
+        shown = repr(key)[:60]
+        raise WaitError(f"{what} {shown} for run {run_id} is not valid: a key is a string of "
+                        f"1 to {KEY_MAX} characters")
+    return key
+
+
+def _refuse_constant(text: str) -> object:
+    raise ValueError(f"{text} is not a JSON value")
+
+
+def check_json(text: object, what: str) -> str:
+    """`text` if it is JSON text of at most PAYLOAD_MAX_BYTES, else WaitError; `what` names
+    it in the error ("the payload of a message to run r1 on 'payment'").
+
+    >>> check_json('{"ref": "tx-81"}', "the payload")
+    '{"ref": "tx-81"}'
+    """
+    if not isinstance(text, str):
+        raise WaitError(f"{what} is stored as JSON text, not {type(text).__name__}")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise WaitError(f"{what} is not valid Unicode (a lone surrogate)") from None
+    if size > PAYLOAD_MAX_BYTES:
+        raise WaitError(f"{what} is {size} bytes of JSON; at most {PAYLOAD_MAX_BYTES} are "
+                        "stored: keep large data in a file or a table, and send where it is")
+    try:
+        json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise WaitError(f"{what} is not JSON text: {exc}") from None
+    return text
+
+
+def describe_wait(wait: WaitRecord) -> str:
+    """What a run waits for, in words (history entries, `runs ls`).
+
+    >>> describe_wait(WaitRecord("r1", "message", "4", topic="payment"))
+    "waiting for a message on 'payment'"
+    """
+    until = f" until {format_time(wait.wake_at)}" if wait.wake_at is not None else ""
+    if wait.kind == "timer":
+        return f"sleeping{until}"
+    if wait.kind == "retry":
+        return f"waiting to retry{until}"
+    if wait.kind == "input":
+        return f"waiting for input{until}"
+    if wait.kind == "child":
+        return f"waiting for child run {wait.topic}{until}"
+    return f"waiting for a message on {wait.topic!r}{until}"
+
+
+def format_time(at: float) -> str:
+    """A wake time as history shows it: "2026-12-07 10:00:00 UTC"."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def after_park(run: RunRecord, state: str) -> None:
+    """What `park_run` wrote, on the caller's copy of the run: its new state, no lease, and
+    the bumped epoch (so the copy matches the stored run)."""
+    run.state = state
+    run.lease_expires_at = None
+    run.worker_id = None
+    run.lease_epoch += 1
+
+
+# -- input against its form --------------------------------------------------------------
+def check_input(schema_json: str, payload_json: str, run_id: str) -> None:
+    """Refuse input that does not fit the JSON Schema a run's `wait_for_input` recorded:
+    InvalidInput naming the JSON path of the first value that does not fit (`field`, "" for
+    the whole input) and why (`reason`). Schemas refer only to themselves ($defs): a
+    reference to anything else is refused, never fetched.
+
+    >>> check_input('{"type": "object", "required": ["approver"]}', '{}', "r1")
+    Traceback (most recent call last):
+    ...
+    stead.errors.InvalidInput: input for run r1 does not fit the form: field 'approver': \
+'approver' is a required property
+    """
+    from jsonschema.exceptions import best_match  # ~40 ms to import: only when input comes
+
+    validator = _validator(schema_json, run_id)
+    try:
+        value = json.loads(payload_json, parse_constant=_refuse_constant)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidInput(f"input for run {run_id} is not JSON text: {exc}", run_id=run_id,
+                           field="", reason=f"not JSON text: {exc}") from None
+    try:
+        error = best_match(validator.iter_errors(value))
+    except Exception as exc:  # an unresolvable $ref (referencing's errors), a bad pattern
+        raise WaitError(f"the input form recorded for run {run_id} cannot be checked: "
+                        f"{exc}") from None
+    if error is None:
+        return
+    path = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [n for n in error.validator_value if n not in error.instance]
+        if missing:
+            path.append(missing[0])
+    field = json_path(path)
+    reason = error.message
+    where = f"field {field!r}: " if field else ""
+    raise InvalidInput(f"input for run {run_id} does not fit the form: {where}{reason}",
+                       run_id=run_id, field=field, reason=reason)
+
+
+def json_path(parts: list[str | int]) -> str:
+    """The path of a value inside a JSON document: keys joined by ".", indexes in brackets.
+
+    >>> json_path(["items", 0, "sku"])
+    'items[0].sku'
+    """
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@functools.lru_cache(maxsize=128)
+def _cached_validator(schema_json: str) -> Any:
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import validator_for
+
+    schema = json.loads(schema_json)
+    cls = validator_for(schema, default=Draft202012Validator)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _validator(schema_json: str, run_id: str) -> Any:
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        return _cached_validator(schema_json)
+    except (ValueError, TypeError, SchemaError) as exc:
+        detail = exc.message if isinstance(exc, SchemaError) else str(exc)
+        raise WaitError(f"the input form recorded for run {run_id} is not a valid JSON "
+                        f"Schema: {detail}") from None

@@ -2,7 +2,8 @@
 `Store` verbs as JSON, so a process that only has the server's URL and an API key can use the
 engine unchanged (`store/http.py` on the client, `server/store_rpc.py` on the server).
 
-Records (the dataclasses of the store's parts: store/parts/, secrets.py, variables.py) travel
+Records (the dataclasses of the store's parts: store/parts/, secrets.py, variables.py,
+waits.py) travel
 as objects tagged with their class name; tuples as tagged lists; errors as their class name in
 stead.errors and their message.
 """
@@ -15,7 +16,7 @@ from typing import Any
 import orjson
 
 from stead import errors
-from stead.store import base, secrets, variables
+from stead.store import base, secrets, variables, waits
 from stead.store.parts import deployments, keys, limits, queues, retention, runs
 
 # The parts of the store interface: those `base.Store` is made of (store/parts/), `Store`
@@ -25,7 +26,7 @@ PARTS: tuple[type, ...] = (*base.STORE_PARTS, base.Store, secrets.SecretStore,
                            variables.VariableStore)
 RECORDS: dict[str, type] = {
     name: cls for module in (runs, queues, limits, deployments, retention, keys, secrets,
-                             variables)
+                             variables, waits)
     for name, cls in vars(module).items()
     if isinstance(cls, type) and dataclasses.is_dataclass(cls)
 }
@@ -190,6 +191,8 @@ def error_to_wire(exc: BaseException) -> dict[str, Any]:
     body: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, errors.LeaseLost):
         body["lease"] = [exc.run_id, exc.epoch, exc.current]
+    elif isinstance(exc, errors.InvalidInput):
+        body["input"] = {"run_id": exc.run_id, "field": exc.field, "reason": exc.reason}
     return {"error": body}
 
 
@@ -200,6 +203,10 @@ def error_from_wire(body: dict[str, Any]) -> BaseException:
     if name == "LeaseLost" and error.get("lease"):
         run_id, epoch, current = error["lease"]
         return errors.LeaseLost(run_id, epoch, current)
+    if name == "InvalidInput" and isinstance(error.get("input"), dict):
+        given = error["input"]
+        return errors.InvalidInput(message, **{k: str(given.get(k, "")) for k in (
+            "run_id", "field", "reason")})
     cls = getattr(errors, name, None)
     if isinstance(cls, type) and issubclass(cls, errors.SteadError):
         return cls(message)
