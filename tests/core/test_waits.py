@@ -337,8 +337,8 @@ def test_input_is_checked_against_the_form_and_resumes_with_a_model() -> None:
     stead.send_input("refund", Approval(approved=True, approver="ana"))
     thread.join(30)
     assert out == [Approval(approved=True, approver="ana")]
-    with pytest.raises(WaitError, match="input"):
-        stead.send_input("refund", {"approved": True, "approver": "bo"})  # not waiting now
+    with pytest.raises(WaitError, match="Completed"):
+        stead.send_input("refund", {"approved": True, "approver": "bo"})  # it has finished
 
 
 def test_input_timeout_returns_none() -> None:
