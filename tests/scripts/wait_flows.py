@@ -54,3 +54,44 @@ def echo(n: int) -> int:
         assert msg is not None
         msg.reply(msg.payload)
     return n
+
+
+@task
+def slow_effect(out: str, label: str, seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return effect.fn(out, label)
+
+
+@flow
+def child_double(n: int, out: str, seconds: float = 0.0) -> int:
+    slow_effect(out, f"child-{n}", seconds)
+    return n * 2
+
+
+@flow
+def parent_waits(out: str, seconds: float = 0.0) -> int:
+    """Enqueue a child (a step: never twice) and wait for its result (parks on a worker)."""
+    effect(out, "parent-before")
+    handle = child_double.enqueue(n=21, out=out, seconds=seconds, queue="q")
+    value = handle.result()
+    effect(out, "parent-after")
+    return value
+
+
+@task(retries=1, retry_delay=3600)
+def flaky(out: str) -> str:
+    """Fails on its first attempt; retried an hour later."""
+    with open(out, "a") as f:
+        f.write(f"{step_idempotency_key()} {os.getpid()} attempt\n")
+    with open(out) as f:
+        first = len(f.readlines()) == 1
+    if first:
+        raise RuntimeError("first attempt fails")
+    return "ok"
+
+
+@flow
+def retries_in_an_hour(out: str) -> str:
+    return flaky(out)

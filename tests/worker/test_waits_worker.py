@@ -10,7 +10,7 @@ from pathlib import Path
 
 import wait_flows
 
-from stead.store.base import Store
+from stead.store.base import RunFilter, Store
 from tests.faults.harness import faketime_env
 from tests.worker.conftest import Workers, wait_until
 
@@ -71,3 +71,44 @@ def test_cancelling_a_parked_run_is_immediate(db: Store, workers: Workers,
     assert db.cancel_run(rid, time.time(), "not needed") == "Cancelled"
     assert db.get_run(rid).state == "Cancelled"
     assert db.get_wait(rid) is None
+
+
+def test_a_parent_waiting_for_its_child_parks_and_is_woken_across_worker_kills(
+        db: Store, workers: Workers, tmp_path: Path) -> None:
+    out = tmp_path / "effects.txt"
+    rid = wait_flows.parent_waits.enqueue(out=str(out), seconds=3.0, queue="q")
+    # One child process: the child run can only execute once its parent let go of it.
+    a = workers.start("-q", "q", "-c", "1", "--lease", "2", STEAD_PARK_AFTER_SECONDS="0.2")
+    child = f"{rid}:2"
+    wait_until(lambda: db.get_run(rid).state == "Paused", 60, "the parent to park")
+    wait_until(lambda: db.get_run(child).state == "Running", 60, "the child to start")
+    workers.kill(a)  # SIGKILL the worker while the child runs and the parent is parked
+    a.wait(10)
+    workers.start("-q", "q", "-c", "1", "--lease", "2", STEAD_PARK_AFTER_SECONDS="0.2")
+    wait_until(lambda: db.get_run(rid).state == "Completed", 90,
+               f"the parent to finish: {db.get_run(child).state}")
+    from stead.core.handles import outcome
+
+    assert outcome(db.get_run(rid)) == 42
+    labels = [ln[2] for ln in lines(out)]
+    assert labels.count("parent-before") == 1 and labels.count("parent-after") == 1
+    assert labels.count("child-21") in (1, 2)  # the child's step may rerun after the kill
+    children = [r for r in db.list_runs(RunFilter(parent_id=rid)) if r.id != rid]
+    assert [r.id for r in children] == [child]  # enqueued once
+    assert db.get_run(child).parent_id == rid
+
+
+def test_a_long_retry_delay_parks_the_run_and_survives_the_worker(
+        db: Store, workers: Workers, tmp_path: Path) -> None:
+    out = tmp_path / "effects.txt"
+    rid = wait_flows.retries_in_an_hour.enqueue(out=str(out), queue="q")
+    a = workers.start("-q", "q", "-c", "1")
+    wait_until(lambda: db.get_run(rid).state == "Paused", 60, "the run to park")
+    wait = db.get_wait(rid)
+    assert wait is not None and wait.kind == "retry" and wait.parked
+    workers.kill(a)
+    a.wait(10)
+    b = workers.start("-q", "q", "-c", "1", **faketime_env("+2h"))
+    wait_until(lambda: db.get_run(rid).state == "Completed", 60,
+               f"the retry an hour later: {workers.log(b)}")
+    assert len(lines(out)) == 2  # two attempts, the second an hour later
