@@ -37,7 +37,7 @@ RunIdArg = Annotated[str, typer.Argument(
     metavar="RUN_ID", show_default=False,
     help="A run id (as `stead runs ls` shows it), or a unique prefix of one.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ENDED = FINAL_STATES | {"Crashed"}  # a run in these states takes no more messages
+ENDED = FINAL_STATES  # a run in these states takes no more messages nor sets status
 POLL_FIRST_S, POLL_MAX_S = 0.05, 1.0  # `status --wait` reads again this often (growing)
 
 SEND_HELP = (

@@ -43,7 +43,8 @@ from stead.store.waits import WaitRecord
 router = APIRouter(prefix="/runs", tags=["runs"])
 FOLLOW_POLL_S = 0.5  # how often a followed run's new log lines are looked for
 KEEPALIVE_S = 15.0  # a comment line this often keeps idle proxies from closing the stream
-ENDED_STATES = {str(s.value) for s in FINAL_STATES} | {"Crashed"}
+FINAL_STATE_NAMES = frozenset(str(s.value) for s in FINAL_STATES)
+ENDED_STATES = FINAL_STATE_NAMES | {"Crashed"}
 MAX_LOG_ID = 2**63 - 1
 
 
@@ -72,7 +73,7 @@ def _run(store: Store, run_id: str) -> RunRecord:
 def _waits(store: Store, runs: list[RunRecord]) -> dict[str, WaitRecord]:
     """The waits of the runs that wait (one store call for a page). A worker key lists the
     runs of its queues but may not read waits: its runs come without them."""
-    live = [r.id for r in runs if r.state not in ENDED_STATES]
+    live = [r.id for r in runs if r.state not in FINAL_STATE_NAMES]
     if not live:
         return {}
     try:

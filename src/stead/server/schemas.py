@@ -17,8 +17,9 @@ from stead.store import base
 from stead.store.waits import WaitRecord
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$"
-# A run in these states waits for nothing (a wait row it left behind is not shown).
-_ENDED = frozenset({"Completed", "Cached", "Failed", "Cancelled", "Crashed"})
+# A run in these states waits for nothing (a wait row it left behind is not shown). A
+# Crashed run is resumable: its wait still says what it waits for.
+_ENDED = frozenset({"Completed", "Cached", "Failed", "Cancelled"})
 
 
 def _json(text: str | None, default: Any = None) -> Any:

@@ -29,11 +29,11 @@ from stead.store.waits import (
 )
 
 router = APIRouter(prefix="/runs", tags=["messages and status"])
-ENDED_STATES = frozenset({"Completed", "Cached", "Failed", "Cancelled", "Crashed"})
+ENDED_STATES = frozenset({"Completed", "Cached", "Failed", "Cancelled"})  # (Crashed: resumable)
 MAX_ID = 2**63 - 1
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "The run has ended (Completed, Failed, "
-                                             "Cancelled, Crashed): it takes no messages"}}
+                                             "Cancelled): it takes no messages"}}
 
 
 def _loads(text: str | None) -> Any:
