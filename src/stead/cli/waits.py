@@ -52,7 +52,8 @@ SEND_HELP = (
     "--key tx-81[/]")
 INPUT_HELP = (
     "Answer a run waiting in `stead.wait_for_input(Model, ...)`. JSON (text, @FILE or -) is "
-    "checked against the model's JSON Schema here: input that does not fit is refused with "
+    "checked against the model's JSON Schema before it is stored: input that does not fit "
+    "is refused with "
     "the field and the reason, the form is shown, the run keeps waiting, and the exit code "
     "is 1. Valid input resumes the run with a typed model instance.\n\n"
     "Exit code 2 when JSON is not JSON or the run does not wait for input.\n\n"
