@@ -23,6 +23,10 @@ EXPECTED = {
     "Variable",
     "serve", "concurrency", "ConcurrencyTimeout",
     "allow_failure",
+    # durable waits and messages (issue 18)
+    "sleep", "receive", "wait_for_input", "set_status", "Message",
+    "send", "send_input", "get_status", "request",
+    "WaitError", "InvalidInput", "WaitTimeout", "RequestRejected",
 }
 
 

@@ -69,6 +69,19 @@ _EXPORTS = {
     "serve": "stead.deployments.serve",
     "concurrency": "stead.concurrency",
     "ConcurrencyTimeout": _ERRORS,
+    "Message": "stead.core.waits",
+    "receive": "stead.core.waits",
+    "set_status": "stead.core.waits",
+    "sleep": "stead.core.waits",
+    "wait_for_input": "stead.core.waits",
+    "get_status": "stead.core.messages",
+    "request": "stead.core.messages",
+    "send": "stead.core.messages",
+    "send_input": "stead.core.messages",
+    "InvalidInput": _ERRORS,
+    "RequestRejected": _ERRORS,
+    "WaitError": _ERRORS,
+    "WaitTimeout": _ERRORS,
 }
 
 __all__ = [
@@ -83,9 +96,12 @@ __all__ = [
     "FlowRunFailed",
     "FlowRunStopped",
     "Inputs",
+    "InvalidInput",
+    "Message",
     "NonDeterminismError",
     "ParameterError",
     "ProcessPoolTaskRunner",
+    "RequestRejected",
     "RunConflict",
     "RunHandle",
     "RunNotFound",
@@ -102,6 +118,8 @@ __all__ = [
     "ThreadPoolTaskRunner",
     "UpstreamFailed",
     "Variable",
+    "WaitError",
+    "WaitTimeout",
     "allow_failure",
     "as_completed",
     "concurrency",
@@ -110,16 +128,24 @@ __all__ = [
     "get_logger",
     "get_run",
     "get_run_logger",
+    "get_status",
     "in_flow",
     "now",
+    "receive",
+    "request",
     "secret",
+    "send",
+    "send_input",
     "serve",
+    "set_status",
+    "sleep",
     "step_idempotency_key",
     "tags",
     "task",
     "unmapped",
     "uuid",
     "wait",
+    "wait_for_input",
 ]
 
 
@@ -162,20 +188,24 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         wait,
     )
     from stead.core.handles import RunHandle, get_run
+    from stead.core.messages import get_status, request, send, send_input
     from stead.core.recorded import now, uuid
     from stead.core.retries import exponential_backoff
     from stead.core.runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
     from stead.core.states import State
     from stead.core.tags import tags
     from stead.core.task import Task, task
+    from stead.core.waits import Message, receive, set_status, sleep, wait_for_input
     from stead.deployments.serve import serve
     from stead.errors import (
         ConcurrencyTimeout,
         ConfigError,
         FlowRunFailed,
         FlowRunStopped,
+        InvalidInput,
         NonDeterminismError,
         ParameterError,
+        RequestRejected,
         RunConflict,
         RunNotFound,
         SerializationError,
@@ -183,6 +213,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         StoreError,
         TaskTimeout,
         UpstreamFailed,
+        WaitError,
+        WaitTimeout,
     )
     from stead.logging import get_run_logger
     from stead.secrets.reveal import secret

@@ -179,6 +179,10 @@ class Settings:
     # STEAD_TASKS_OUTSIDE_FLOWS: a task called outside any flow is recorded as a standalone
     # task run with its retries, timeout and cache ("record"), or is a plain call ("plain").
     tasks_outside_flows: str = "record"
+    # STEAD_PARK_AFTER_SECONDS: a run executing on a worker that must wait longer than this
+    # (a durable sleep, a message, input, a child run, a retry delay) is parked: Paused with no
+    # process, woken by the store when its wait is over. Shorter waits wait in place.
+    park_after_seconds: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -219,6 +223,7 @@ class Settings:
                                 if h.strip()),
             tasks_outside_flows=_env_choice("STEAD_TASKS_OUTSIDE_FLOWS", "record",
                                             ("record", "plain")),
+            park_after_seconds=_env_float("STEAD_PARK_AFTER_SECONDS", 5.0),
         )
 
 

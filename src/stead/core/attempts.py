@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from stead.core.batching import BatchedStore
 from stead.core.context import RunContext, current_frame
 from stead.core.hooks import attempts_with_hooks, has_hooks, running_hooks
+from stead.core.parking import Park, can_park, park_after
 from stead.core.steps import Step
 from stead.core.tags import call_tags
 from stead.core.timeouts import deadline
@@ -102,6 +103,8 @@ def run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, k
 
 def _run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, kwargs: Any,
                   body: Callable[..., Any], timeout: float | None) -> Any:
+    if step.retry_at is not None:  # resumed between attempts: wait what remains of the delay
+        retry_wait(ctx, step, step.retry_at - ctx.clock.now())
     if timeout is None and not call_tags(task.tags):  # the hot path: nothing around it
         step.start_attempt()
         frame_token = current_frame.set(step)  # type: ignore[arg-type]
@@ -112,7 +115,7 @@ def _run_attempts(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, 
             current_frame.reset(frame_token)
             if delay is None:
                 raise
-            ctx.clock.sleep(delay)
+            retry_wait(ctx, step, delay)
             return _attempt_loop(task, ctx, step, args, kwargs, body, timeout)
         except BaseException:
             step.abandoned()
@@ -157,10 +160,24 @@ def _attempt_loop(task: Task[Any, Any], ctx: RunContext, step: Step, args: Any, 
         finally:
             if slots is not None:
                 slots.__exit__(None, None, None)
-        ctx.clock.sleep(delay)  # a retry waits without holding slots
+        retry_wait(ctx, step, delay)  # a retry waits without holding slots
 
 
 _RETRY = object()  # the attempt failed and will be retried
+
+
+def retry_wait(ctx: RunContext, step: Step, delay: float) -> None:
+    """Wait `delay` seconds before the next attempt of `step`. The due time is recorded with
+    the Retrying attempt (a resume waits only what remains); on a worker, a delay longer than
+    STEAD_PARK_AFTER_SECONDS parks the run instead (core/parking.py)."""
+    if delay <= 0:
+        return
+    if delay > park_after() and can_park(ctx):
+        from stead.store.waits import WaitRecord
+
+        now = ctx.clock.now()
+        raise Park(WaitRecord(ctx.run.id, "retry", step.key, wake_at=now + delay, since=now))
+    ctx.clock.sleep(delay)
 
 
 def _record_failure(task: Task[Any, Any], step: Step, exc: Exception) -> float | None:

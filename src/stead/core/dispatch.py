@@ -212,6 +212,10 @@ class Dispatcher:
                 limit = self._limits[task.name] = threading.BoundedSemaphore(task.concurrency)
         return limit
 
+    def busy(self) -> bool:
+        """Whether some submitted task has not finished (a run cannot be parked then)."""
+        return self._outstanding > 0
+
     # -- the end of the flow body --------------------------------------------------------
     def drain(self) -> list[StepFuture[Any]]:
         """Wait for every submitted task; return the failed futures nobody used."""

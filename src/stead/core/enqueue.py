@@ -79,6 +79,12 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
             f"{what}: its parameters cannot be recorded ({exc}); a worker receives them from "
             "the database, so they must be storable values (numbers, text, lists, dicts, "
             "dates, dataclasses...)") from None
+    from stead.core.context import current_run
+
+    parent = current_run.get()
+    if parent is not None and flow.database_url is None:
+        return _enqueue_child(parent, flow, bound, params_json, run_name, queue, priority,
+                              run_id, max_recoveries, durability)
     store = store_for(flow.database_url)
     now = flow.clock.now()
     record = RunRecord(
@@ -97,6 +103,46 @@ def enqueue_run(flow: Flow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, A
             f"{run.params}; enqueueing {what} with {params_json} under the same id is refused. "
             "Use another run id.")
     return RunHandle(run.id, flow.database_url)
+
+
+def _enqueue_child(parent: Any, flow: Flow[Any, Any], bound: inspect.BoundArguments,
+                   params_json: str, run_name: str | None, queue: str, priority: int,
+                   run_id: str | None, max_recoveries: int | None,
+                   durability: str | None) -> RunHandle:
+    """Enqueue a child run from inside a flow, as a step of the parent: the child's id is
+    the parent's id and the call's position ("PARENT:KEY", unless `run_id` is given), so a
+    resumed parent finds the step recorded and never enqueues the child twice."""
+    from stead.core.steps import Step, params_text
+    from stead.core.tags import tags_json
+
+    step = Step(parent, flow.name, "enqueue",
+                params_text(flow.arg_names, bound.args, bound.kwargs, parent.param_max))
+    if step.replayed:
+        return RunHandle(step.replay(), flow.database_url)
+    step.start_attempt()
+    run = parent.run
+    record = RunRecord(
+        id=run_id or f"{run.id}:{step.key}", flow_name=flow.name, state="Pending",
+        entrypoint=flow.entrypoint, script_path=flow.script_path, params=params_json,
+        parent_id=run.id, parent_step=step.key, created_at=parent.clock.now(), queue=queue,
+        priority=priority,
+        max_recoveries=(get_settings().max_recoveries if max_recoveries is None
+                        else max_recoveries),
+        durability=durability or flow.durability or get_settings().durability,
+        namespace=run.namespace, name=run_name, version=flow.version, tags=tags_json())
+    try:
+        child, created = parent.store.create_run(
+            record, f"enqueued on queue {queue!r} by run {run.id}", fence=parent.fence)
+        if not created and (child.flow_name != flow.name or child.params != params_json):
+            raise RunConflict(f"run id {child.id!r} already names a run of flow "
+                              f"'{child.flow_name}' with parameters {child.params}; "
+                              "use another run id")
+    except BaseException:
+        step.abandoned()
+        raise
+    step.run_name = run_name
+    step.succeeded(child.id, child_run_id=child.id)
+    return RunHandle(child.id, flow.database_url)
 
 
 def check_loadable(flow: Flow[Any, Any]) -> None:

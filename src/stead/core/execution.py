@@ -20,6 +20,7 @@ from stead.core.context import Frame, RunContext, current_frame, current_run
 from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.naming import flow_run_name
 from stead.core.outcomes import RunOutcomes
+from stead.core.parking import Park
 from stead.core.process import current_owner
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import PARAMETER_ADVICE, encode
@@ -223,6 +224,9 @@ class Execution(RunTakeover, RunOutcomes):
                     ctx.clock.sleep(delay)
                     self._retry_started()
                     continue
+                except Park as park:
+                    self._parked(park)
+                    return None
                 except BaseException as exc:
                     self._close_dispatcher(cancel=True)
                     self._interrupted(exc)
@@ -266,6 +270,9 @@ class Execution(RunTakeover, RunOutcomes):
                     await ctx.clock.asleep(delay)
                     self._retry_started()
                     continue
+                except Park as park:
+                    self._parked(park)
+                    return None
                 except BaseException as exc:
                     self._close_dispatcher(cancel=True)
                     self._interrupted(exc)
@@ -277,6 +284,18 @@ class Execution(RunTakeover, RunOutcomes):
             _stop_print_capture(capture)
             ACTIVE_RUNS.discard(ctx)
             self._close_dispatcher()
+
+    def _parked(self, park: Park) -> None:
+        """Record the run as parked (core/parking.py): Paused with its wait and no lease, or
+        Pending when its wait is already over; this process lets it go."""
+        ctx = self.ctx
+        assert ctx is not None
+        ctx.flush_logs()
+        run = ctx.run
+        run.state = ctx.store.park_run(run, park.wait, ctx.clock.now(), self.fence)
+        console.say(console.run_label(run.flow_name, run.id),
+                    f"Flow '{run.flow_name}' parked ({park}): {run.state}, "
+                    "no process holds it")
 
     def _drain_quietly(self) -> None:
         ctx = self.ctx

@@ -78,7 +78,9 @@ class RunHandle(str):
         Raises FlowRunFailed (with the recorded error type, message and traceback) if it
         Failed, FlowRunStopped if it was Cancelled or Crashed, and TimeoutError if it is
         still going after `timeout` seconds (None: wait as long as it takes). The store is
-        read every `poll` seconds at most (sooner at first).
+        read every `poll` seconds at most (sooner at first). Inside a flow the wait is a step
+        of the calling run (a resumed run replays the child's outcome) and on a worker the
+        caller is parked while the child runs (core/children.py).
 
         Example:
             >>> etl.enqueue(day="2026-11-22", queue="etl").result(timeout=300)
@@ -86,6 +88,13 @@ class RunHandle(str):
         """
         if poll <= 0:
             raise ValueError(f"poll must be seconds > 0, got {poll!r}")
+        from stead.core.context import current_run
+
+        ctx = current_run.get()
+        if ctx is not None:  # inside a flow: a durable step; on a worker the parent parks
+            from stead.core.children import child_result
+
+            return child_result(ctx, self.id, timeout, self.database_url)
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = min(FIRST_POLL_S, poll)
         while True:

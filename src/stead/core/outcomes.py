@@ -251,6 +251,12 @@ def move_run(store: Store, run: RunRecord, state: str, at: float, message: str |
                              take_over=True)
     else:
         store.transition_run(run, state, at, message, expected=expected, fence=fence)
+    if run.parent_id is not None and run.queue is not None and state in _ENDED:
+        store.notify_finished(run.id, at)  # an enqueued child: wake its parked parent
+
+
+_ENDED = frozenset({State.COMPLETED.value, State.FAILED.value, State.CANCELLED.value,
+                    State.CRASHED.value})
 
 
 def store_outage(exc: BaseException) -> bool:

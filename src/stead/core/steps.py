@@ -113,6 +113,7 @@ class Step:
         "__weakref__",
         "attempts",
         "base_attempts",
+        "begun",
         "cache_key",
         "continuing",
         "counter",
@@ -128,6 +129,7 @@ class Step:
         "params",
         "pickle_ok",
         "replayed",
+        "retry_at",
         "run_name",
         "started",
         "step",
@@ -160,6 +162,12 @@ class Step:
         # Whether this step's first attempt here continues one a crash interrupted (its inner
         # steps' handled failures replay) rather than starting a new one (they run again).
         self.continuing = True
+        # The params of a step recorded Running by an earlier execution (a durable wait
+        # records its due time before it waits: core/waits.py), else None.
+        self.begun: str | None = None
+        # When the next attempt of a step recorded Retrying is due (its delay survives a
+        # crash: core/attempts.py waits what remains), else None.
+        self.retry_at: float | None = None
         # Popped: a replayed step's record is not needed again (a flow retry reloads them).
         rec = ctx.recorded.pop(self.key, None)
         if rec is None:
@@ -180,11 +188,16 @@ class Step:
             self.replayed = True
             ctx.failures[id(self.failure)] = (self.failure, [self.key])
             return
+        if rec.state == RUNNING:
+            self.begun = rec.params
         if rec.history != "[]":
             self.history = json.loads(rec.history)
         if rec.state == RETRYING:  # the retry budget carries over; a Failed step starts afresh
             self.attempts = self.base_attempts = rec.attempts
             self.continuing = False
+            last = self.history[-1] if self.history else None
+            if last is not None and len(last) > 3 and last[3] is not None:
+                self.retry_at = float(last[3])
         elif rec.state == FAILED:
             self.continuing = False
 
@@ -277,7 +290,9 @@ class Step:
                 exc.__stead_step__ = (self.name, self.key, self.attempts)  # type: ignore[attr-defined]
                 exc.add_note(f"stead: {self.kind} '{self.name}' (step {self.key}) failed after "
                              f"{self.attempts} attempt(s) in run {ctx.run.id}")
-        self.history.append([state, ended, note])
+        # A retry's entry holds when the next attempt is due: a resume waits what remains.
+        self.history.append([state, ended, note, ended + delay] if retry else
+                            [state, ended, note])
         rec = StepRecord(ctx.run.id, self.key, self.name, self.kind, state, self.attempts,
                          self.started, ended, self.params, None, None,
                          error_json(exc, self.key, self.attempts), json.dumps(self.history),

@@ -155,7 +155,7 @@ def send_message(conn: Any, d: Dialect, run_id: str, topic: str, payload: str,
                            f"idempotency_key = {d.p}", (run_id, key)).fetchone()
         if row is not None:
             return _message(row), False
-    if state in FINISHED_STATES:
+    if state in FINISHED_STATES and state != "Crashed":  # a Crashed run is resumed
         raise WaitError(f"run {run_id} is {state}: it receives no more messages")
     wait = get_wait(conn, d, run_id)
     if topic == INPUT_TOPIC:

@@ -93,6 +93,8 @@ def outcome_summary(run: RunRecord) -> str:
         seconds = max(run.ended_at - run.started_at, 0)
         took = f" in {seconds * 1000:.0f} ms" if seconds < 1 else f" in {seconds:.1f} s"
     text = f"{run.flow_name}{took}"
+    if run.state in ("Paused", "Pending"):
+        return f"{text}: parked until its wait is over (no process holds it)"
     if run.state == "Completed" or not run.error:
         return text
     try:

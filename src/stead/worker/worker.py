@@ -8,6 +8,9 @@ One loop in the worker's main thread:
 - every lease/3 seconds, heartbeats: reports itself and extends the leases of its runs. A
   run missing from the answer was recovered by someone else while this worker was paused:
   its child is killed (its writes were already refused by the run's fence);
+- wakes parked runs whose wait is over (`WaitStore.wake_due_runs`: Paused -> Pending) when
+  the earliest wake time it knows of comes, and at least every WAKE_CHECK_S (runs parked by
+  other workers); its wait for children ends then too, so timers fire on time;
 - every lease/2 seconds, reaps: runs of any worker whose lease lapsed are marked Crashed and
   requeued (`recovery.py`), so a lost worker's runs resume elsewhere within ~1.5 leases;
   not within a lease after this worker saw the database unreachable (`Reaper`);
@@ -41,6 +44,7 @@ from stead.worker.pool import Child, ChildPool
 from stead.worker.recovery import Reaper, recover_local_orphans
 
 STORE_PAUSE_S = 0.5  # pause between rounds while the store raises StoreError
+WAKE_CHECK_S = 1.0  # parked runs are looked for at least this often
 
 
 @dataclass
@@ -83,6 +87,7 @@ class Worker:
         self._next_cancel_check = 0.0
         self.claimed = 0
         self.completed = 0
+        self._next_wake = 0.0  # time.time() of the next look for parked runs that are due
 
     # -- life cycle ----------------------------------------------------------------------
     def run(self) -> int:
@@ -159,11 +164,22 @@ class Worker:
             if not self.pool.busy():
                 return False
         else:
+            if now >= self._next_wake:
+                self._wake_parked(now)
             self.pool.start()  # replace dead children
             if self._claim() and self.pool.idle():
                 return True  # more may be waiting: look again at once
-        self._events(self.pool.poll(opts.poll_s, self._wake()))
+        timeout = min(opts.poll_s, max(0.0, self._next_wake - time.time()))
+        self._events(self.pool.poll(timeout, self._wake()))
         return True
+
+    def _wake_parked(self, now: float) -> None:
+        """Move parked runs that are due to Pending; note when the next one is due."""
+        woken, upcoming = self.store.wake_due_runs(now)
+        if woken:
+            self._found_none = False  # they are claimable now
+        limit = now + WAKE_CHECK_S
+        self._next_wake = limit if upcoming is None else min(upcoming, limit)
 
     def _wake(self) -> Any:
         """What may end the wait for children before the poll interval: the database's
@@ -219,6 +235,8 @@ class Worker:
                 self.completed += 1
                 _, run_id, state, summary = message
                 self._say(f"run {run_id} {state}: {summary}")
+                if state in ("Paused", "Pending"):  # parked: its wake time may be the next
+                    self._next_wake = 0.0
             elif message[0] == "lost":
                 self._say(f"run {message[1]}: {message[2]}")
             elif message[0] == "store_error":
