@@ -364,6 +364,10 @@ def test_a_message_that_cannot_be_sent_is_one_clear_error_and_stores_nothing(
                                         "messages"):
         store.send_message(run.id, "payment", "{}", None, T0)
     assert store.list_messages(run.id) == []
+    crashed = leased(store)  # resumable: it receives what is sent meanwhile
+    crashed.ended_at = T0
+    store.transition_run(crashed, "Crashed", T0)
+    assert store.send_message(crashed.id, "payment", "{}", None, T0)[1] is True
 
 
 def test_rejected_and_answered_requests(store: Store) -> None:

@@ -20,7 +20,7 @@ from stead.core.context import Frame, RunContext, current_frame, current_run
 from stead.core.masking import PATTERNS as SECRETS_KNOWN
 from stead.core.naming import flow_run_name
 from stead.core.outcomes import RunOutcomes
-from stead.core.parking import Park, describe
+from stead.core.parking import Park
 from stead.core.process import current_owner
 from stead.core.runtime import configure_console, result_files, store_for
 from stead.core.serialization import PARAMETER_ADVICE, encode
@@ -294,7 +294,7 @@ class Execution(RunTakeover, RunOutcomes):
         run = ctx.run
         run.state = ctx.store.park_run(run, park.wait, ctx.clock.now(), self.fence)
         console.say(console.run_label(run.flow_name, run.id),
-                    f"Flow '{run.flow_name}' parked ({describe(park.wait)}): {run.state}, "
+                    f"Flow '{run.flow_name}' parked ({park}): {run.state}, "
                     "no process holds it")
 
     def _drain_quietly(self) -> None:

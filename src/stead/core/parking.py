@@ -12,27 +12,25 @@ stored) and goes on.
 A run called directly from a script has nothing to hand its waiting to: it waits in its
 process, and stays resumable at the remaining time.
 
-    >>> from stead.store.waits import WaitRecord
+    >>> from stead.store.waits import WaitRecord, describe_wait
     >>> describe(WaitRecord("r", "message", "3", topic="payment"))
     "waiting for a message on 'payment'"
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import threading
 
 from stead.core.context import Frame, RunContext, current_frame
 from stead.settings import get_settings
-from stead.store.waits import WaitRecord
+from stead.store.waits import WaitRecord, describe_wait
 
 
 class Park(BaseException):
     """Raised inside a run on a worker to park it (never seen by the flow's code)."""
 
     def __init__(self, wait: WaitRecord) -> None:
-        super().__init__(describe(wait))
+        super().__init__(describe_wait(wait))
         self.wait = wait
 
 
@@ -55,28 +53,3 @@ def can_park(ctx: RunContext) -> bool:
 def park_after() -> float:
     """Waits longer than this many seconds park a run on a worker (the setting)."""
     return get_settings().park_after_seconds
-
-
-def when(at: float) -> str:
-    """A wake time as people read it: '2026-12-07 10:00:00 UTC'."""
-    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def describe(wait: WaitRecord) -> str:
-    """What a run waits for, in a few words (history entries, console lines)."""
-    until = f" until {when(wait.wake_at)}" if wait.wake_at is not None else ""
-    if wait.kind == "timer":
-        return f"sleeping{until}"
-    if wait.kind == "retry":
-        return f"retrying at {when(wait.wake_at)}" if wait.wake_at is not None else "retrying"
-    if wait.kind == "message":
-        return f"waiting for a message on {wait.topic!r}{until}"
-    if wait.kind == "input":
-        try:
-            question = json.loads(wait.detail).get("description") or ""
-        except ValueError:
-            question = ""
-        return f"waiting for input{': ' + question if question else ''}{until}"
-    if wait.kind == "child":
-        return f"waiting for child run {wait.topic}{until}"
-    return f"waiting ({wait.kind}){until}"

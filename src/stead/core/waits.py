@@ -283,6 +283,17 @@ def _receive(ctx: RunContext, name: str, kind: str, topic: str, deadline: float 
     if step.replayed:
         return _replayed(ctx, step.replay(), topic, decode_as, raise_on_timeout)
     step.start_attempt()
+    try:
+        return _await_message(ctx, step, topic, deadline, decode_as, validate,
+                              raise_on_timeout, detail)
+    except BaseException:
+        step.abandoned()  # (a no-op once recorded) not in flight any more
+        raise
+
+
+def _await_message(ctx: RunContext, step: Step, topic: str, deadline: float | None,
+                   decode_as: Any, validate: Any, raise_on_timeout: bool,
+                   detail: str | None) -> Message[Any] | None:
     wait_kind = "input" if detail is not None else "message"
     begun = step.begun is not None
     if begun:
@@ -319,7 +330,6 @@ def _receive(ctx: RunContext, name: str, kind: str, topic: str, deadline: float 
             begun = True
         waited = now - wait.since
         if waited >= park_after() and can_park(ctx):
-            step.abandoned()
             raise Park(wait)
         if not shown and waited >= SHOW_AFTER_S:
             _show(ctx, wait)

@@ -114,12 +114,13 @@ class WaitStore(Protocol):
         call stored it (False: a message with this idempotency key was stored before, and is
         returned as it is). Wakes the run, in the same transaction, if it is parked waiting
         for this topic (Paused -> Pending, with a history entry). RunNotFound for an unknown
-        run; WaitError for a finished run (Completed, Failed, Cancelled, Crashed), a topic
-        that is empty or too long, or a payload that is not JSON text. Input (INPUT_TOPIC)
-        is checked against the schema of the run's input wait (`check_input`): InvalidInput
-        if it does not fit, WaitError if the run does not wait for input. A key stored before
-        returns its message even if the run finished or stopped waiting since (a retried
-        send). Through a server, `sender` is the calling key's "ROLE:KEY_ID"."""
+        run; WaitError for a finished run (Completed, Failed, Cancelled: a Crashed one is
+        resumed, so it still receives), a topic that is empty or too long, or a payload
+        that is not JSON text. Input (INPUT_TOPIC) is checked against the schema of the
+        run's input wait (`check_input`): InvalidInput if it does not fit, WaitError if the
+        run does not wait for input. A key stored before returns its message even if the run
+        finished or stopped waiting since (a retried send). Through a server, `sender` is the
+        calling key's "ROLE:KEY_ID"."""
         ...
 
     def next_message(self, run_id: str, topic: str) -> MessageRecord | None:
