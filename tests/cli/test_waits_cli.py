@@ -197,3 +197,69 @@ def test_ls_and_show_say_what_each_run_waits_for(backend: str, invoke: Invoke,
     pay = invoke("runs", "show", "t-pay")
     assert "message 'payment'" in pay.output and "stead runs send t-pay payment" in pay.output
     assert "Waiting for" not in invoke("runs", "show", "t-done").output
+
+
+APPROVAL_FLOW = '''
+import sys
+from pydantic import BaseModel
+import stead
+
+class Approval(BaseModel):
+    approved: bool
+    approver: str
+
+@stead.flow
+def refund(order_id: str) -> str:
+    stead.set_status("stage", "asking")
+    answer = stead.wait_for_input(Approval, timeout=60, description=f"refund {order_id}?")
+    stead.set_status("stage", "approved" if answer.approved else "rejected")
+    return answer.approver
+
+print("result:", refund.with_options(run_id=sys.argv[1])("A-1"), flush=True)
+'''
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_flow_waiting_for_input_is_answered_from_the_command_line(
+        backend: str, invoke: Invoke, store: Store, stead_home: Path, tmp_path: Path) -> None:
+    """With the engine: a flow in another process waits in wait_for_input; `runs ls` and
+    `runs show` say so, bad input is refused, good input resumes it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import script_env
+
+    script = tmp_path / "approval_flow.py"
+    script.write_text(APPROVAL_FLOW)
+    process = subprocess.Popen([sys.executable, str(script), "appr-1"], text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env=script_env(stead_home, STEAD_CONSOLE="0"))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                wait = store.get_wait("appr-1")  # type: ignore[attr-defined]
+            except Exception:  # the database or the run is not there yet
+                wait = None
+            if wait is not None and wait.kind == "input":
+                break
+            assert time.monotonic() < deadline and process.poll() is None, "no input wait"
+            time.sleep(0.05)
+        assert "input: refund A-1?" in invoke("runs", "ls").output
+        shown = invoke("runs", "show", "appr-1").output
+        assert "approver: string (required)" in shown and "process waits in place" in shown
+        assert invoke("runs", "status", "appr-1", "stage").output == "asking\n"
+        bad = invoke("runs", "input", "appr-1", '{"approved": 1, "approver": "ana"}')
+        assert bad.exit_code == 1 and "field approved" in bad.output, bad.output
+        good = invoke("runs", "input", "appr-1", '{"approved": true, "approver": "ana"}')
+        assert good.exit_code == 0, good.output
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0 and "result: ana" in out, out
+    assert invoke("runs", "status", "appr-1", "stage", "--wait", "5").output == "approved\n"
+    messages = json.loads(invoke("runs", "messages", "appr-1", "--json").output)
+    assert [(m["topic"], m["state"]) for m in messages] == [(INPUT_TOPIC, "consumed")]
+    assert "input: refund A-1?" not in invoke("runs", "ls").output  # it waits no more
