@@ -114,17 +114,21 @@ class Client:
 
     # -- messages, input and status (durable waits) -----------------------------------------
     def send_message(self, run_id: str, topic: str, payload: Any,
-                     idempotency_key: str | None = None) -> dict[str, Any]:
+                     idempotency_key: str | None = None,
+                     expects_reply: bool = False) -> dict[str, Any]:
         """Send `payload` (any JSON value) to the run on `topic`; the flow takes it with
         `stead.receive(topic)`. Returns the message; with an `idempotency_key` sent before,
-        the first message (nothing new is stored). ApiError 404 (no such run), 409 (the run
-        has ended), 422 (a bad topic or payload).
+        the first message (nothing new is stored). With `expects_reply`, a request: poll
+        `get_message` for its `reply`. ApiError 404 (no such run), 409 (the run has ended),
+        422 (a bad topic or payload).
 
         Example:
             >>> api.send_message(run_id, "payment", {"ref": "tx-81"}, "tx-81")["state"]
             'pending'
         """
         body: dict[str, Any] = {"topic": topic, "payload": payload}
+        if expects_reply:
+            body["expects_reply"] = True
         if idempotency_key is not None:
             body["idempotency_key"] = idempotency_key
         return self._request("POST", f"/api/v1/runs/{run_id}/messages",  # type: ignore[no-any-return]

@@ -130,6 +130,9 @@ class SendMessage(RequestBody):
     payload: JsonValue = Field(description="The message: any JSON value, up to 1 MiB as "
                                            "JSON text", examples=[{"ref": "tx-81"}])
     idempotency_key: str | None = KeyField
+    expects_reply: bool = Field(False, description=(
+        "A request: the flow answers it with `msg.reply(value)`; poll "
+        "GET /api/v1/runs/{run_id}/messages/{id} until `replied_at` is set"))
 
     @field_validator("topic", "idempotency_key", "payload")
     @classmethod
@@ -182,7 +185,7 @@ def send_message(run_id: str, body: SendMessage, request: Request, response: Res
     try:
         message, created = store.send_message(  # type: ignore[attr-defined]
             run_id, body.topic, _json_text(body.payload), body.idempotency_key, time.time(),
-            sender="api")
+            sender="api", expects_reply=body.expects_reply)
     except InvalidInput:
         raise
     except WaitError as exc:
