@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +220,85 @@ def test_the_python_client(server: Server, db: Store) -> None:
             finished(db, "c-done")
             api.send_message("c-done", "payment", 1)
         assert ended.value.status == 409
+
+
+DESK_FLOW = '''
+import sys
+from pydantic import BaseModel
+import stead
+
+class Approval(BaseModel):
+    approved: bool
+    approver: str
+
+def positive(n: int) -> bool:
+    if n <= 0:
+        raise ValueError("only positive numbers")
+    return True
+
+@stead.flow
+def desk() -> str:
+    stead.set_status("stage", "counting")
+    msg = stead.receive("add", validate=positive, timeout=60)
+    msg.reply(msg.payload * 10)
+    stead.set_status("stage", "asking")
+    answer = stead.wait_for_input(Approval, timeout=60, description="ship it?")
+    return answer.approver
+
+print("result:", desk.with_options(run_id=sys.argv[1])(), flush=True)
+'''
+
+
+def test_a_live_flow_through_the_api(server: Server, db: Store, stead_home: Path,
+                                     tmp_path: Path) -> None:
+    """With the engine: a flow in another process takes a request and replies (a rejected
+    one first), publishes its status, and is answered with input, all over REST."""
+    import subprocess
+    import sys
+
+    from stead.settings import get_settings
+    from tests.conftest import script_env
+
+    script = tmp_path / "desk_flow.py"
+    script.write_text(DESK_FLOW)
+    process = subprocess.Popen([sys.executable, str(script), "desk-1"], text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env=script_env(stead_home, STEAD_CONSOLE="0",
+                                              STEAD_DATABASE_URL=get_settings().database_url))
+    try:
+        with server.client() as http:
+            def until(check: Callable[[], object]) -> object:
+                deadline = time.monotonic() + 60
+                while not (found := check()):
+                    assert time.monotonic() < deadline and process.poll() is None, \
+                        process.stdout.read() if process.stdout else ""
+                    time.sleep(0.05)
+                return found
+
+            until(lambda: http.get(runs_path("desk-1", "/status/stage")).status_code == 200)
+            ask = {"topic": "add", "payload": -1, "expects_reply": True}
+            refused = http.post(runs_path("desk-1", "/messages"), json=ask).json()
+            rejected = until(lambda: (m := http.get(runs_path(
+                "desk-1", f"/messages/{refused['id']}")).json())["state"] == "rejected" and m)
+            assert "only positive numbers" in rejected["reply_error"]  # type: ignore[index]
+            sent = http.post(runs_path("desk-1", "/messages"),
+                             json={**ask, "payload": 4}).json()
+            replied = until(lambda: (m := http.get(runs_path(
+                "desk-1", f"/messages/{sent['id']}")).json())["replied_at"] and m)
+            assert replied["reply"] == 40 and replied["state"] == "consumed"  # type: ignore[index]
+            until(lambda: (http.get(runs_path("desk-1")).json()["wait"] or {}).get("kind")
+                  == "input")
+            run = http.get(runs_path("desk-1")).json()
+            assert run["wait"]["description"] == "ship it?" and not run["wait"]["parked"]
+            assert http.get(runs_path("desk-1", "/status/stage")).json()["value"] == "asking"
+            bad = http.post(runs_path("desk-1", "/input"), json={"value": {"approved": True}})
+            assert bad.status_code == 422 and bad.json()["error"]["field"] == "approver"
+            good = http.post(runs_path("desk-1", "/input"),
+                             json={"value": {"approved": True, "approver": "ana"}})
+            assert good.status_code == 201, good.text
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0 and "result: ana" in out, out
