@@ -215,13 +215,26 @@ def round_trip(backends: Backends, fleet: WaitFleet, backend: str, requests: int
             wait_until(lambda: store.get_run(rid).state == "Completed", 30,
                        f"run {rid} to complete", fleet, workers)
             resumes = sum(1 for h in store.run_history(rid) if h.state == "Running")
+            msgs = store.list_messages(rid, "ping", limit=warmup + requests)[warmup:]
         finally:
             fleet.stop(workers)
     timed = samples[warmup:]
     tenth = max(1, len(timed) // 10)
+    taken = [(m.consumed_at - m.sent_at) * 1000 for m in msgs]
+    replied = [(m.replied_at - m.consumed_at) * 1000 for m in msgs]
+    rest = [t - (m.replied_at - m.sent_at) * 1000 for t, m in zip(timed, msgs, strict=True)]
     return {"p50": statistics.median(timed), "p99": percentile(timed, 99), "n": len(timed),
             "first": statistics.median(timed[:tenth]), "last": statistics.median(timed[-tenth:]),
-            "starts": resumes}
+            "starts": resumes, "taken": statistics.median(taken),
+            "slope": statistics.linear_regression(range(len(timed)), timed).slope
+            if len(timed) > 1 else 0.0,
+            "replied": statistics.median(replied), "rest": statistics.median(rest)}
+
+
+def split(r: dict[str, float]) -> str:
+    """Where a round trip's time goes (medians of the stored messages' times)."""
+    return (f"send -> taken by the flow {r['taken']:.1f} ms, -> replied {r['replied']:.1f} "
+            f"ms, the requester's send and poll {r['rest']:.1f} ms")
 
 
 def park_and_wake(backends: Backends, fleet: WaitFleet, backend: str, k: int,
@@ -244,6 +257,7 @@ def park_and_wake(backends: Backends, fleet: WaitFleet, backend: str, k: int,
             store.set_queue(QUEUE, None)
             wait_count(store, url, fleet, workers, "Paused", k, 60 + k / 20, "parking")
             last_parked = query(url, "SELECT max(at) FROM run_history WHERE state = 'Paused'")[0]
+            time.sleep(1.0)  # settled: a thread a worker starts now and then has ended
             fp1 = footprint(workers)
             unleased = query(url, "SELECT count(*) FROM runs WHERE state = 'Paused' AND "
                              "lease_expires_at IS NULL AND worker_id IS NULL")[0]
@@ -340,14 +354,17 @@ def rtt_rows(backend: str, live: dict[str, float], parked: dict[str, float]) -> 
          f"<= 5 ms: {x(live['p50'], 5)} ({n} requests)", quoted_rtt(live["p50"])),
         (f"{backend}: round trip, live run, p99", f"{live['p99']:.2f} ms",
          f"<= 20 ms: {x(live['p99'], 20)}", quoted_rtt(live["p99"])),
+        (f"{backend}: round trip, live run, medians of its parts", "", split(live), ""),
         (f"{backend}: round trip, parked run, p50", f"{parked['p50']:.1f} ms",
          f"beside the live run: {x(parked['p50'], live['p50'])} its p50 ({int(parked['n'])} "
          f"requests, each woke the run: {int(parked['starts'])} starts)",
          f"Prefect, paused flow, 10 s: {x(parked['p50'], 10_000)}"),
         (f"{backend}: round trip, parked run, p99", f"{parked['p99']:.1f} ms",
          f"median of the first tenth {parked['first']:.1f} ms, of the last "
-         f"{parked['last']:.1f} ms (the replay grows by one receive per request)",
+         f"{parked['last']:.1f} ms: {parked['slope']:+.2f} ms per request answered before "
+         "(each wake replays every earlier receive and reply)",
          f"Prefect, paused flow, 10 s: {x(parked['p99'], 10_000)}"),
+        (f"{backend}: round trip, parked run, medians of its parts", "", split(parked), ""),
     ]
 
 
