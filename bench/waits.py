@@ -441,6 +441,7 @@ def run_all(args: argparse.Namespace, folder: Path, fleet: WaitFleet) -> list[Ro
                 rows += timer_rows(backend, n, r, target)
     if not backends.pg_ok:
         rows.append(("PostgreSQL", "-", f"{backends.pg_note}: rows skipped", ""))
+    rows[0] = (*rows[0][:2], f"{rows[0][2]}, {os.getloadavg()[0]:.2f} at the end", rows[0][3])
     return rows
 
 
