@@ -158,4 +158,4 @@ def request(run_id: str, topic: str, payload: Any = None,
             raise WaitTimeout(f"run {msg.run_id} did not reply on {topic!r} within "
                               f"{seconds:g} s (message {msg.id} stays stored)")
         time.sleep(min(delay, left))
-        delay = min(delay * 1.5, 0.05)
+        delay = min(delay * 1.2, 0.05)

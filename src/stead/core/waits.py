@@ -55,6 +55,7 @@ class Message(Generic[T]):
     expects_reply: bool = False
     idempotency_key: str | None = None
     _fence: Any = field(default=None, repr=False, compare=False)
+    _replayed: bool = field(default=False, repr=False, compare=False)
 
     def reply(self, value: Any) -> None:
         """Answer the request this message carries (`stead.request` returns `value` to its
@@ -63,6 +64,8 @@ class Message(Generic[T]):
 
         ctx = current_run.get()
         store = ctx.store if ctx is not None else store_for()
+        if self._replayed and store.get_message(self.id).replied_at is not None:
+            return  # a resumed run replying again: the first reply stands (a read, no write)
         store.reply_message(self.id, to_json(value, "the reply"), None, time.time(),
                             ctx.fence if ctx is not None else None)
 
@@ -311,7 +314,7 @@ def _await_message(ctx: RunContext, step: Step, topic: str, deadline: float | No
         _show(ctx, wait)
         shown = True
     store, clock = ctx.store, ctx.clock
-    interval = 0.0005
+    interval = 0.0004
     while True:
         rec = store.next_message(ctx.run.id, topic)
         while rec is not None:
@@ -335,7 +338,7 @@ def _await_message(ctx: RunContext, step: Step, topic: str, deadline: float | No
             _show(ctx, wait)
             shown = True
         # Poll quickly at first (a live conversation), then less often.
-        interval = min(interval * 2, 0.05 if waited < 10 else 0.5)
+        interval = min(interval * 1.25, 0.05 if waited < 10 else 0.5)
         clock.sleep(interval if deadline is None else max(0.0, min(interval, deadline - now)))
 
 
@@ -384,7 +387,7 @@ def _replayed(ctx: RunContext, recorded: Any, topic: str, decode_as: Any,
     return Message(recorded["id"], ctx.run.id, recorded["topic"],
                    typed(recorded["payload"], decode_as, where), recorded["sent_at"],
                    recorded.get("expects_reply", False), recorded.get("idempotency_key"),
-                   ctx.fence)
+                   ctx.fence, _replayed=True)
 
 
 # -- status ----------------------------------------------------------------------------------
