@@ -33,7 +33,11 @@ def quick(out: str) -> str:
 def waits_for_payment(out: str) -> str:
     """A step, then a message (parks on a worker when it takes longer than the setting)."""
     effect(out, "before")
+    stead.set_status("stage", "waiting for payment")
     msg = stead.receive("payment", timeout=dt.timedelta(days=1))
+    stead.set_status("stage", "paid" if msg is not None else "timed out")
+    if msg is not None:
+        stead.set_status("ref", msg.payload["ref"])
     return effect(out, "paid" if msg is not None else "timeout")
 
 

@@ -5,6 +5,9 @@ finished step again. Each test runs on SQLite, PostgreSQL and through a server."
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -58,9 +61,18 @@ def test_a_message_wakes_a_parked_run(db: Store, workers: Workers, tmp_path: Pat
     wait_until(lambda: db.get_run(rid).state == "Paused", 60, "the run to park")
     wait = db.get_wait(rid)
     assert wait is not None and wait.kind == "message" and wait.topic == "payment"
+    assert stead.get_status(rid, "stage") == "waiting for payment"  # no process holds it
+    # Another process waits for a status the run publishes once it has the payment.
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import stead, sys; print(stead.get_status(sys.argv[1], 'ref', "
+         "wait=60))", rid],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "STEAD_DATABASE_URL": workers.url})
+    time.sleep(0.5)
     stead.send(rid, "payment", {"ref": "tx-1"}, idempotency_key="tx-1")
     wait_until(lambda: db.get_run(rid).state == "Completed", 60, "the run to finish")
     assert [ln[2] for ln in lines(out)] == ["before", "paid"]
+    assert stead.get_status(rid, "stage") == "paid"
+    assert reader.communicate(timeout=60)[0].strip() == "tx-1"
 
 
 def test_cancelling_a_parked_run_is_immediate(db: Store, workers: Workers,
