@@ -465,3 +465,17 @@ def test_a_retry_delay_survives_a_crash_and_a_resume_waits_what_remains() -> Non
     assert retried.with_options(run_id="retried", clock=resumed)() == "ok"
     assert resumed.sleeps == [pytest.approx(5.0)]  # not at once, and not 20 s again
     assert len(calls) == 2
+
+
+def test_waits_work_in_async_flows() -> None:
+    import asyncio
+
+    clock = FakeClock()
+
+    @flow
+    async def later_on() -> Any:
+        stead.sleep(30)  # a durable wait (it blocks this flow's event loop while it waits)
+        return stead.receive("none", timeout=1)
+
+    assert asyncio.run(later_on.with_options(clock=clock)()) is None
+    assert clock.sleeps[0] == 30.0

@@ -99,3 +99,11 @@ def flaky(out: str) -> str:
 @flow
 def retries_in_an_hour(out: str) -> str:
     return flaky(out)
+
+
+@flow
+async def three_days_async(out: str) -> str:
+    """The same in an async flow: the park leaves through the event loop."""
+    effect(out, "before")
+    stead.sleep(dt.timedelta(days=3))
+    return effect(out, "after")

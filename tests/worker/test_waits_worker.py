@@ -124,3 +124,17 @@ def test_a_long_retry_delay_parks_the_run_and_survives_the_worker(
     wait_until(lambda: db.get_run(rid).state == "Completed", 60,
                f"the retry an hour later: {workers.log(b)}")
     assert len(lines(out)) == 2  # two attempts, the second an hour later
+
+
+def test_an_async_flow_parks_and_resumes_too(db: Store, workers: Workers,
+                                             tmp_path: Path) -> None:
+    out = tmp_path / "effects.txt"
+    rid = wait_flows.three_days_async.enqueue(out=str(out), queue="q")
+    a = workers.start("-q", "q", "-c", "1")
+    wait_until(lambda: db.get_run(rid).state == "Paused", 60, "the run to park")
+    workers.kill(a)
+    a.wait(10)
+    b = workers.start("-q", "q", "-c", "1", **faketime_env("+3d"))
+    wait_until(lambda: db.get_run(rid).state == "Completed", 60,
+               f"the run to finish: {workers.log(b)}")
+    assert [ln[2] for ln in lines(out)] == ["before", "after"]
