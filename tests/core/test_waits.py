@@ -328,7 +328,9 @@ def test_input_is_checked_against_the_form_and_resumes_with_a_model() -> None:
         refund.with_options(run_id="refund")(20.0)), daemon=True)
     thread.start()
     wait_for_step("refund", "input")
-    wait = store_for().get_wait("refund")
+    deadline = time.monotonic() + 20  # the wait is recorded just after its step
+    while (wait := store_for().get_wait("refund")) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert wait is not None and wait.kind == "input" and "refund 20.0?" in wait.detail
     with pytest.raises(InvalidInput) as bad:
         stead.send_input("refund", {"approved": "perhaps", "approver": "ana"})
