@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import importlib
 import os
 import shutil
 import signal
@@ -68,7 +67,6 @@ from pathlib import Path
 from typing import Any
 
 from workers import (
-    HERE,
     QUEUE,
     Backends,
     BenchError,
@@ -79,6 +77,7 @@ from workers import (
     percentile,
     wait_until,
 )
+from workers import flows as worker_flows
 
 FAKETIME_LIB = next(iter(glob.glob("/usr/lib/*/faketime/libfaketime.so.1")), "")
 AHEAD = "+3720s"  # the resuming workers' clock: past every one-hour sleep parked before
@@ -100,17 +99,7 @@ class WaitFleet(Fleet):
 
 def flows(url: str) -> Any:
     """bench_wait_flows, imported as the workers import it, bound to `url`."""
-    if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))
-    module = importlib.import_module("bench_wait_flows")
-
-    class Bound:
-        warm = module.warm.with_options(database_url=url)
-        echo = module.echo.with_options(database_url=url)
-        hour_nap = module.hour_nap.with_options(database_url=url)
-        alarm = module.alarm.with_options(database_url=url)
-
-    return Bound
+    return worker_flows(url, "bench_wait_flows")
 
 
 def query(url: str, sql: str, args: tuple[Any, ...] = ()) -> Any:

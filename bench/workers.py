@@ -250,17 +250,19 @@ class Backends:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def flows(url: str) -> Any:
-    """bench_flows, imported as the workers import it, with its flows bound to `url`."""
+def flows(url: str, module_name: str = "bench_flows") -> Any:
+    """The flows of bench/`module_name`, imported as the workers import it, bound to `url`
+    (attributes of the answer, by name)."""
+    from types import SimpleNamespace
+
+    from stead.core.flow import Flow
+
     if str(HERE) not in sys.path:
         sys.path.insert(0, str(HERE))
-    module = importlib.import_module("bench_flows")
-
-    class Bound:
-        three = module.three.with_options(database_url=url)
-        slow = module.slow.with_options(database_url=url)
-
-    return Bound
+    module = importlib.import_module(module_name)
+    return SimpleNamespace(**{name: value.with_options(database_url=url)
+                              for name, value in vars(module).items()
+                              if isinstance(value, Flow)})
 
 
 def queue_counts(store: Any) -> tuple[int, int]:

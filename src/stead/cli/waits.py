@@ -31,7 +31,7 @@ from stead.cli.render import (
 )
 from stead.errors import InvalidInput
 from stead.store.base import Store
-from stead.store.waits import INPUT_TOPIC, MessageRecord, StatusRecord, WaitRecord
+from stead.store.waits import INPUT_TOPIC, MessageRecord, StatusRecord, WaitRecord, json_value
 
 RunIdArg = Annotated[str, typer.Argument(
     metavar="RUN_ID", show_default=False,
@@ -116,15 +116,6 @@ def _shown(value_json: str | None, limit: int = 80) -> str:
         return clip(value_json, limit)
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return clip(text, limit)
-
-
-def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 # -- send ------------------------------------------------------------------------------------
@@ -222,7 +213,7 @@ def send_input(
 
 # -- status ----------------------------------------------------------------------------------
 def _status_dict(r: StatusRecord) -> dict[str, Any]:
-    return {"key": r.key, "value": _loads(r.value), "updated_at": r.updated_at,
+    return {"key": r.key, "value": json_value(r.value), "updated_at": r.updated_at,
             "step_key": r.step_key}
 
 
@@ -299,10 +290,10 @@ def show_status(
 # -- messages --------------------------------------------------------------------------------
 def message_dict(m: MessageRecord) -> dict[str, Any]:
     """A message as `--json` prints it (payload and reply as JSON values)."""
-    return {"id": m.id, "run_id": m.run_id, "topic": m.topic, "payload": _loads(m.payload),
+    return {"id": m.id, "run_id": m.run_id, "topic": m.topic, "payload": json_value(m.payload),
             "sent_at": m.sent_at, "idempotency_key": m.idempotency_key, "sender": m.sender,
             "expects_reply": m.expects_reply, "state": m.state, "step_key": m.step_key,
-            "consumed_at": m.consumed_at, "reply": _loads(m.reply),
+            "consumed_at": m.consumed_at, "reply": json_value(m.reply),
             "reply_error": m.reply_error, "replied_at": m.replied_at}
 
 

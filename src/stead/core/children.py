@@ -61,11 +61,13 @@ def child_result(ctx: RunContext, run_id: str, timeout: float | None,
         now = clock.now()
         if deadline is not None and now >= deadline:
             step.abandoned()  # not recorded: a later call may wait again
-            raise TimeoutError(f"run {run_id} is still {run.state} after {timeout} s")
+            raise TimeoutError(
+                f"run {run_id} is still {run.state} after {timeout:g} s: wait longer "
+                f"(result(timeout=...)), or see it with `stead runs show {run_id}`")
         if not begun:
-            from stead.core.waits import _begin
+            from stead.core.waits import begin_wait
 
-            _begin(ctx, step)
+            begin_wait(ctx, step)
             begun = True
         if now - since >= park_after() and can_park(ctx):
             step.abandoned()

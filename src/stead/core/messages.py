@@ -19,10 +19,10 @@ from typing import Any
 
 from stead.core.context import current_run
 from stead.core.steps import Step
-from stead.core.waits import check_topic, seconds_of, to_json
+from stead.core.waits import seconds_of, to_json
 from stead.errors import RequestRejected, WaitError, WaitTimeout
 from stead.store.base import Store
-from stead.store.waits import INPUT_TOPIC, MessageRecord
+from stead.store.waits import INPUT_TOPIC, MessageRecord, check_topic
 
 
 def _store(database_url: str | None) -> Store:
@@ -53,7 +53,7 @@ def send(run_id: str, topic: str, payload: Any = None, idempotency_key: str | No
         >>> stead.send(run_id, "payment", {"ref": "tx-81"}, idempotency_key="tx-81")
         17
     """
-    check_topic(topic)
+    check_topic(run_id, topic)
     text = to_json(payload, f"the payload for topic {topic!r}")
     ctx = current_run.get()
     if ctx is None:
@@ -136,7 +136,7 @@ def request(run_id: str, topic: str, payload: Any = None,
         >>> stead.request(run_id, "discount", {"percent": 10}, timeout=5)
         {'accepted': True}
     """
-    check_topic(topic)
+    check_topic(run_id, topic)
     text = to_json(payload, f"the payload for topic {topic!r}")
     store = _store(database_url)
     seconds = seconds_of(timeout, "stead.request")

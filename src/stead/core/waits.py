@@ -30,7 +30,13 @@ from stead.core.states import State
 from stead.core.steps import Step
 from stead.errors import WaitError, WaitTimeout
 from stead.store.base import StepRecord
-from stead.store.waits import INPUT_TOPIC, MessageRecord, StatusRecord, WaitRecord
+from stead.store.waits import (
+    INPUT_TOPIC,
+    MessageRecord,
+    StatusRecord,
+    WaitRecord,
+    check_topic,
+)
 
 T = TypeVar("T")
 RUNNING, COMPLETED = State.RUNNING.value, State.COMPLETED.value
@@ -126,7 +132,7 @@ def _ctx(what: str) -> RunContext:
     return ctx
 
 
-def _begin(ctx: RunContext, step: Step) -> None:
+def begin_wait(ctx: RunContext, step: Step) -> None:
     """Record the wait's step as Running with its due time in its params, before waiting."""
     ctx.store.record_step(
         StepRecord(ctx.run.id, step.key, step.name, step.kind, RUNNING, step.attempts,
@@ -137,10 +143,6 @@ def _finish(ctx: RunContext, step: Step, shown: bool, value: Any) -> Any:
     if shown or step.begun is not None:  # a row someone may have been shown (or parked)
         ctx.store.clear_wait(ctx.run.id, ctx.fence)
     return step.succeeded(value)
-
-
-def _show(ctx: RunContext, wait: WaitRecord) -> None:
-    ctx.store.record_wait(wait, ctx.fence)
 
 
 # -- timers ----------------------------------------------------------------------------------
@@ -177,7 +179,7 @@ def sleep(duration: float | dt.timedelta | None = None, *,
         due = (now + seconds_of(duration, "stead.sleep") if duration is not None
                else _timestamp(until))
         step.params = json.dumps({"until": due})
-        _begin(ctx, step)
+        begin_wait(ctx, step)
     try:
         shown = wait_until(ctx, WaitRecord(ctx.run.id, "timer", step.key, wake_at=due,
                                            since=ctx.clock.now()))
@@ -207,7 +209,7 @@ def wait_until(ctx: RunContext, wait: WaitRecord) -> bool:
         raise Park(wait)
     shown = remaining >= SHOW_AFTER_S
     if shown:
-        _show(ctx, wait)
+        ctx.store.record_wait(wait, ctx.fence)
     ctx.clock.sleep(remaining)
     return shown
 
@@ -231,7 +233,7 @@ def receive(topic: str, timeout: float | dt.timedelta | None = None, *, type: An
         ...     settle(msg.payload.ref)
     """
     ctx = _ctx("receive")
-    check_topic(topic)
+    check_topic(ctx.run.id, topic)
     deadline = _deadline(ctx, timeout, "stead.receive")
     return _receive(ctx, "stead.receive", "receive", topic, deadline, type, validate,
                     raise_on_timeout, None)
@@ -263,14 +265,6 @@ def wait_for_input(model: Any, timeout: float | dt.timedelta | None = None, *,
     msg = _receive(ctx, "stead.wait_for_input", "input", INPUT_TOPIC, deadline, model, None,
                    raise_on_timeout, detail)
     return None if msg is None else msg.payload
-
-
-def check_topic(topic: Any) -> str:
-    """`topic` if it is a topic name (a non-empty str of at most 255 characters)."""
-    if not isinstance(topic, str) or not topic or len(topic) > 255:
-        raise WaitError(f"a topic is a non-empty string of at most 255 characters, not "
-                        f"{topic!r:.80}")
-    return topic
 
 
 def _deadline(ctx: RunContext, timeout: Any, what: str) -> float | None:
@@ -309,9 +303,9 @@ def _await_message(ctx: RunContext, step: Step, topic: str, deadline: float | No
     shown = False
     if detail is not None:  # input is checked against the recorded form when it is sent
         if not begun:
-            _begin(ctx, step)
+            begin_wait(ctx, step)
             begun = True
-        _show(ctx, wait)
+        ctx.store.record_wait(wait, ctx.fence)
         shown = True
     store, clock = ctx.store, ctx.clock
     interval = 0.0004
@@ -329,13 +323,13 @@ def _await_message(ctx: RunContext, step: Step, topic: str, deadline: float | No
                 raise WaitTimeout(f"run {ctx.run.id}: no message on {topic!r} came in time")
             return None
         if not begun:  # the deadline is durable before the run waits
-            _begin(ctx, step)
+            begin_wait(ctx, step)
             begun = True
         waited = now - wait.since
         if waited >= park_after() and can_park(ctx):
             raise Park(wait)
         if not shown and waited >= SHOW_AFTER_S:
-            _show(ctx, wait)
+            ctx.store.record_wait(wait, ctx.fence)
             shown = True
         # Poll quickly at first (a live conversation), then less often.
         interval = min(interval * 1.25, 0.05 if waited < 10 else 0.5)

@@ -290,14 +290,18 @@ class CreateRun(RequestBody):
     @field_validator("parameters")
     @classmethod
     def _storable_text(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _check_text(value, "parameters")
+        check_text(value, "parameters")
         return value
 
 
-def _check_text(value: Any, where: str) -> None:
+def check_text(value: Any, where: str, *, refuse_nul: bool = False) -> None:
     """Refuse text that cannot be stored: a lone surrogate (JSON allows "\\ud800"; UTF-8,
-    and so the database, does not)."""
+    and so the database, does not) and, with `refuse_nul`, a NUL character (PostgreSQL's
+    text holds none), anywhere in a JSON value, keys too."""
     if isinstance(value, str):
+        if refuse_nul and "\x00" in value:
+            raise ValueError(f"{where} contains a NUL character (\\u0000), which cannot "
+                             "be stored")
         try:
             value.encode()
         except UnicodeEncodeError:
@@ -305,11 +309,11 @@ def _check_text(value: Any, where: str) -> None:
                              "is not text that can be stored") from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_text(key, where)
-            _check_text(item, f"{where}.{key}")
+            check_text(key, where, refuse_nul=refuse_nul)
+            check_text(item, f"{where}.{key}", refuse_nul=refuse_nul)
     elif isinstance(value, list):
         for item in value:
-            _check_text(item, where)
+            check_text(item, where, refuse_nul=refuse_nul)
 
 
 class Queue(BaseModel):

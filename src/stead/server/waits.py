@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, JsonValue, field_validator
 from stead.errors import InvalidInput, WaitError
 from stead.server.deps import StoreDep
 from stead.server.errors import NOT_FOUND, ApiError
-from stead.server.schemas import ErrorBody, RequestBody
+from stead.server.schemas import ErrorBody, RequestBody, check_text
 from stead.store.base import Store
 from stead.store.waits import (
     INPUT_TOPIC,
@@ -26,6 +26,7 @@ from stead.store.waits import (
     TOPIC_MAX,
     MessageRecord,
     StatusRecord,
+    json_value,
 )
 
 router = APIRouter(prefix="/runs", tags=["messages and status"])
@@ -34,15 +35,6 @@ MAX_ID = 2**63 - 1
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "The run has ended (Completed, Failed, "
                                              "Cancelled): it takes no messages"}}
-
-
-def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 class Message(BaseModel):
@@ -69,10 +61,10 @@ class Message(BaseModel):
 
     @classmethod
     def of(cls, m: MessageRecord) -> Message:
-        return cls(id=m.id, run_id=m.run_id, topic=m.topic, payload=_loads(m.payload),
+        return cls(id=m.id, run_id=m.run_id, topic=m.topic, payload=json_value(m.payload),
                    sent_at=m.sent_at, idempotency_key=m.idempotency_key, sender=m.sender,
                    expects_reply=m.expects_reply, state=m.state, step_key=m.step_key,
-                   consumed_at=m.consumed_at, reply=_loads(m.reply),
+                   consumed_at=m.consumed_at, reply=json_value(m.reply),
                    reply_error=m.reply_error, replied_at=m.replied_at)
 
 
@@ -89,7 +81,7 @@ class StatusValue(BaseModel):
 
     @classmethod
     def of(cls, s: StatusRecord) -> StatusValue:
-        return cls(run_id=s.run_id, key=s.key, value=_loads(s.value), updated_at=s.updated_at,
+        return cls(run_id=s.run_id, key=s.key, value=json_value(s.value), updated_at=s.updated_at,
                    step_key=s.step_key)
 
 
@@ -98,24 +90,8 @@ class StatusList(BaseModel):
 
 
 def _storable(value: Any, where: str) -> Any:
-    """`value` if every string in it (keys too) is text that can be stored: no NUL
-    character (PostgreSQL's text has none) and no lone surrogate (UTF-8 has none)."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{where} contains a NUL character (\\u0000), which cannot "
-                             "be stored")
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise ValueError(f"{where} contains a lone surrogate (such as \\ud800), which "
-                             "is not text that can be stored") from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _storable(key, where)
-            _storable(item, f"{where}.{key}")
-    elif isinstance(value, list):
-        for item in value:
-            _storable(item, where)
+    """`value` if every string in it (keys too) can be stored (schemas.check_text)."""
+    check_text(value, where, refuse_nul=True)
     return value
 
 

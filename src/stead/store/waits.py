@@ -283,6 +283,21 @@ def check_json(text: object, what: str) -> str:
     return text
 
 
+def json_value(text: str | None) -> Any:
+    """A stored JSON text (payload, reply, status value) as its value, for display: None as
+    None, and text that is not JSON as it is.
+
+    >>> json_value('{"ref": "tx-81"}'), json_value(None)
+    ({'ref': 'tx-81'}, None)
+    """
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def describe_wait(wait: WaitRecord) -> str:
     """What a run waits for, in words (history entries, `runs ls`).
 
